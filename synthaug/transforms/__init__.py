@@ -1,1 +1,32 @@
-"""synthaug.transforms"""
+"""The augmentation transforms.
+
+Core (no MONAI/TorchIO needed): :class:`ContextTextureSynth` (array form with ``sample_params`` /
+``apply``), elastic deformation helpers.
+
+MONAI and TorchIO forms are imported lazily on first access, so ``import synthaug.transforms``
+imports neither framework:
+
+- ``RandContextTextureSynthd``, ``RandContextTextureSynth`` (MONAI)
+- ``RandomContextTextureSynth`` (TorchIO)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from synthaug.transforms.context_texture import ContextTextureParams, ContextTextureSynth
+
+_LAZY = {
+    "RandContextTextureSynthd": "synthaug.integrations.monai_transforms",
+    "RandContextTextureSynth": "synthaug.integrations.monai_transforms",
+    "RandomContextTextureSynth": "synthaug.integrations.torchio_transforms",
+}
+
+__all__ = ["ContextTextureParams", "ContextTextureSynth", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'synthaug.transforms' has no attribute {name!r}")

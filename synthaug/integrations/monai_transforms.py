@@ -1,0 +1,140 @@
+"""MONAI forms of the synthaug transforms (array + dictionary).
+
+Randomness comes from MONAI's ``self.R`` (so ``set_random_state`` and ``Compose(...).set_random_state``
+replay pipelines); it is reduced to one integer seed per call that the pure core consumes. The
+transforms hold only a weights *name* and its model card, never a network, so MONAI's
+``CacheDataset`` can deep-copy them cheaply; the frozen network is resolved per process and device
+by :func:`synthaug.weights.registry.load`. They are neither lazy nor invertible (an intensity
+synthesis has no inverse): ``Compose(lazy=True)`` applies pending resampling before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import Any
+
+import torch
+
+from synthaug._optional import require
+from synthaug.errors import ValidationError
+from synthaug.transforms.context_texture import (
+    DEFAULT_CONTEXT_WEIGHTS,
+    ContextTextureParams,
+    ContextTextureSynth,
+)
+
+_monai_transforms = require("monai.transforms")
+_monai_data = require("monai.data")
+MapTransform = _monai_transforms.MapTransform
+RandomizableTransform = _monai_transforms.RandomizableTransform
+MetaTensor = _monai_data.MetaTensor
+
+__all__ = ["RandContextTextureSynth", "RandContextTextureSynthd", "check_same_affine"]
+
+
+def check_same_affine(image: Any, label: Any, names: tuple[str, str] = ("image", "label"), atol: float = 1e-3) -> None:
+    """Raise if two MetaTensors carry different affines (a label from another grid)."""
+    a, b = getattr(image, "affine", None), getattr(label, "affine", None)
+    if a is None or b is None:
+        return
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.shape != b.shape or not torch.allclose(a, b, atol=atol):
+        raise ValidationError(
+            f"{names[0]} and {names[1]} have different affines:\n{a.numpy()}\nvs\n{b.numpy()}\n"
+            "They do not lie on the same grid: resample the label onto the image (e.g. monai.transforms."
+            "ResampleToMatchd with mode='nearest') before this transform."
+        )
+
+
+def _as_tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.as_tensor() if isinstance(x, MetaTensor) else x
+    return torch.as_tensor(x)
+
+
+def _like(out: torch.Tensor, ref: Any) -> Any:
+    """``out`` in the container type of ``ref`` (MetaTensor keeps ``ref``'s meta)."""
+    if isinstance(ref, MetaTensor):
+        res = MetaTensor(out, meta=dict(ref.meta), applied_operations=list(ref.applied_operations))
+        return res
+    if isinstance(ref, torch.Tensor):
+        return out
+    return out.cpu().numpy()
+
+
+class RandContextTextureSynth(RandomizableTransform):
+    """Array form: ``synth(image, label) -> (image, label)``; see :class:`ContextTextureSynth`."""
+
+    def __init__(self, weights: str = DEFAULT_CONTEXT_WEIGHTS, prob: float = 1.0, **options: Any) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.synth = ContextTextureSynth(weights, prob=1.0, **options)
+        self._seed = 0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self._seed = int(self.R.randint(0, 2**31 - 1))
+
+    def __call__(self, image: Any, label: Any, randomize: bool = True) -> tuple[Any, Any]:
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return image, label
+        check_same_affine(image, label)
+        params = ContextTextureParams(seed=self._seed, apply=True)
+        img_t, lab_t = _as_tensor(image), _as_tensor(label)
+        out_img, out_lab = self.synth.apply(img_t, lab_t, params)
+        return _like(out_img, image), _like(out_lab.to(lab_t.dtype), label)
+
+
+class RandContextTextureSynthd(RandomizableTransform, MapTransform):
+    """Dictionary form of :class:`RandContextTextureSynth` (MONAI).
+
+    Replaces ``data[image_key]`` by a synthetic image for ``data[label_key]`` (elastically deformed
+    first when ``deform=True``; the deformed label replaces ``data[label_key]``), keeping meta.
+
+    Example:
+        >>> from monai.transforms import Compose  # doctest: +SKIP
+        >>> t = Compose([LoadImaged(keys), EnsureChannelFirstd(keys),
+        ...              RandContextTextureSynthd(image_key="image", label_key="label", prob=0.5)])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        label_key: str = "label",
+        weights: str = DEFAULT_CONTEXT_WEIGHTS,
+        prob: float = 1.0,
+        allow_missing_keys: bool = False,
+        **options: Any,
+    ) -> None:
+        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.image_key, self.label_key = image_key, label_key
+        self.array = RandContextTextureSynth(weights, prob=1.0, **options)
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandContextTextureSynthd:
+        super().set_random_state(seed, state)
+        self.array.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.array.randomize()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        if self.image_key not in d or self.label_key not in d:
+            if self.allow_missing_keys:
+                return d
+            missing = [k for k in (self.image_key, self.label_key) if k not in d]
+            raise ValidationError(
+                f"RandContextTextureSynthd needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
+                "set image_key/label_key, or allow_missing_keys=True."
+            )
+        d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
+        return d
+
+

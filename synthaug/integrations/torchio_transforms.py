@@ -1,0 +1,102 @@
+"""TorchIO forms of the synthaug transforms: a random transform and its deterministic twin.
+
+``RandomContextTextureSynth`` samples one integer seed and hands it to ``ContextTextureSynth``,
+which declares its ``args_names``; the subject's history therefore replays exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from synthaug._optional import require
+from synthaug.errors import ValidationError
+from synthaug.transforms.context_texture import DEFAULT_CONTEXT_WEIGHTS, ContextTextureParams
+from synthaug.transforms.context_texture import ContextTextureSynth as _Core
+
+tio = require("torchio")
+
+__all__ = ["ContextTextureSynth", "RandomContextTextureSynth"]
+
+_OPTION_NAMES = ("deform", "control_points", "max_displacement", "features", "perturbation", "ranges", "label_map", "slice_axis", "chunk")
+
+
+def _check_pair(subject: Any, image_name: str, label_name: str) -> None:
+    for name in (image_name, label_name):
+        if name not in subject:
+            raise ValidationError(f"subject has no image named {name!r} (it has {sorted(subject.keys())}).")
+    a, b = subject[image_name].affine, subject[label_name].affine
+    import numpy as np
+
+    if not np.allclose(a, b, atol=1e-3):
+        raise ValidationError(
+            f"{image_name!r} and {label_name!r} have different affines; resample the label onto the image first "
+            "(tio.Resample(image_name) applies nearest-neighbour to label maps)."
+        )
+
+
+class ContextTextureSynth(tio.Transform):
+    """Deterministic twin: synthesise with a given ``seed`` (see :class:`synthaug.transforms.ContextTextureSynth`)."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        weights: str = DEFAULT_CONTEXT_WEIGHTS,
+        image_name: str = "image",
+        label_name: str = "label",
+        deform: bool = True,
+        control_points: int = 4,
+        max_displacement: float = 6.0,
+        features: str = "perturb",
+        perturbation: float = 0.1,
+        ranges: dict | None = None,
+        label_map: dict | None = None,
+        slice_axis: int = 2,
+        chunk: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.seed, self.weights, self.image_name, self.label_name = int(seed), weights, image_name, label_name
+        self.deform, self.control_points, self.max_displacement = deform, control_points, max_displacement
+        self.features, self.perturbation, self.ranges, self.label_map = features, perturbation, ranges, label_map
+        self.slice_axis, self.chunk = slice_axis, chunk
+        self.args_names = ["seed", "weights", "image_name", "label_name", *_OPTION_NAMES]
+        self._core = _Core(weights, prob=1.0, **{k: getattr(self, k) for k in _OPTION_NAMES})
+
+    def apply_transform(self, subject: Any) -> Any:
+        _check_pair(subject, self.image_name, self.label_name)
+        image, label = subject[self.image_name], subject[self.label_name]
+        img = image.data.float()
+        lab = label.data
+        out_img, out_lab = self._core.apply(img, lab, ContextTextureParams(seed=self.seed, apply=True))
+        image.set_data(out_img.to(image.data.dtype) if image.data.is_floating_point() else out_img)
+        label.set_data(out_lab.to(label.data.dtype))
+        return subject
+
+
+class RandomContextTextureSynth(tio.RandomTransform):
+    """Random ConText-GAN synthesis for TorchIO subjects (``p`` is TorchIO's probability)."""
+
+    def __init__(
+        self,
+        *,
+        weights: str = DEFAULT_CONTEXT_WEIGHTS,
+        image_name: str = "image",
+        label_name: str = "label",
+        **options: Any,
+    ) -> None:
+        base = {k: options.pop(k) for k in list(options) if k not in _OPTION_NAMES}
+        super().__init__(**base)
+        self.weights, self.image_name, self.label_name = weights, image_name, label_name
+        self.options = options
+        _Core(weights, prob=1.0, **options)  # validate now, not at the first call
+
+    def apply_transform(self, subject: Any) -> Any:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        transform = ContextTextureSynth(
+            seed, weights=self.weights, image_name=self.image_name, label_name=self.label_name, **self.options,
+            **self._get_base_args(),
+        )
+        return transform(subject)

@@ -1,0 +1,273 @@
+"""ConText-GAN synthesis as an augmentation: label map (+ texture request) -> new image.
+
+The array form :class:`ContextTextureSynth` has no MONAI/TorchIO dependency; the MONAI dictionary
+transform ``RandContextTextureSynthd`` and the TorchIO ``RandomContextTextureSynth`` wrap it
+(see :mod:`synthaug.integrations`).
+
+Per call:
+
+1. (optional) a random smooth elastic field deforms the label map (nearest neighbour) and, for
+   measuring features, the image (linear); the deformed label is returned with the new image;
+2. the requested per-region texture features are drawn: ``"perturb"`` measures the sample's own
+   features slice by slice and shifts every region by one random offset per volume (so slices stay
+   consistent), ``"card"`` draws per class from the training distribution stored in the model card,
+   ``"ranges"`` draws uniformly in user-given normalised ranges;
+3. the frozen 2D generator renders every slice (batched, on the input's device);
+4. the output is mapped back to the input's intensity scale (the card's convention: a fixed CT
+   window, or the input volume's own percentiles for MR).
+
+Sampling is split from application: :meth:`ContextTextureSynth.sample_params` draws a tiny record
+(one integer seed and whether to apply); :meth:`ContextTextureSynth.apply` is pure given it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from synthaug._validate import check_choice, check_image, check_positive, check_probability
+from synthaug.errors import LabelError, ShapeError, ValidationError
+from synthaug.features import normalise_features, region_features
+from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
+from synthaug.weights.registry import card_of, load
+
+__all__ = ["ContextTextureParams", "ContextTextureSynth", "DEFAULT_CONTEXT_WEIGHTS"]
+
+DEFAULT_CONTEXT_WEIGHTS = "context_ct_a"
+_FEATURE_MODES = ("perturb", "card", "ranges")
+
+
+@dataclass(frozen=True)
+class ContextTextureParams:
+    """Everything random about one call: replaying it gives the same output."""
+
+    seed: int
+    apply: bool
+
+
+class ContextTextureSynth:
+    """Synthesise a new image for a label map with a frozen ConText-GAN generator.
+
+    Args:
+        weights: registry name or path of a ``context`` family weights file.
+        prob: probability that a call synthesises (otherwise image and label pass unchanged).
+        deform: elastically deform the label map first (a new shape, returned with the image).
+        control_points, max_displacement: the elastic field (displacement in voxels).
+        features: ``"perturb"``, ``"card"`` or ``"ranges"`` (see the module docstring).
+        perturbation: half-width of the uniform offset (normalised units, 0..1) in ``"perturb"`` mode.
+        ranges: ``{feature: (low, high)}`` in normalised units for ``"ranges"`` mode.
+        label_map: ``{your label value: generator class index}`` when your labels are not already the
+            generator's class indices (``card.labels``); values not in the map are refused.
+        slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
+        chunk: slices per generator call (bounds memory on large volumes).
+
+    Example:
+        >>> synth = ContextTextureSynth("context_ct_a", deform=False)  # doctest: +SKIP
+        >>> params = synth.sample_params(generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+        >>> new_image, new_label = synth.apply(image, label, params)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        weights: str | Path = DEFAULT_CONTEXT_WEIGHTS,
+        *,
+        prob: float = 1.0,
+        deform: bool = True,
+        control_points: int = 4,
+        max_displacement: float = 6.0,
+        features: str = "perturb",
+        perturbation: float = 0.1,
+        ranges: Mapping[str, tuple[float, float]] | None = None,
+        label_map: Mapping[int, int] | None = None,
+        slice_axis: int = 2,
+        chunk: int = 32,
+    ) -> None:
+        self.weights = weights
+        self.card = card_of(weights)
+        if self.card.family != "context":
+            raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'context' one.")
+        self.prob = check_probability("prob", prob)
+        self.deform = bool(deform)
+        self.control_points = int(control_points)
+        self.max_displacement = check_positive("max_displacement", max_displacement, allow_zero=True)
+        self.features = check_choice("features", features, _FEATURE_MODES)
+        self.perturbation = check_positive("perturbation", perturbation, allow_zero=True)
+        self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
+        self.chunk = int(check_positive("chunk", chunk))
+        self.names = tuple(self.card.features)
+        self.bins = int(self.card.feature_options.get("bins", 32))
+        self.n_labels = self.card.n_labels
+        if self.features == "ranges":
+            if not ranges:
+                raise ValidationError("features='ranges' needs ranges={feature: (low, high)} in normalised 0..1 units.")
+            missing = [n for n in self.names if n not in ranges]
+            if missing:
+                raise ValidationError(f"ranges lacks feature(s) {missing}; the generator needs {list(self.names)}.")
+            for n, (lo, hi) in ranges.items():
+                if not 0.0 <= lo <= hi <= 1.0:
+                    raise ValidationError(f"ranges[{n!r}] must satisfy 0 <= low <= high <= 1, got ({lo}, {hi}).")
+        self.ranges = dict(ranges) if ranges else None
+        self.label_map = dict(label_map) if label_map else None
+        if self.label_map is not None:
+            bad = {k: v for k, v in self.label_map.items() if not 0 <= int(v) < self.n_labels}
+            if bad:
+                raise ValidationError(
+                    f"label_map targets {bad} are not generator classes 0..{self.n_labels - 1} ({list(self.card.labels)})."
+                )
+
+    # ------------------------------------------------------------------ sampling
+    def sample_params(self, *, generator: torch.Generator) -> ContextTextureParams:
+        apply = bool(torch.rand((), generator=generator) < self.prob)
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        return ContextTextureParams(seed=seed, apply=apply)
+
+    def __call__(
+        self, image: torch.Tensor, label: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
+        return self.apply(image, label, self.sample_params(generator=gen))
+
+    # ------------------------------------------------------------------ application
+    def apply(
+        self, image: torch.Tensor, label: torch.Tensor, params: ContextTextureParams
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial)."""
+        if not params.apply:
+            return image, label
+        squeeze = label.ndim == image.ndim - 1
+        lab = label[None] if squeeze else label
+        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed])
+        return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
+
+    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
+        if labels.ndim != images.ndim or labels.shape[1] != 1:
+            raise ShapeError(
+                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, got {tuple(labels.shape)}."
+            )
+        if labels.shape[2:] != images.shape[2:]:
+            raise ShapeError(
+                f"image {tuple(images.shape)} and label {tuple(labels.shape)} must share their spatial shape; "
+                "resample the label onto the image grid (nearest neighbour)."
+            )
+        if labels.is_floating_point():
+            if not bool(torch.isfinite(labels).all()) or not bool((labels == labels.round()).all()):
+                raise LabelError("label holds non-integer or NaN values; a label map must hold integer class ids.")
+            labels = labels.round().long()
+        labels = labels.long()
+        empty = ~(labels != 0).flatten(1).any(1)
+        if bool(empty.any()):
+            raise LabelError(
+                f"label map of sample(s) {empty.nonzero().flatten().tolist()} is empty (only background 0): there "
+                "are no regions to synthesise. Skip such samples or use prob=0 for them."
+            )
+        return labels
+
+    def _to_classes(self, labels: torch.Tensor) -> torch.Tensor:
+        present = torch.unique(labels)
+        if self.label_map is None:
+            bad = present[(present < 0) | (present >= self.n_labels)]
+            if bad.numel():
+                raise LabelError(
+                    f"label holds value(s) {bad.tolist()} that the generator {self.card.name!r} does not know; it "
+                    f"knows 0..{self.n_labels - 1} = {list(self.card.labels)}. Pass label_map={{your value: class}} "
+                    "or map your labels (synthaug.data.vocabulary) first."
+                )
+            return labels
+        keys = torch.tensor(sorted(self.label_map), device=labels.device)
+        unknown = present[~torch.isin(present, keys)]
+        if unknown.numel():
+            raise LabelError(
+                f"label holds value(s) {unknown.tolist()} that label_map does not cover (it maps {sorted(self.label_map)})."
+            )
+        lut = torch.zeros(int(max(int(keys.max()), 0)) + 1, dtype=torch.long, device=labels.device)
+        lut[keys] = torch.tensor([self.label_map[int(k)] for k in keys.tolist()], device=labels.device)
+        return lut[labels]
+
+    @torch.no_grad()
+    def apply_batch(
+        self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched synthesis: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
+
+        Sample i's output depends only on its own inputs and ``seeds[i]``, so a batch gives exactly
+        what per-sample calls give. Heavy work (warping, the generator) runs batched on the input's
+        device; only tiny random draws are made per sample.
+        """
+        label_dtype = labels.dtype
+        labels = self._check(images, labels)
+        if len(seeds) != images.shape[0]:
+            raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
+        device, dtype = images.device, images.dtype
+        b, spatial = images.shape[0], tuple(images.shape[2:])
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        net, card = load(self.weights, device=device, dtype=torch.float32)
+        conv = card.intensity_convention
+        fit = conv.fit_batch(images.float())
+        x = conv.normalise(images.float(), fit)
+        # 1. elastic deformation of the label map (and of the image, for measuring features)
+        if self.deform and self.max_displacement > 0:
+            disp = torch.cat([
+                sample_displacement(spatial, batch=1, control_points=self.control_points,
+                                    max_displacement=self.max_displacement, generator=g)
+                for g in gens
+            ]).to(device)
+            labels = warp_labels(labels, disp)
+            x = warp(x, disp)
+        classes = self._to_classes(labels)
+        # 2. requested features per slice (B*n, N_F, N_L), normalised to [0, 1]
+        xs, cs = to_slices(x, self.slice_axis), to_slices(classes, self.slice_axis)[:, 0]
+        n_per = xs.shape[0] // b
+        requested = self._requested(xs, cs, gens, n_per)
+        # 3. the generator over every slice; OASIS noise shared by the slices of one volume
+        xs_p, pads = pad_to_multiple(xs, self._divisor(net), -1.0)
+        cs_p, _ = pad_to_multiple(cs, self._divisor(net), 0)
+        noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
+
+        def render(part: slice) -> torch.Tensor:
+            idx = torch.arange(part.start, part.stop)
+            owner = (idx // n_per).tolist()
+            noise = self._noise(net, [noise_seeds[o] for o in owner], cs_p.shape[-2:], device)
+            kw = {"noise": noise} if noise is not None else {}
+            return net(cs_p[part], requested[part], **kw)
+
+        fake = run_in_chunks(render, cs_p.shape[0], self.chunk)
+        fake = crop_padding(fake, pads)
+        out = from_slices(fake, b, self.slice_axis, images.ndim)
+        # 4. back to the input's intensity scale
+        out = conv.denormalise(out, fit).to(dtype)
+        return out, labels.to(dtype=label_dtype)
+
+    def _divisor(self, net: torch.nn.Module) -> int:
+        return int(getattr(net, "divisor", 16))
+
+    def _noise(self, net, seeds: list[int], hw, device) -> torch.Tensor | None:
+        gen = getattr(net, "generator", None)
+        z_dim = getattr(gen, "z_dim", 0) if net.variant == "oasis" else 0
+        if not z_dim:
+            return None
+        z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return z.to(device)[:, :, None, None].expand(-1, -1, *hw)
+
+    def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int) -> torch.Tensor:
+        nf, nl = len(self.names), self.n_labels
+        if self.features == "perturb":
+            rf = region_features(xs, cs, n_labels=nl, names=self.names, bins=self.bins, value_range=(-1.0, 1.0))
+            base = normalise_features(rf.values, self.names, value_range=(-1.0, 1.0), bins=self.bins, clip=True) / 100
+            offset = torch.stack([(torch.rand(nf, nl, generator=g) * 2 - 1) * self.perturbation for g in gens])
+            offset = offset.to(xs.device, xs.dtype).repeat_interleave(n_per, dim=0)
+            return (base + offset).clamp(0, 1)
+        if self.features == "card":
+            stats = self.card.feature_stats
+            lo = torch.tensor(stats["min"], dtype=xs.dtype).T  # (N_F, N_L)
+            hi = torch.tensor(stats["max"], dtype=xs.dtype).T
+        else:
+            lo = torch.tensor([[self.ranges[n][0]] * nl for n in self.names], dtype=xs.dtype)
+            hi = torch.tensor([[self.ranges[n][1]] * nl for n in self.names], dtype=xs.dtype)
+        u = torch.stack([torch.rand(nf, nl, generator=g, dtype=xs.dtype) for g in gens])
+        req = (lo + u * (hi - lo)).to(xs.device)
+        return req.repeat_interleave(n_per, dim=0)

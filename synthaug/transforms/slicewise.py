@@ -1,0 +1,52 @@
+"""Run a 2D generator over every slice of 2D or 3D inputs, batched, padded to its size divisor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["to_slices", "from_slices", "pad_to_multiple", "run_in_chunks"]
+
+
+def to_slices(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``(B, C, X, Y, Z)`` -> ``(B * n, C, a, b)`` slices along spatial ``axis`` (0, 1 or 2).
+
+    2D input ``(B, C, X, Y)`` is returned unchanged.
+    """
+    if x.ndim == 4:
+        return x
+    moved = x.movedim(2 + axis, 1)  # (B, n, C, a, b)
+    return moved.reshape(-1, *moved.shape[2:])
+
+
+def from_slices(s: torch.Tensor, batch: int, axis: int, ndim: int) -> torch.Tensor:
+    """Inverse of :func:`to_slices` for an input that had ``ndim`` dimensions."""
+    if ndim == 4:
+        return s
+    n = s.shape[0] // batch
+    return s.reshape(batch, n, *s.shape[1:]).movedim(1, 2 + axis)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, value: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad the last two dims of ``x`` symmetrically up to multiples of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    if ph == 0 and pw == 0:
+        return x, pads
+    if x.is_floating_point():
+        return F.pad(x, pads, value=value), pads
+    return F.pad(x.float(), pads, value=value).to(x.dtype), pads
+
+
+def crop_padding(x: torch.Tensor, pads: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = pads
+    h, w = x.shape[-2:]
+    return x[..., top : h - bottom, left : w - right]
+
+
+def run_in_chunks(fn: Callable[[slice], torch.Tensor], n: int, chunk: int) -> torch.Tensor:
+    """``torch.cat([fn(slice(i, i + chunk)) for i in range(0, n, chunk)])`` (bounded memory)."""
+    return torch.cat([fn(slice(i, min(i + chunk, n))) for i in range(0, n, chunk)])

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from synthaug.intensity import IntensityConvention
+from synthaug.networks.context import ContextGenerator
+from synthaug.weights import registry
+from synthaug.weights.card import ModelCard
+from synthaug.weights.store import save_weights
+
+
+def _save(root, name, variant, intensity):
+    torch.manual_seed(0)
+    args = {"n_labels": 4, "n_features": 2, "variant": variant, "spatial_dims": 2, "widths": [4, 8],
+            "fusion_widths": [4], "z_dim": 4, "spade_hidden": 4, "fusion_kernel": 1}
+    net = ContextGenerator(**args)
+    card = ModelCard(
+        name=name, family="context", architecture="context_generator", arguments=args, spatial_dims=2,
+        in_channels=4, out_channels=1, intensity=intensity.to_dict(), labels=("background", "a", "b", "c"),
+        features=("mean", "entropy"), feature_options={"bins": 16},
+        feature_stats={"min": [[0.2, 0.1]] * 4, "max": [[0.8, 0.6]] * 4, "mean": [[0.5, 0.3]] * 4,
+                       "std": [[0.1, 0.1]] * 4, "count": [10] * 4},
+        training_cases=("ct_a:z000-094",),
+    )
+    stored = save_weights(net, card, root / "files" / f"{name}.safetensors")
+    (root / "cards" / f"{name}.json").write_text(stored.to_json())
+
+
+@pytest.fixture
+def tiny_weights(tmp_path, monkeypatch):
+    """A registry folder with tiny untrained context generators (CT window and MR percentile)."""
+    (tmp_path / "cards").mkdir()
+    _save(tmp_path, "tiny_ct", "p2pf", IntensityConvention.ct_window(-200, 300))
+    _save(tmp_path, "tiny_mr_oasis", "oasis", IntensityConvention.percentile(1, 99))
+    monkeypatch.setenv("SYNTHAUG_WEIGHTS_PATH", str(tmp_path))
+    registry.clear_cache()
+    yield tmp_path
+    registry.clear_cache()
+
+
+def phantom(shape=(20, 18, 6), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.zeros(shape, dtype=torch.long)
+    lab[3:15, 3:14] = 1
+    lab[5:10, 5:9] = 2
+    lab[11:14, 9:13] = 3
+    img = torch.tensor([-150.0, 50.0, 120.0, 250.0])[lab] + 10 * torch.randn(shape, generator=g)
+    return img[None], lab[None]

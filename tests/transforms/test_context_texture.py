@@ -1,0 +1,129 @@
+import pytest
+import torch
+
+from synthaug.errors import LabelError, ShapeError, ValidationError, WeightsError
+from synthaug.transforms.context_texture import ContextTextureParams, ContextTextureSynth
+from synthaug.transforms.elastic import sample_displacement, warp_labels
+from tests.transforms.conftest import phantom
+
+
+def test_same_seed_same_output_and_different_seed_differs(tiny_weights):
+    img, lab = phantom()
+    t = ContextTextureSynth("tiny_ct")
+    p = ContextTextureParams(seed=7, apply=True)
+    a, la = t.apply(img, lab, p)
+    b, lb = t.apply(img, lab, p)
+    assert torch.equal(a, b) and torch.equal(la, lb)
+    c, _ = t.apply(img, lab, ContextTextureParams(seed=8, apply=True))
+    assert not torch.equal(a, c)
+
+
+def test_sample_params_replays_from_generator(tiny_weights):
+    t = ContextTextureSynth("tiny_ct", prob=0.5)
+    p1 = [t.sample_params(generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert p1[0] == p1[1]
+    g = torch.Generator().manual_seed(0)
+    applied = [t.sample_params(generator=g).apply for _ in range(200)]
+    assert 60 < sum(applied) < 140
+
+
+def test_prob_zero_is_identity(tiny_weights):
+    img, lab = phantom()
+    t = ContextTextureSynth("tiny_ct", prob=0.0)
+    out, out_lab = t(img, lab, generator=torch.Generator().manual_seed(0))
+    assert out is img and out_lab is lab
+
+
+def test_without_deformation_labels_are_untouched(tiny_weights):
+    img, lab = phantom()
+    out, out_lab = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(1, True))
+    assert torch.equal(out_lab, lab)
+    assert out.shape == img.shape and not torch.equal(out, img)
+
+
+def test_deformed_label_is_returned_with_the_image(tiny_weights):
+    img, lab = phantom(shape=(24, 24, 4))
+    t = ContextTextureSynth("tiny_ct", deform=True, max_displacement=4.0, control_points=4)
+    _, out_lab = t.apply(img, lab, ContextTextureParams(5, True))
+    disp = sample_displacement((24, 24, 4), batch=1, control_points=4, max_displacement=4.0,
+                               generator=torch.Generator().manual_seed(5))
+    assert torch.equal(out_lab, warp_labels(lab[None], disp)[0])
+    assert not torch.equal(out_lab, lab)
+
+
+def test_batched_equals_per_sample(tiny_weights):
+    (i1, l1), (i2, l2) = phantom(seed=1), phantom(seed=2)
+    t = ContextTextureSynth("tiny_mr_oasis", features="card")
+    batch_img, batch_lab = t.apply_batch(torch.stack([i1, i2]), torch.stack([l1, l2]), seeds=[11, 12])
+    one, one_lab = t.apply(i1, l1, ContextTextureParams(11, True))
+    two, _ = t.apply(i2, l2, ContextTextureParams(12, True))
+    torch.testing.assert_close(batch_img[0], one)
+    torch.testing.assert_close(batch_img[1], two)
+    assert torch.equal(batch_lab[0], one_lab)
+
+
+def test_dtype_follows_input_and_output_in_input_scale(tiny_weights):
+    img, lab = phantom()
+    out, out_lab = ContextTextureSynth("tiny_ct").apply(img.double(), lab.int(), ContextTextureParams(2, True))
+    assert out.dtype == torch.float64 and out_lab.dtype == torch.int32
+    assert out.min() >= -200 - 1e-3 and out.max() <= 300 + 1e-3  # the card's CT window, in HU
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_follows_input(tiny_weights):  # runs wherever a GPU exists
+    img, lab = phantom()
+    out, out_lab = ContextTextureSynth("tiny_ct").apply(img.cuda(), lab.cuda(), ContextTextureParams(2, True))
+    assert out.is_cuda and out_lab.is_cuda
+
+
+def test_2d_input_and_odd_sizes(tiny_weights):
+    img, lab = phantom(shape=(21, 19, 3))
+    out, _ = ContextTextureSynth("tiny_ct", features="ranges", ranges={"mean": (0.4, 0.6), "entropy": (0.1, 0.3)}).apply(
+        img[..., 1], lab[..., 1], ContextTextureParams(0, True))
+    assert out.shape == img[..., 1].shape
+
+
+def test_label_map_translates_user_values(tiny_weights):
+    img, lab = phantom()
+    user = torch.tensor([0, 10, 20, 30])[lab]
+    t = ContextTextureSynth("tiny_ct", deform=False, label_map={0: 0, 10: 1, 20: 2, 30: 3})
+    out_user, lab_out = t.apply(img, user, ContextTextureParams(3, True))
+    out_plain, _ = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(3, True))
+    torch.testing.assert_close(out_user, out_plain)
+    assert torch.equal(lab_out, user)
+
+
+def test_bad_inputs_raise_clear_errors(tiny_weights):
+    img, lab = phantom()
+    t = ContextTextureSynth("tiny_ct")
+    p = ContextTextureParams(0, True)
+    with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
+        t.apply(img, torch.where(lab == 3, 9, lab), p)
+    with pytest.raises(ValidationError, match="NaN"):
+        bad = img.clone()
+        bad[0, 0, 0, 0] = float("nan")
+        t.apply(bad, lab, p)
+    with pytest.raises(LabelError, match="empty"):
+        t.apply(img, torch.zeros_like(lab), p)
+    with pytest.raises(ShapeError, match="spatial"):
+        t.apply(img, lab[..., :-1], p)
+    with pytest.raises(ShapeError):
+        t.apply(img[0, 0, 0], lab[0, 0, 0], p)
+    with pytest.raises(ValidationError, match="integer"):
+        t.apply(img, lab.float() + 0.5, p)
+    with pytest.raises(LabelError, match="label_map does not cover"):
+        ContextTextureSynth("tiny_ct", label_map={0: 0, 1: 1}).apply(img, lab, p)
+    with pytest.raises(ValidationError, match="features"):
+        ContextTextureSynth("tiny_ct", features="perturbed")
+
+
+def test_unknown_and_corrupted_weights(tiny_weights):
+    with pytest.raises(WeightsError, match="Did you mean 'tiny_ct'"):
+        ContextTextureSynth("tiny_cat")
+    path = tiny_weights / "files" / "tiny_ct.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    img, lab = phantom()
+    with pytest.raises(WeightsError, match="sha256"):
+        ContextTextureSynth("tiny_ct").apply(img, lab, ContextTextureParams(0, True))
