@@ -16,6 +16,7 @@ from synthaug.transforms.context_texture import DEFAULT_CONTEXT_WEIGHTS, Context
 from synthaug.transforms.context_texture import ContextTextureSynth as _Core
 
 tio = require("torchio")
+_RandomTransform = require("torchio.transforms.augmentation").RandomTransform
 
 __all__ = ["ContextTextureSynth", "RandomContextTextureSynth"]
 
@@ -76,7 +77,7 @@ class ContextTextureSynth(tio.Transform):
         return subject
 
 
-class RandomContextTextureSynth(tio.RandomTransform):
+class RandomContextTextureSynth(_RandomTransform):
     """Random ConText-GAN synthesis for TorchIO subjects (``p`` is TorchIO's probability)."""
 
     def __init__(

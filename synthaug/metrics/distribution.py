@@ -95,6 +95,10 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     a, b = real.double().cpu().numpy(), fake.double().cpu().numpy()
     mu1, mu2 = a.mean(0), b.mean(0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
-    covmean = covmean.real
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # near-singular covariances of small sets: the real part is used
+        covmean = linalg.sqrtm(s1 @ s2)
+    covmean = np.real(covmean[0] if isinstance(covmean, tuple) else covmean)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -111,10 +112,62 @@ def _mni() -> TrainingData:
     )
 
 
+def nnunet_raw_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> TrainingData:
+    """Any nnU-Net raw dataset as generator training data (your own label vocabulary).
+
+    Training volumes: ``imagesTr``/``labelsTr`` (channel 0); held-out: ``imagesTs``/``labelsTs`` when
+    labels exist there, else the last ``heldout_fraction`` of the training cases (sorted by id).
+    Label names come from ``dataset.json`` (ids must be 0..N-1); the intensity convention is a CT window
+    (-200, 300) HU when channel 0 is named "CT", else the 1-99 percentile convention.
+    """
+    import json
+
+    import nibabel as nib
+
+    from synthaug.data.nnunet_export import check_nnunet_raw
+
+    folder = Path(folder)
+    check_nnunet_raw(folder)
+    meta = json.loads((folder / "dataset.json").read_text())
+    ending = meta.get("file_ending", ".nii.gz")
+    labels = sorted(((int(v), k) for k, v in meta["labels"].items() if isinstance(v, int)), key=lambda t: t[0])
+    names = tuple(k for _, k in labels)
+    if [i for i, _ in labels] != list(range(len(labels))):
+        raise ValidationError(f"{folder}/dataset.json labels must be 0..N-1 to train a generator, got {meta['labels']}.")
+    modality = str(meta["channel_names"].get("0", ""))
+    intensity = IntensityConvention.ct_window(-200.0, 300.0) if modality.upper() == "CT" else IntensityConvention.percentile(1, 99)
+
+    def read(images: str, labels_dir: str) -> list[Volume]:
+        out = []
+        for lab_path in sorted((folder / labels_dir).glob(f"*{ending}")):
+            case = lab_path.name[: -len(ending)]
+            img = nib.as_closest_canonical(nib.load(folder / images / f"{case}_0000{ending}"))
+            lab = nib.as_closest_canonical(nib.load(lab_path))
+            out.append(Volume(f"{folder.name}:{case}", np.asarray(img.dataobj, dtype=np.float32),
+                              np.asarray(lab.dataobj).astype(np.int16), tuple(float(z) for z in img.header.get_zooms()[:3])))
+        return out
+
+    train = read("imagesTr", "labelsTr")
+    held = read("imagesTs", "labelsTs") if (folder / "labelsTs").is_dir() else []
+    if not held:
+        k = max(1, int(round(len(train) * heldout_fraction)))
+        if len(train) <= k:
+            raise ValidationError(f"{folder} has {len(train)} training case(s): too few to hold {k} out for evaluation.")
+        train, held = train[:-k], train[-k:]
+    return TrainingData(folder.name, tuple(train), tuple(held), names, intensity, "CT" if modality.upper() == "CT" else "MR",
+                        None, f"labels of {folder.name}/dataset.json")
+
+
 TRAINING_DATA: dict[str, Callable[[], TrainingData]] = {"ct_a": _ct_a, "mni": _mni}
 
 
 def get_training_data(name: str) -> TrainingData:
+    """A named dataset (``ct_a``, ``mni``) or a path to an nnU-Net raw dataset folder."""
     if name not in TRAINING_DATA:
-        raise ValidationError(f"unknown training data {name!r}; known: {sorted(TRAINING_DATA)}.{closest(name, TRAINING_DATA)}")
+        if Path(name).is_dir() and (Path(name) / "dataset.json").is_file():
+            return nnunet_raw_data(name)
+        raise ValidationError(
+            f"unknown training data {name!r}; known: {sorted(TRAINING_DATA)} or a path to an nnU-Net raw dataset "
+            f"folder (with dataset.json).{closest(name, TRAINING_DATA)}"
+        )
     return TRAINING_DATA[name]()

@@ -64,8 +64,10 @@ def evaluate_context(
         from synthaug.errors import LeakageError
 
         raise LeakageError(f"held-out cases {sorted(overlap)} are in the model card's training cases.")
-    size = int(card.training["config"]["size"])
-    held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=td.spacing, size=(size, size))
+    cfg = card.training["config"]
+    size = int(cfg["size"])
+    held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,
+                      size=(size, size), axis=int(cfg.get("axis", 2)))
     names, bins, n_labels = tuple(card.features), int(card.feature_options["bins"]), card.n_labels
     gen = torch.Generator().manual_seed(seed)
     l1s, psnrs, ssims, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 
 from synthaug._validate import check_choice, check_probability
 from synthaug.errors import ValidationError
+from synthaug.intensity import IntensityConvention
 from synthaug.networks.context import VARIANTS, ContextGenerator
 from synthaug.training.config import config_to_dict
 from synthaug.training.context import ContextLossWeights, ContextStep, measure_features
@@ -30,7 +31,19 @@ from synthaug.visualize import write_grid
 from synthaug.weights.card import ModelCard
 from synthaug.weights.store import save_weights
 
-__all__ = ["ContextConfig", "ContextRun", "train_context", "feature_statistics"]
+__all__ = ["ContextConfig", "ContextRun", "train_context", "feature_statistics", "parse_intensity"]
+
+
+def parse_intensity(text: str) -> IntensityConvention:
+    """``"ct_window:-200,300"`` or ``"percentile:1,99"`` -> an :class:`IntensityConvention`."""
+    try:
+        kind, values = text.split(":")
+        low, high = (float(v) for v in values.split(","))
+    except ValueError as exc:
+        raise ValidationError(
+            f"intensity={text!r} must look like 'ct_window:-200,300' or 'percentile:1,99'."
+        ) from exc
+    return IntensityConvention(kind.strip(), low, high)
 
 
 @dataclass
@@ -41,6 +54,9 @@ class ContextConfig:
     features: tuple[str, ...] = ("mean", "entropy")
     bins: int = 32
     size: int = 128
+    axis: int = 2
+    spacing: float = 0.0
+    intensity: str = ""
     widths: tuple[int, ...] = (32, 64, 128, 256)
     fusion_widths: tuple[int, ...] = (16, 32, 16)
     fusion_kernel: int = 1
@@ -64,6 +80,9 @@ class ContextConfig:
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, VARIANTS)
+        check_choice("axis", str(self.axis), ("0", "1", "2"))
+        if self.intensity:
+            parse_intensity(self.intensity)
         check_probability("random_context_prob", self.random_context_prob)
         if self.size % (2 ** len(self.widths)) != 0:
             raise ValidationError(
@@ -115,9 +134,16 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = get_training_data(cfg.data)
+    if cfg.intensity or cfg.spacing:
+        data = replace(
+            data,
+            intensity=parse_intensity(cfg.intensity) if cfg.intensity else data.intensity,
+            spacing=cfg.spacing or data.spacing,
+        )
     n_labels = len(data.labels)
-    train = cut_slices(data.train, intensity=data.intensity, spacing=data.spacing, size=(cfg.size, cfg.size))
-    heldout = cut_slices(data.heldout, intensity=data.intensity, spacing=data.spacing, size=(cfg.size, cfg.size))
+    cut = {"intensity": data.intensity, "spacing": data.spacing, "size": (cfg.size, cfg.size), "axis": cfg.axis}
+    train = cut_slices(data.train, **cut)
+    heldout = cut_slices(data.heldout, **cut)
     torch.manual_seed(cfg.seed)  # parameter initialisation only; all sampling uses explicit generators
     g = ContextGenerator(
         n_labels, len(cfg.features), variant=cfg.variant, widths=cfg.widths, fusion_widths=cfg.fusion_widths,

@@ -24,7 +24,7 @@ from synthaug.errors import WeightsError
 from synthaug.weights.card import ModelCard
 from synthaug.weights.store import load_network, read_card
 
-__all__ = ["builtin_dir", "search_dirs", "list_weights", "get_card", "resolve", "load", "clear_cache"]
+__all__ = ["builtin_dir", "search_dirs", "list_weights", "get_card", "resolve", "load", "clear_cache", "card_of", "publish"]
 
 _CACHE: dict[tuple[str, str, str], tuple[nn.Module, ModelCard]] = {}
 _LOCK = threading.Lock()
@@ -108,3 +108,30 @@ def card_of(name_or_path: str | Path) -> ModelCard:
     path, expected = resolve(name_or_path)
     card = read_card(path)
     return card.replace(sha256=expected or card.sha256)
+
+
+def publish(
+    source: str | Path, *, name: str, dest: Path | None = None, metrics: dict | None = None, notes: str | None = None
+) -> ModelCard:
+    """Copy a trained weights file into a registry folder under ``name`` (card renamed, metrics attached).
+
+    ``dest`` defaults to the shipped folder (``synthaug/weights``). Refuses to overwrite an entry.
+    """
+    from synthaug.weights.store import save_weights
+
+    net, card = load_network(Path(source))
+    root = Path(dest) if dest is not None else builtin_dir()
+    card_path = root / "cards" / f"{name}.json"
+    file_path = root / "files" / f"{name}.safetensors"
+    if card_path.exists() or file_path.exists():
+        raise WeightsError(f"weights {name!r} already exist in {root}; choose another name or remove them first.")
+    changes = {"name": name}
+    if metrics is not None:
+        changes["metrics"] = metrics
+    if notes is not None:
+        changes["notes"] = notes
+    stored = save_weights(net, card.replace(**changes), file_path)
+    card_path.parent.mkdir(parents=True, exist_ok=True)
+    card_path.write_text(stored.to_json() + "\n")
+    clear_cache()
+    return stored
