@@ -206,6 +206,20 @@ class Scenario:
 # ------------------------------------------------------------------------------------ leakage guard
 
 
+def slab_case_id(subject: str, start: int, stop: int) -> str:
+    """The one case-id format of synthaug: ``ct_a``, slices 0..15 -> ``ctA_z000-015`` (inclusive last).
+
+    Scenarios, model cards (``training_cases``) and the benchmark's leakage checks all use it.
+    """
+    return f"{_short(subject)}_z{start:03d}-{stop - 1:03d}"
+
+
+def parse_case_id(case: str) -> tuple[str, int, int]:
+    """``"ctA_z000-015"`` -> ("ctA", 0, 16) (stop exclusive); other ids -> (id, 0, 0)."""
+    _, subject, lo, hi = _parse(case)
+    return subject, lo, hi + 1
+
+
 def _parse(case: str | Case) -> tuple[str, str, int, int]:
     """(id, subject key, first z, last z); ids that are not ``<subject>_zAAA-BBB`` match only themselves."""
     cid = case.id if isinstance(case, Case) else str(case)

@@ -53,6 +53,7 @@ class ContextGenerator(nn.Module):
         z_dim: int = 16,
         spade_hidden: int = 32,
         fusion_kernel: int = 3,
+        noise_channels: int = 0,
     ) -> None:
         super().__init__()
         check_choice("variant", variant, VARIANTS)
@@ -62,16 +63,19 @@ class ContextGenerator(nn.Module):
             raise ValidationError(f"n_features must be >= 1, got {n_features}.")
         self.n_labels, self.n_features, self.variant = n_labels, n_features, variant
         self.spatial_dims = spatial_dims
+        if noise_channels < 0:
+            raise ValidationError(f"noise_channels must be >= 0, got {noise_channels}.")
+        self.noise_channels = int(noise_channels)
         widths = tuple(int(w) for w in widths)
         if variant == "p2p":
             self.fusion = None
-            in_ch = n_labels + n_features * n_labels
+            in_ch = n_labels + n_features * n_labels + self.noise_channels
         else:
             self.fusion = FeatureFusion(
                 n_features, n_labels, spatial_dims=spatial_dims, widths=tuple(int(w) for w in fusion_widths),
                 spatial_kernel=fusion_kernel,
             )
-            in_ch = 2 * n_labels
+            in_ch = 2 * n_labels + self.noise_channels
         if variant == "oasis":
             # SPADE decodes from coarse to fine: widest first.
             self.generator = SPADEGenerator(
@@ -107,15 +111,46 @@ class ContextGenerator(nn.Module):
             return torch.cat([onehot, maps.flatten(1, 2)], dim=1)
         return torch.cat([onehot, self.fusion(maps)], dim=1)
 
+    def pixel_noise(
+        self, labels: torch.Tensor, *, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor | None:
+        """Per-voxel standard normal noise ``(B, noise_channels, *spatial)`` (``None`` without noise input).
+
+        Drawn on ``generator``'s device (so a CPU and a CUDA generator give different, each
+        reproducible, draws) and moved to the labels' device.
+        """
+        if not self.noise_channels:
+            return None
+        if labels.ndim == self.spatial_dims + 2:
+            labels = labels[:, 0]
+        shape = (labels.shape[0], self.noise_channels, *labels.shape[1:])
+        dev = generator.device if generator is not None else labels.device
+        return torch.randn(shape, generator=generator, device=dev, dtype=dtype).to(labels.device)
+
     def forward(
         self,
         labels: torch.Tensor,
         features: torch.Tensor,
         *,
         noise: torch.Tensor | None = None,
+        pixel_noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
+        """Render ``labels`` (B, *spatial) with requested ``features`` (B, N_F, N_L) in [0, 1].
+
+        ``noise``: the OASIS generator's per-image code (drawn from ``generator`` if omitted);
+        ``pixel_noise``: the per-voxel noise channels when ``noise_channels > 0`` (drawn if omitted).
+        Per-voxel noise lets every variant synthesise texture (entropy) inside homogeneous regions,
+        which a deterministic convolution of piecewise-constant maps cannot.
+        """
         cond = self.condition(labels, features)
+        if self.noise_channels:
+            if pixel_noise is None:
+                pixel_noise = self.pixel_noise(labels, generator=generator, dtype=cond.dtype)
+            expected = (cond.shape[0], self.noise_channels, *cond.shape[2:])
+            if tuple(pixel_noise.shape) != expected:
+                raise ShapeError(f"pixel_noise must have shape {expected}, got {tuple(pixel_noise.shape)}.")
+            cond = torch.cat([cond, pixel_noise.to(cond.dtype)], dim=1)
         if self.variant == "oasis":
             return self.generator(cond, noise=noise, generator=generator)
         return self.generator(cond)

@@ -3,8 +3,8 @@
 Each entry returns the training volumes, the held-out volumes (never used for training; they are
 what evaluation scores), the label vocabulary and the intensity convention. Held-out slabs are
 whole contiguous slabs with a gap of a few slices to the training slabs, so no held-out slice has
-a training neighbour. Case ids ``<subject>:z<start>-<stop>`` (stop exclusive) are what model cards
-list and what leakage checks compare.
+a training neighbour. Case ids are those of :func:`synthaug.data.scenarios.slab_case_id`
+(``ctA_z000-093``): model cards list them and leakage checks compare them with scenario test cases.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from synthaug.errors import ValidationError
 from synthaug.intensity import IntensityConvention
 from synthaug.training.slices import Volume
 
-__all__ = ["TrainingData", "TRAINING_DATA", "get_training_data", "case_id", "parse_case_id"]
+__all__ = ["TrainingData", "TRAINING_DATA", "get_training_data", "case_id", "nnunet_raw_data"]
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,10 @@ class TrainingData:
 
 
 def case_id(subject: str, start: int, stop: int) -> str:
-    return f"{subject}:z{start:03d}-{stop:03d}"
+    """Case id of a slab (``stop`` exclusive) in the format scenarios and leakage checks use."""
+    from synthaug.data.scenarios import slab_case_id
 
-
-def parse_case_id(case: str) -> tuple[str, int, int]:
-    """``"ct_a:z010-020"`` -> ("ct_a", 10, 20); a bare subject name means all slices (0, 10**6)."""
-    if ":z" not in case:
-        return case, 0, 10**6
-    subject, z = case.split(":z")
-    a, b = z.split("-")
-    return subject, int(a), int(b)
+    return slab_case_id(subject, start, stop)
 
 
 def _slab(subject, start: int, stop: int, label: np.ndarray) -> Volume:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from synthaug.data.scenarios import check_no_overlap
 from synthaug.features import normalise_features, region_features
 from synthaug.losses.structural import psnr, ssim
 from synthaug.metrics.distribution import RandomFeatureExtractor, frechet_distance, kernel_distance
@@ -59,11 +60,7 @@ def evaluate_context(
     g, card = load(weights)
     data_name = data or card.training["config"]["data"]
     td = get_training_data(data_name)
-    overlap = set(td.heldout_cases) & set(card.training_cases)
-    if overlap:
-        from synthaug.errors import LeakageError
-
-        raise LeakageError(f"held-out cases {sorted(overlap)} are in the model card's training cases.")
+    check_no_overlap(card.training_cases, td.heldout_cases, what="generator training")
     cfg = card.training["config"]
     size = int(cfg["size"])
     held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,

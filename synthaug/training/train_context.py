@@ -60,6 +60,7 @@ class ContextConfig:
     widths: tuple[int, ...] = (32, 64, 128, 256)
     fusion_widths: tuple[int, ...] = (16, 32, 16)
     fusion_kernel: int = 1
+    noise_channels: int = 0
     spade_hidden: int = 32
     z_dim: int = 16
     d_width: int = 32
@@ -148,6 +149,7 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
     g = ContextGenerator(
         n_labels, len(cfg.features), variant=cfg.variant, widths=cfg.widths, fusion_widths=cfg.fusion_widths,
         z_dim=cfg.z_dim, spade_hidden=cfg.spade_hidden, fusion_kernel=cfg.fusion_kernel,
+        noise_channels=cfg.noise_channels,
     )
     step = ContextStep(
         g, features=cfg.features, bins=cfg.bins, d_width=cfg.d_width,
@@ -168,7 +170,7 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
     arguments = {
         "n_labels": n_labels, "n_features": len(cfg.features), "variant": cfg.variant, "spatial_dims": 2,
         "widths": list(cfg.widths), "fusion_widths": list(cfg.fusion_widths), "z_dim": cfg.z_dim,
-        "spade_hidden": cfg.spade_hidden, "fusion_kernel": cfg.fusion_kernel,
+        "spade_hidden": cfg.spade_hidden, "fusion_kernel": cfg.fusion_kernel, "noise_channels": cfg.noise_channels,
     }
     card = ModelCard(
         name=cfg.name,

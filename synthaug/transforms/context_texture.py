@@ -227,12 +227,21 @@ class ContextTextureSynth:
         xs_p, pads = pad_to_multiple(xs, self._divisor(net), -1.0)
         cs_p, _ = pad_to_multiple(cs, self._divisor(net), 0)
         noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
+        # Per-voxel noise: one device generator per sample, drawn slice after slice in order, so the
+        # draws do not depend on the chunk size or on which samples share the batch.
+        pixel_gens = [torch.Generator(device=device).manual_seed(s ^ 0x5EED) for s in noise_seeds]
 
         def render(part: slice) -> torch.Tensor:
             idx = torch.arange(part.start, part.stop)
             owner = (idx // n_per).tolist()
             noise = self._noise(net, [noise_seeds[o] for o in owner], cs_p.shape[-2:], device)
             kw = {"noise": noise} if noise is not None else {}
+            if getattr(net, "noise_channels", 0):
+                draws = []
+                for o in sorted(set(owner)):  # at most B owners per chunk; tiny loop, no host sync
+                    count = owner.count(o)
+                    draws.append(net.pixel_noise(cs_p[part][:count], generator=pixel_gens[o]))
+                kw["pixel_noise"] = torch.cat(draws)
             return net(cs_p[part], requested[part], **kw)
 
         fake = run_in_chunks(render, cs_p.shape[0], self.chunk)

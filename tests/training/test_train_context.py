@@ -66,3 +66,17 @@ def test_config_overrides_and_errors():
     with pytest.raises(ValidationError, match="ct_window"):
         parse_intensity("window:-1")
     assert parse_intensity("percentile:1,99").kind == "percentile"
+
+
+def test_evaluation_refuses_a_model_trained_on_its_heldout_slab(raw_dataset, tmp_path):
+    from synthaug.errors import LeakageError
+    from synthaug.weights.store import load_network, save_weights
+
+    out = tmp_path / "run"
+    main(["train", "context", "--quiet", "--out", str(out), "--set", f"data={raw_dataset}", "iterations=1",
+          "batch_size=2", "size=32", "widths=[4,8]", "fusion_widths=[4]", "d_width=4", "name=toy"])
+    net, card = load_network(out / "toy.safetensors")
+    leaky = card.replace(training_cases=[*card.training_cases, "Dataset900_Toy:toy_003"])
+    save_weights(net, leaky, tmp_path / "leaky.safetensors")
+    with pytest.raises(LeakageError, match="overlap"):
+        evaluate_context(tmp_path / "leaky.safetensors")

@@ -8,10 +8,10 @@ from synthaug.weights.card import ModelCard
 from synthaug.weights.store import save_weights
 
 
-def _save(root, name, variant, intensity):
+def _save(root, name, variant, intensity, noise_channels=0):
     torch.manual_seed(0)
     args = {"n_labels": 4, "n_features": 2, "variant": variant, "spatial_dims": 2, "widths": [4, 8],
-            "fusion_widths": [4], "z_dim": 4, "spade_hidden": 4, "fusion_kernel": 1}
+            "fusion_widths": [4], "z_dim": 4, "spade_hidden": 4, "fusion_kernel": 1, "noise_channels": noise_channels}
     net = ContextGenerator(**args)
     card = ModelCard(
         name=name, family="context", architecture="context_generator", arguments=args, spatial_dims=2,
@@ -30,7 +30,8 @@ def tiny_weights(tmp_path, monkeypatch):
     """A registry folder with tiny untrained context generators (CT window and MR percentile)."""
     (tmp_path / "cards").mkdir()
     _save(tmp_path, "tiny_ct", "p2pf", IntensityConvention.ct_window(-200, 300))
-    _save(tmp_path, "tiny_mr_oasis", "oasis", IntensityConvention.percentile(1, 99))
+    _save(tmp_path, "tiny_mr_oasis", "oasis", IntensityConvention.percentile(1, 99), noise_channels=1)
+    _save(tmp_path, "tiny_ct_noise", "p2p", IntensityConvention.ct_window(-200, 300), noise_channels=2)
     monkeypatch.setenv("SYNTHAUG_WEIGHTS_PATH", str(tmp_path))
     registry.clear_cache()
     yield tmp_path

@@ -62,6 +62,18 @@ def test_batched_equals_per_sample(tiny_weights):
     assert torch.equal(batch_lab[0], one_lab)
 
 
+@pytest.mark.parametrize("weights", ["tiny_ct_noise", "tiny_mr_oasis"])
+def test_noise_draws_do_not_depend_on_chunking_or_batching(tiny_weights, weights):
+    (i1, l1), (i2, l2) = phantom(seed=1), phantom(seed=2)
+    big = ContextTextureSynth(weights, chunk=64)
+    small = ContextTextureSynth(weights, chunk=4)
+    a, _ = big.apply_batch(torch.stack([i1, i2]), torch.stack([l1, l2]), seeds=[5, 6])
+    b, _ = small.apply(i2, l2, ContextTextureParams(6, True))
+    torch.testing.assert_close(a[1], b)
+    c, _ = small.apply(i2, l2, ContextTextureParams(7, True))
+    assert not torch.allclose(b, c)
+
+
 def test_dtype_follows_input_and_output_in_input_scale(tiny_weights):
     img, lab = phantom()
     out, out_lab = ContextTextureSynth("tiny_ct").apply(img.double(), lab.int(), ContextTextureParams(2, True))
