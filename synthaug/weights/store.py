@@ -7,13 +7,13 @@ reading tensors.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from synthaug.data.cache import sha256_file
 from synthaug.errors import WeightsError
 from synthaug.weights.architectures import build_network
 from synthaug.weights.card import ModelCard
@@ -21,14 +21,6 @@ from synthaug.weights.card import ModelCard
 __all__ = ["save_weights", "read_card", "load_network", "sha256_file"]
 
 _CARD_KEY = "synthaug_card"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_weights(module: nn.Module, card: ModelCard, path: Path) -> ModelCard:
