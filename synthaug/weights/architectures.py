@@ -21,7 +21,8 @@ ARCHITECTURES: dict[str, str] = {
     "resnet_generator": "synthaug.networks.resnet_generator:ResNetGenerator",
     "spade_generator": "synthaug.networks.spade:SPADEGenerator",
     "segmentation_unet": "synthaug.networks.discriminators:SegmentationDiscriminator",
-    "auto_context_unet": "synthaug.training.translate:AutoContextGenerator",
+    "auto_context_unet": "synthaug.networks.auto_context:AutoContextGenerator",
+    "style_swap_generator": "synthaug.networks.style:StyleSwapGenerator",
 }
 
 
