@@ -8,9 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs="${1:-runs/context}"
 py="${PYTHON:-.venv/bin/python}"
 mkdir -p "$runs"
-# Shared by every model: 2 per-pixel noise channels (texture), half of each batch with a random
-# texture request (texture-control loss only), texture-control weight = lambda_l1.
-common="noise_channels=2 random_context_prob=0.5 random_context_scale=0.2 lambda_ct=10 threads=1 batch_size=4"
+# Shared by every model: the texture head (one per-voxel noise map whose amplitude the requested
+# features set), half of each batch with a random texture request (texture-control loss only).
+common="noise_channels=1 random_context_prob=0.5 random_context_scale=0.2 threads=1 batch_size=4"
 big="widths=[32,64,128,256]"
 small="widths=[8,16,32,64] spade_hidden=8 z_dim=8 d_width=16"
 train() {  # data variant iterations size-preset
@@ -22,16 +22,16 @@ train() {  # data variant iterations size-preset
 }
 (
   train ct_a p2pf 2000 "$big"
-  train mni p2p 1000 "$big"
+  train mni p2p 800 "$big"
   train mni oasis 300 "$small"
 ) &
 (
-  train ct_a oasis 800 "$small"
-  train ct_a p2p 1200 "$big"
-  train mni p2pf 1000 "$big"
+  train ct_a oasis 600 "$small"
+  train ct_a p2p 1000 "$big"
+  train mni p2pf 800 "$big"
 ) &
 wait
 echo "all trainings finished"
-# Ablation (no per-pixel noise, 25% random context, lambda_ct=5):
+# Ablation (no texture head, 25% random context):
 #   synthaug train context --out runs/context_ablation/ct_a_p2pf_nonoise --set name=context_ct_a_p2pf_nonoise \
 #     data=ct_a variant=p2pf iterations=2000 widths=[32,64,128,256] batch_size=4 threads=1

@@ -69,21 +69,29 @@ class ContextGenerator(nn.Module):
         widths = tuple(int(w) for w in widths)
         if variant == "p2p":
             self.fusion = None
-            in_ch = n_labels + n_features * n_labels + self.noise_channels
+            in_ch = n_labels + n_features * n_labels
         else:
             self.fusion = FeatureFusion(
                 n_features, n_labels, spatial_dims=spatial_dims, widths=tuple(int(w) for w in fusion_widths),
                 spatial_kernel=fusion_kernel,
             )
-            in_ch = 2 * n_labels + self.noise_channels
+            in_ch = 2 * n_labels
         if variant == "oasis":
             # SPADE decodes from coarse to fine: widest first.
             self.generator = SPADEGenerator(
                 in_ch, 1, spatial_dims=spatial_dims, widths=tuple(sorted(widths, reverse=True)), z_dim=z_dim,
-                hidden=spade_hidden,
+                hidden=spade_hidden, output="linear",
             )
         else:
-            self.generator = UNetGenerator(in_ch, 1, spatial_dims=spatial_dims, widths=widths)
+            self.generator = UNetGenerator(in_ch, 1, spatial_dims=spatial_dims, widths=widths, output="linear")
+        if self.noise_channels:
+            conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+            # Texture head: the conditioning sets a per-voxel amplitude that scales filtered noise,
+            # added before the output tanh. Starts almost silent (softplus(-4) ~ 0.018).
+            self.noise_amplitude = conv(in_ch, 1, kernel_size=1)
+            nn.init.zeros_(self.noise_amplitude.weight)
+            nn.init.constant_(self.noise_amplitude.bias, -4.0)
+            self.noise_filter = conv(self.noise_channels, 1, kernel_size=3, padding=1, bias=False)
 
     @property
     def divisor(self) -> int:
@@ -140,17 +148,22 @@ class ContextGenerator(nn.Module):
 
         ``noise``: the OASIS generator's per-image code (drawn from ``generator`` if omitted);
         ``pixel_noise``: the per-voxel noise channels when ``noise_channels > 0`` (drawn if omitted).
-        Per-voxel noise lets every variant synthesise texture (entropy) inside homogeneous regions,
-        which a deterministic convolution of piecewise-constant maps cannot.
+        With ``noise_channels > 0`` a texture head adds filtered per-voxel noise whose amplitude is a
+        learned function of the conditioning (so of the requested features): every variant can then
+        synthesise texture (entropy) inside homogeneous regions, which a deterministic convolution of
+        piecewise-constant maps cannot.
         """
         cond = self.condition(labels, features)
+        if self.variant == "oasis":
+            pre = self.generator(cond, noise=noise, generator=generator)
+        else:
+            pre = self.generator(cond)
         if self.noise_channels:
             if pixel_noise is None:
                 pixel_noise = self.pixel_noise(labels, generator=generator, dtype=cond.dtype)
             expected = (cond.shape[0], self.noise_channels, *cond.shape[2:])
             if tuple(pixel_noise.shape) != expected:
                 raise ShapeError(f"pixel_noise must have shape {expected}, got {tuple(pixel_noise.shape)}.")
-            cond = torch.cat([cond, pixel_noise.to(cond.dtype)], dim=1)
-        if self.variant == "oasis":
-            return self.generator(cond, noise=noise, generator=generator)
-        return self.generator(cond)
+            amplitude = F.softplus(self.noise_amplitude(cond))
+            pre = pre + amplitude * self.noise_filter(pixel_noise.to(cond.dtype))
+        return torch.tanh(pre)

@@ -52,3 +52,19 @@ def test_bad_arguments():
         g(torch.zeros(1, 16, 16, dtype=torch.long), torch.zeros(1, 3, 3))
     with pytest.raises(ShapeError, match="labels"):
         g(torch.zeros(16, 16, dtype=torch.long), torch.zeros(1, 2, 3))
+
+
+def test_texture_head_starts_quiet_and_uses_the_noise():
+    torch.manual_seed(0)
+    g = ContextGenerator(3, 2, variant="p2pf", widths=(4, 8), fusion_widths=(4,), noise_channels=1)
+    labels = torch.randint(0, 3, (1, 16, 16))
+    feats = torch.rand(1, 2, 3)
+    a = g(labels, feats, pixel_noise=torch.randn(1, 1, 16, 16))
+    b = g(labels, feats, pixel_noise=torch.randn(1, 1, 16, 16))
+    assert 0 < (a - b).abs().max() < 0.2  # noise passes, softly at initialisation
+    with torch.no_grad():
+        g.noise_amplitude.bias.fill_(2.0)
+    c = g(labels, feats, pixel_noise=torch.randn(1, 1, 16, 16))
+    assert (c - a).abs().mean() > 5 * (a - b).abs().mean()
+    with pytest.raises(ShapeError, match="pixel_noise"):
+        g(labels, feats, pixel_noise=torch.randn(1, 2, 16, 16))
