@@ -1,0 +1,555 @@
+"""Augmentation recipes for the nnU-Net integration: typed, validated, loaded from JSON (or YAML).
+
+A recipe says which synthaug transforms run on the training batches, how often, and under which
+schedule. One file serves the trainer (``SYNTHAUG_RECIPE=recipe.json nnUNetv2_train ... -tr
+nnUNetTrainerSynthAug``) and the offline expansion (``synthaug expand --recipe recipe.json``).
+
+Example (every key except ``transforms`` is optional)::
+
+    {
+      "synthaug_recipe": 1,
+      "seed": 0,
+      "channel": 0,
+      "transforms": [
+        {"name": "context_texture", "probability": 0.5,
+         "deform": {"enabled": true, "control_points": 4, "max_displacement": 6.0},
+         "options": {"weights": "context_ct_a", "features": "perturb", "perturbation": 0.1}}
+      ],
+      "schedule": {"warmup_epochs": 10, "ramp_epochs": 40, "start": 0.0},
+      "targeting": {"class_weights": {"spleen": 3.0}, "default_weight": 1.0},
+      "gate": {"checker": "segmenter_ct_a", "threshold": 0.7},
+      "budget": {"num_epochs": 100, "iterations_per_epoch": 50, "val_iterations_per_epoch": 10}
+    }
+
+Semantics:
+
+- ``transforms[i].probability`` is the chance that a training sample is replaced by a synthetic one made
+  with transform ``i`` once the schedule is at full strength; a sample gets at most one transform, so the
+  probabilities must sum to at most 1 (their sum is the target synthetic fraction).
+- ``schedule``: no synthesis during the first ``warmup_epochs``; then the probabilities are scaled by a
+  factor rising linearly from ``start`` to 1 over ``ramp_epochs`` epochs (0 = full strength at once).
+- ``targeting.class_weights``: per-class multipliers (label name or id) for oversampling rare classes; a
+  sample's probability is multiplied by the largest weight among the foreground classes it contains
+  (``default_weight`` when it contains none of the listed classes), then capped at 1.
+- ``deform``: an elastic deformation of the label map (and the real image) drawn before synthesis, so the
+  synthetic image comes with a new shape. Handled by the batch synthesiser for every transform.
+- ``gate``: the optional label-faithfulness check by a frozen segmenter (see ``batch_synth``).
+- ``budget``: nnU-Net epochs / iterations; the environment variables ``SYNTHAUG_NUM_EPOCHS``,
+  ``SYNTHAUG_ITERS_PER_EPOCH`` and ``SYNTHAUG_VAL_ITERS`` override it.
+
+Transforms are looked up by name in a small registry (:func:`register_transform`): a later transform
+(style swap, modality translation) plugs in with one :func:`register_transform` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthaug._validate import closest
+from synthaug.errors import DataError, MissingDependencyError, ValidationError
+
+__all__ = [
+    "RECIPE_ENV",
+    "BUDGET_ENV",
+    "DeformSpec",
+    "TransformSpec",
+    "Schedule",
+    "Targeting",
+    "GateSpec",
+    "Budget",
+    "Recipe",
+    "TransformEntry",
+    "register_transform",
+    "unregister_transform",
+    "get_transform",
+    "transform_names",
+    "load_recipe",
+    "recipe_from_env",
+    "budget_from_env",
+    "derive_seed",
+]
+
+RECIPE_ENV = "SYNTHAUG_RECIPE"
+BUDGET_ENV = {
+    "num_epochs": "SYNTHAUG_NUM_EPOCHS",
+    "iterations_per_epoch": "SYNTHAUG_ITERS_PER_EPOCH",
+    "val_iterations_per_epoch": "SYNTHAUG_VAL_ITERS",
+}
+_FORMAT_VERSION = 1
+_EXAMPLE = (
+    f"export {RECIPE_ENV}=$(synthaug nnunet-path)/recipes/context_ct.json   "
+    "(a JSON file with at least {\"transforms\": [{\"name\": \"context_texture\", \"probability\": 0.5, "
+    "\"options\": {\"weights\": \"context_ct_a\"}}]})"
+)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A seed in ``[0, 2**62)`` derived from ``parts`` (stable across processes, platforms and runs).
+
+    >>> derive_seed(0, "case_001", 1) == derive_seed(0, "case_001", 1)
+    True
+    """
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 2
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class TransformEntry:
+    """How to build one batch transform by name.
+
+    ``build(**options)`` returns an object with ``apply_batch(images, labels, *, seeds) -> (images,
+    labels)`` (images ``(B, 1, *spatial)`` in the transform's raw intensity scale, labels ``(B, 1,
+    *spatial)`` in the generator's vocabulary or mapped by a ``label_map`` option) and a ``card``
+    attribute (its :class:`~synthaug.weights.card.ModelCard`: intensity convention, labels, training cases).
+    ``options`` lists the accepted option names (for error messages with suggestions).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    options: tuple[str, ...]
+    description: str = ""
+
+
+_RESERVED_OPTIONS = ("prob", "deform", "control_points", "max_displacement")
+
+
+def _build_context_texture(**options: Any) -> Any:
+    from synthaug.transforms.context_texture import ContextTextureSynth
+
+    # Probability and deformation are the recipe's and the batch synthesiser's business.
+    return ContextTextureSynth(prob=1.0, deform=False, **options)
+
+
+def _context_texture_options() -> tuple[str, ...]:
+    from synthaug.transforms.context_texture import ContextTextureSynth
+
+    params = inspect.signature(ContextTextureSynth.__init__).parameters
+    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
+
+
+_REGISTRY: dict[str, TransformEntry] = {}
+
+
+def register_transform(
+    name: str,
+    build: Callable[..., Any],
+    *,
+    options: Sequence[str] | None = None,
+    description: str = "",
+    replace: bool = False,
+) -> TransformEntry:
+    """Make ``name`` usable in recipes. ``options`` default to ``build``'s keyword parameters."""
+    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
+        raise ValidationError(f"transform name must be letters, digits and '_', got {name!r}.")
+    if name in _REGISTRY and not replace:
+        raise ValidationError(f"a transform named {name!r} is already registered; pass replace=True to override it.")
+    if options is None:
+        params = inspect.signature(build).parameters.values()
+        options = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    entry = TransformEntry(name=name, build=build, options=tuple(options), description=description)
+    _REGISTRY[name] = entry
+    return entry
+
+
+def unregister_transform(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def transform_names() -> tuple[str, ...]:
+    return tuple(sorted(_REGISTRY))
+
+
+def get_transform(name: str) -> TransformEntry:
+    """The registry entry for ``name``; an unknown name raises naming the known ones and the closest."""
+    if name not in _REGISTRY:
+        raise ValidationError(
+            f"unknown transform {name!r}; registered transforms: {list(transform_names())}.{closest(str(name), _REGISTRY)}"
+        )
+    return _REGISTRY[name]
+
+
+register_transform(
+    "context_texture",
+    _build_context_texture,
+    options=_context_texture_options(),
+    description="ConText-GAN label map + texture features -> image (synthaug.transforms.ContextTextureSynth)",
+)
+
+
+# ---------------------------------------------------------------------------------------- records
+
+
+def _where(where: str, source: str) -> str:
+    return f"recipe {where}" + (f" (file {source})" if source else "")
+
+
+def _check_keys(d: Mapping[str, Any], allowed: Sequence[str], where: str, source: str) -> None:
+    if not isinstance(d, Mapping):
+        raise ValidationError(f"{_where(where, source)} must be a JSON object, got {type(d).__name__}: {d!r}.")
+    for k in d:
+        if k not in allowed:
+            raise ValidationError(
+                f"{_where(where, source)} has unknown key {k!r}; allowed: {sorted(allowed)}.{closest(str(k), allowed)}"
+            )
+
+
+def _num(value: Any, where: str, source: str, *, low: float | None = None, high: float | None = None,
+         integer: bool = False) -> Any:
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or value != value:
+        kind = "an integer" if integer else "a number"
+        raise ValidationError(f"{_where(where, source)} must be {kind}, got {value!r}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+        raise ValidationError(f"{_where(where, source)} must lie in {rng}, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class DeformSpec:
+    """Elastic deformation drawn before synthesis (displacement in voxels)."""
+
+    enabled: bool = False
+    control_points: int = 4
+    max_displacement: float = 6.0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> DeformSpec:
+        if d is None or d is False:
+            return cls()
+        if d is True:
+            return cls(enabled=True)
+        _check_keys(d, ("enabled", "control_points", "max_displacement"), where, source)
+        enabled = d.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValidationError(f"{_where(where + '.enabled', source)} must be true or false, got {enabled!r}.")
+        cp = _num(d.get("control_points", 4), where + ".control_points", source, low=2, high=64, integer=True)
+        md = _num(d.get("max_displacement", 6.0), where + ".max_displacement", source, low=0.0)
+        return cls(enabled=enabled, control_points=int(cp), max_displacement=float(md))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "control_points": self.control_points, "max_displacement": self.max_displacement}
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """One recipe transform: registered ``name``, ``probability``, builder ``options``, ``deform``."""
+
+    name: str
+    probability: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+    deform: DeformSpec = field(default_factory=DeformSpec)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> TransformSpec:
+        _check_keys(d, ("name", "probability", "options", "deform"), where, source)
+        if "name" not in d:
+            raise ValidationError(
+                f"{_where(where, source)} needs a 'name' (one of {list(transform_names())})."
+            )
+        name = d["name"]
+        if not isinstance(name, str):
+            raise ValidationError(f"{_where(where + '.name', source)} must be a string, got {name!r}.")
+        try:
+            entry = get_transform(name)
+        except ValidationError as exc:
+            raise ValidationError(f"{_where(where + '.name', source)}: {exc}") from None
+        prob = _num(d.get("probability", 1.0), where + ".probability", source, low=0.0, high=1.0)
+        options = d.get("options", {}) or {}
+        if not isinstance(options, Mapping):
+            raise ValidationError(f"{_where(where + '.options', source)} must be a JSON object, got {options!r}.")
+        for k in options:
+            if k in _RESERVED_OPTIONS:
+                raise ValidationError(
+                    f"{_where(where + '.options', source)}: {k!r} is set by the recipe itself; use the transform's "
+                    "'probability' and its 'deform' block instead."
+                )
+            if k not in entry.options:
+                raise ValidationError(
+                    f"{_where(where + '.options', source)}: transform {name!r} has no option {k!r}; its options are "
+                    f"{list(entry.options)}.{closest(str(k), entry.options)}"
+                )
+        deform = DeformSpec.from_dict(d.get("deform"), where + ".deform", source)
+        return cls(name=name, probability=float(prob), options=dict(options), deform=deform)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "probability": self.probability, "options": dict(self.options),
+                "deform": self.deform.to_dict()}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Warm-up and linear ramp of the synthetic fraction over epochs."""
+
+    warmup_epochs: int = 0
+    ramp_epochs: int = 0
+    start: float = 0.0
+
+    def factor(self, epoch: int) -> float:
+        """Multiplier of the transform probabilities at ``epoch`` (0-based): 0 in warm-up, then ramps to 1."""
+        if epoch < self.warmup_epochs:
+            return 0.0
+        if self.ramp_epochs <= 0:
+            return 1.0
+        t = (epoch - self.warmup_epochs) / self.ramp_epochs
+        return float(min(1.0, self.start + (1.0 - self.start) * t))
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> Schedule:
+        if d is None:
+            return cls()
+        _check_keys(d, ("warmup_epochs", "ramp_epochs", "start"), where, source)
+        w = _num(d.get("warmup_epochs", 0), where + ".warmup_epochs", source, low=0, integer=True)
+        r = _num(d.get("ramp_epochs", 0), where + ".ramp_epochs", source, low=0, integer=True)
+        s = _num(d.get("start", 0.0), where + ".start", source, low=0.0, high=1.0)
+        return cls(warmup_epochs=int(w), ramp_epochs=int(r), start=float(s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"warmup_epochs": self.warmup_epochs, "ramp_epochs": self.ramp_epochs, "start": self.start}
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Per-class multipliers of the synthesis probability (keys: label names or ids as strings)."""
+
+    class_weights: Mapping[str, float] = field(default_factory=dict)
+    default_weight: float = 1.0
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> Targeting | None:
+        if d is None:
+            return None
+        _check_keys(d, ("class_weights", "default_weight"), where, source)
+        weights = d.get("class_weights", {})
+        if not isinstance(weights, Mapping) or not weights:
+            raise ValidationError(
+                f"{_where(where + '.class_weights', source)} must be a non-empty object "
+                f"{{label name or id: weight}}, got {weights!r}."
+            )
+        out = {str(k): float(_num(v, f"{where}.class_weights[{k!r}]", source, low=0.0)) for k, v in weights.items()}
+        dw = _num(d.get("default_weight", 1.0), where + ".default_weight", source, low=0.0)
+        return cls(class_weights=out, default_weight=float(dw))
+
+    def resolve(self, labels: Mapping[str, int] | None) -> dict[int, float]:
+        """``{label id: weight}`` using the dataset's ``{name: id}`` for names."""
+        out: dict[int, float] = {}
+        for key, w in self.class_weights.items():
+            if labels is not None and key in labels:
+                out[int(labels[key])] = w
+            elif key.lstrip("-").isdigit():
+                out[int(key)] = w
+            else:
+                known = list(labels) if labels else []
+                raise ValidationError(
+                    f"recipe targeting.class_weights names class {key!r}, which the dataset does not have "
+                    f"(labels: {known}).{closest(key, known)}"
+                )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class_weights": dict(self.class_weights), "default_weight": self.default_weight}
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """Label-faithfulness gate: frozen ``checker`` (segmenter weights name) and Dice ``threshold``."""
+
+    checker: str
+    threshold: float = 0.5
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> GateSpec | None:
+        if d is None:
+            return None
+        _check_keys(d, ("checker", "threshold"), where, source)
+        checker = d.get("checker")
+        if not isinstance(checker, str) or not checker:
+            raise ValidationError(
+                f"{_where(where + '.checker', source)} must name segmenter weights (family 'segmenter'), got {checker!r}."
+            )
+        thr = _num(d.get("threshold", 0.5), where + ".threshold", source, low=0.0, high=1.0)
+        return cls(checker=checker, threshold=float(thr))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checker": self.checker, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """nnU-Net training budget; ``None`` keeps nnU-Net's default (1000 x 250, 50 validation iterations)."""
+
+    num_epochs: int | None = None
+    iterations_per_epoch: int | None = None
+    val_iterations_per_epoch: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, source: str = "") -> Budget:
+        if d is None:
+            return cls()
+        _check_keys(d, tuple(BUDGET_ENV), where, source)
+        vals = {}
+        for k in BUDGET_ENV:
+            v = d.get(k)
+            vals[k] = None if v is None else int(_num(v, f"{where}.{k}", source, low=1, integer=True))
+        return cls(**vals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in BUDGET_ENV}
+
+
+_TOP_KEYS = ("synthaug_recipe", "description", "seed", "channel", "transforms", "schedule", "targeting", "gate",
+             "budget")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe (see the module docstring); :meth:`to_dict` round-trips through :meth:`from_dict`."""
+
+    transforms: tuple[TransformSpec, ...]
+    schedule: Schedule = field(default_factory=Schedule)
+    targeting: Targeting | None = None
+    gate: GateSpec | None = None
+    budget: Budget = field(default_factory=Budget)
+    seed: int = 0
+    channel: int = 0
+    description: str = ""
+    source: str = ""
+
+    @property
+    def total_probability(self) -> float:
+        return float(sum(t.probability for t in self.transforms))
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str = "") -> Recipe:
+        _check_keys(d, _TOP_KEYS, "file" if source else "(top level)", source)
+        version = d.get("synthaug_recipe", _FORMAT_VERSION)
+        if version != _FORMAT_VERSION:
+            raise ValidationError(
+                f"{_where('synthaug_recipe', source)}: format version {version!r} is not supported (this synthaug "
+                f"reads version {_FORMAT_VERSION})."
+            )
+        items = d.get("transforms")
+        if not isinstance(items, list) or not items:
+            raise ValidationError(
+                f"{_where('transforms', source)} must be a non-empty list of transforms, e.g. "
+                "[{\"name\": \"context_texture\", \"probability\": 0.5, \"options\": {\"weights\": \"context_ct_a\"}}]; "
+                f"got {items!r}."
+            )
+        transforms = tuple(TransformSpec.from_dict(t, f"transforms[{i}]", source) for i, t in enumerate(items))
+        total = sum(t.probability for t in transforms)
+        if total > 1.0 + 1e-9:
+            raise ValidationError(
+                f"{_where('transforms', source)}: the probabilities sum to {total:g} > 1. A sample gets at most one "
+                "transform, so the probabilities are shares of the batch: lower them so that they sum to at most 1."
+            )
+        seed = _num(d.get("seed", 0), "seed", source, low=0, integer=True)
+        channel = _num(d.get("channel", 0), "channel", source, low=0, integer=True)
+        desc = d.get("description", "")
+        if not isinstance(desc, str):
+            raise ValidationError(f"{_where('description', source)} must be a string.")
+        return cls(
+            transforms=transforms,
+            schedule=Schedule.from_dict(d.get("schedule"), "schedule", source),
+            targeting=Targeting.from_dict(d.get("targeting"), "targeting", source),
+            gate=GateSpec.from_dict(d.get("gate"), "gate", source),
+            budget=Budget.from_dict(d.get("budget"), "budget", source),
+            seed=int(seed),
+            channel=int(channel),
+            description=desc,
+            source=source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "synthaug_recipe": _FORMAT_VERSION,
+            "description": self.description,
+            "seed": self.seed,
+            "channel": self.channel,
+            "transforms": [t.to_dict() for t in self.transforms],
+            "schedule": self.schedule.to_dict(),
+            "targeting": self.targeting.to_dict() if self.targeting else None,
+            "gate": self.gate.to_dict() if self.gate else None,
+            "budget": self.budget.to_dict(),
+        }
+
+    def sha256(self) -> str:
+        """Checksum of the canonical JSON form (independent of formatting and key order in the file)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+def _parse_text(text: str, path: Path) -> Any:
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"recipe {path} is YAML but PyYAML is not installed; install it with: pip install pyyaml "
+                "(or write the recipe as JSON)."
+            ) from exc
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValidationError(f"recipe file {path} is not valid YAML: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"recipe file {path} is not valid JSON: {exc}") from exc
+
+
+def load_recipe(path: str | os.PathLike[str]) -> Recipe:
+    """Read and validate a recipe file (``.json``; ``.yaml``/``.yml`` when PyYAML is installed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"recipe file {str(p)!r} does not exist. Example: {_EXAMPLE}")
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise DataError(f"recipe file {str(p)!r} cannot be read ({exc}).") from exc
+    return Recipe.from_dict(_parse_text(text, p), source=str(p))
+
+
+def recipe_from_env(environ: Mapping[str, str] | None = None) -> Recipe:
+    """The recipe named by ``$SYNTHAUG_RECIPE`` (a clear error naming the variable when unset or missing)."""
+    env = os.environ if environ is None else environ
+    value = env.get(RECIPE_ENV, "").strip()
+    if not value:
+        raise DataError(
+            f"the environment variable {RECIPE_ENV} is not set; nnUNetTrainerSynthAug needs a recipe file. "
+            f"Example: {_EXAMPLE}"
+        )
+    if not Path(value).is_file():
+        raise DataError(
+            f"{RECIPE_ENV}={value!r} does not name an existing file. Example: {_EXAMPLE}"
+        )
+    return load_recipe(value)
+
+
+def budget_from_env(recipe_budget: Budget, environ: Mapping[str, str] | None = None) -> Budget:
+    """``recipe_budget`` with any of ``SYNTHAUG_NUM_EPOCHS`` / ``_ITERS_PER_EPOCH`` / ``_VAL_ITERS`` applied."""
+    env = os.environ if environ is None else environ
+    vals = recipe_budget.to_dict()
+    for key, var in BUDGET_ENV.items():
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValidationError(f"environment variable {var}={raw!r} must be a positive integer, e.g. {var}=5.")
+        vals[key] = n
+    return Budget(**vals)
