@@ -8,17 +8,18 @@ from synthaug.weights.card import ModelCard
 from synthaug.weights.store import save_weights
 
 
-def _save(root, name, variant, intensity, noise_channels=0):
+def _save(root, name, variant, intensity, noise_channels=0, n_labels=4):
     torch.manual_seed(0)
-    args = {"n_labels": 4, "n_features": 2, "variant": variant, "spatial_dims": 2, "widths": [4, 8],
+    args = {"n_labels": n_labels, "n_features": 2, "variant": variant, "spatial_dims": 2, "widths": [4, 8],
             "fusion_widths": [4], "z_dim": 4, "spade_hidden": 4, "fusion_kernel": 1, "noise_channels": noise_channels}
     net = ContextGenerator(**args)
     card = ModelCard(
         name=name, family="context", architecture="context_generator", arguments=args, spatial_dims=2,
-        in_channels=4, out_channels=1, intensity=intensity.to_dict(), labels=("background", "a", "b", "c"),
+        in_channels=n_labels, out_channels=1, intensity=intensity.to_dict(),
+        labels=("background", *(f"class_{i}" for i in range(1, n_labels))),
         features=("mean", "entropy"), feature_options={"bins": 16},
-        feature_stats={"min": [[0.2, 0.1]] * 4, "max": [[0.8, 0.6]] * 4, "mean": [[0.5, 0.3]] * 4,
-                       "std": [[0.1, 0.1]] * 4, "count": [10] * 4},
+        feature_stats={"min": [[0.2, 0.1]] * n_labels, "max": [[0.8, 0.6]] * n_labels, "mean": [[0.5, 0.3]] * n_labels,
+                       "std": [[0.1, 0.1]] * n_labels, "count": [10] * n_labels},
         training_cases=("ct_a:z000-094",),
     )
     stored = save_weights(net, card, root / "files" / f"{name}.safetensors")
@@ -32,6 +33,7 @@ def tiny_weights(tmp_path, monkeypatch):
     _save(tmp_path, "tiny_ct", "p2pf", IntensityConvention.ct_window(-200, 300))
     _save(tmp_path, "tiny_mr_oasis", "oasis", IntensityConvention.percentile(1, 99), noise_channels=1)
     _save(tmp_path, "tiny_ct_noise", "p2p", IntensityConvention.ct_window(-200, 300), noise_channels=2)
+    _save(tmp_path, "tiny_ct9", "p2pf", IntensityConvention.ct_window(-200, 300), noise_channels=1, n_labels=9)
     monkeypatch.setenv("SYNTHAUG_WEIGHTS_PATH", str(tmp_path))
     registry.clear_cache()
     yield tmp_path
