@@ -13,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_list)
     info = sub.add_parser("info", help="the full model card of one entry (JSON)")
     info.add_argument("name", help="registry name or path to a .safetensors file")
+    info.add_argument("--markdown", action="store_true", help="a human-readable Markdown model card instead of JSON")
     info.set_defaults(func=_info)
     verify = sub.add_parser("verify", help="check sha256 and rebuild every (or one) network")
     verify.add_argument("name", nargs="?", help="registry name or path (default: all)")
@@ -43,8 +44,12 @@ def _info(args: argparse.Namespace) -> int:
     from synthaug.weights.registry import card_of
 
     card = card_of(args.name)
-    d = card.to_dict()
-    print(json.dumps(d, indent=2, sort_keys=True))
+    if args.markdown:
+        from synthaug.weights.card_markdown import card_to_markdown
+
+        print(card_to_markdown(card))
+        return 0
+    print(json.dumps(card.to_dict(), indent=2, sort_keys=True))
     return 0
 
 

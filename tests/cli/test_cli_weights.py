@@ -8,7 +8,7 @@ def test_list_info_verify(tiny_weights, capsys):
     assert "tiny_ct" in capsys.readouterr().out
     assert main(["weights", "info", "tiny_ct"]) == 0
     card = json.loads(capsys.readouterr().out)
-    assert card["training_cases"] == ["ct_a:z000-094"]
+    assert card["training_cases"] == ["ctA_z000-093"]
     assert main(["weights", "verify", "tiny_ct"]) == 0
     assert "ok" in capsys.readouterr().out
 
@@ -32,3 +32,10 @@ def test_publish_renames_attaches_metrics_and_refuses_overwrite(tiny_weights, tm
     assert card["sha256"] == sha256_file(dest / "files" / "shipped_ct.safetensors")
     assert main(["weights", "publish", str(src), "--name", "shipped_ct", "--dest", str(dest)]) == 2
     assert "already exist" in capsys.readouterr().err
+
+
+def test_markdown_model_card(tiny_weights, capsys):
+    assert main(["weights", "info", "tiny_ct", "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# Model card: `tiny_ct`")
+    assert "| training cases | ctA_z000-093 |" in text

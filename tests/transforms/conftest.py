@@ -20,7 +20,7 @@ def _save(root, name, variant, intensity, noise_channels=0, n_labels=4):
         features=("mean", "entropy"), feature_options={"bins": 16},
         feature_stats={"min": [[0.2, 0.1]] * n_labels, "max": [[0.8, 0.6]] * n_labels, "mean": [[0.5, 0.3]] * n_labels,
                        "std": [[0.1, 0.1]] * n_labels, "count": [10] * n_labels},
-        training_cases=("ct_a:z000-094",),
+        training_cases=("ctA_z000-093",),
     )
     stored = save_weights(net, card, root / "files" / f"{name}.safetensors")
     (root / "cards" / f"{name}.json").write_text(stored.to_json())

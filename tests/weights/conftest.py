@@ -22,6 +22,6 @@ def tiny_context():
         intensity=IntensityConvention.ct_window().to_dict(),
         labels=("background", "a", "b"),
         features=("mean", "entropy"),
-        training_cases=("ct_a:z000-010",),
+        training_cases=("ctA_z000-009",),
     )
     return net, card

@@ -22,7 +22,7 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, tiny_context):
     assert not loaded.training
     net.eval()
     torch.testing.assert_close(_run(loaded), _run(net))
-    assert loaded_card.training_cases == ("ct_a:z000-010",)
+    assert loaded_card.training_cases == ("ctA_z000-009",)
 
 
 def test_corrupted_file_is_refused(tmp_path, tiny_context):

@@ -195,7 +195,7 @@ def test_generator_trained_on_test_cases_is_refused(tmp_path, tiny_weights):
                       "group": "ct_a_heldout"}]
     recipe = write_recipe(tmp_path / "recipe.json")
     src = make_raw_dataset(tmp_path / "raw", scenario_cases=leaky)
-    with pytest.raises(LeakageError, match="tiny_ct.*ctA_z080-095"):  # tiny_ct card: trained on ct_a:z000-094
+    with pytest.raises(LeakageError, match="tiny_ct.*ctA_z080-095"):  # tiny_ct card: trained on ctA_z000-093
         expand_dataset(src, tmp_path / "raw" / "Dataset940_L", recipe=recipe, per_case=1, progress=False)
     card = card_of("tiny_ct")
     safe = {"synthaug": {"cases": cases + [{"id": "ctB_z000-019", "subject": "ct_b", "z_start": 0, "z_stop": 20,
