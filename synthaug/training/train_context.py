@@ -78,6 +78,7 @@ class ContextConfig:
     sample_every: int = 500
     checkpoint_every: int = 250
     threads: int = 0
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, VARIANTS)
@@ -126,6 +127,23 @@ def feature_statistics(slices: SliceSet, *, n_labels: int, names: tuple[str, ...
     return {"mean": t(mean), "std": t(std), "min": t(lo), "max": t(hi), "count": p.sum(0).tolist()}
 
 
+def _initialise_from(g: ContextGenerator, source: Path) -> None:
+    """Start from another run's generator (a ``checkpoint.pt`` or a weights file): staged training."""
+    from synthaug.training.loop import load_checkpoint
+    from synthaug.weights.store import load_network
+
+    if source.is_dir():
+        source = source / "checkpoint.pt"
+    if source.suffix == ".pt":
+        state = load_checkpoint(source)["modules"]["generator"]
+    else:
+        state = load_network(source)[0].state_dict()
+    try:
+        g.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValidationError(f"init_from={str(source)!r} does not match this generator's architecture: {exc}") from exc
+
+
 def _grid(panels, path):
     write_grid(panels, path)
 
@@ -151,6 +169,8 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         z_dim=cfg.z_dim, spade_hidden=cfg.spade_hidden, fusion_kernel=cfg.fusion_kernel,
         noise_channels=cfg.noise_channels,
     )
+    if cfg.init_from:
+        _initialise_from(g, Path(cfg.init_from))
     step = ContextStep(
         g, features=cfg.features, bins=cfg.bins, d_width=cfg.d_width,
         weights=ContextLossWeights(cfg.lambda_adv, cfg.lambda_l1, cfg.lambda_ct, cfg.lambda_ssim),

@@ -80,3 +80,15 @@ def test_evaluation_refuses_a_model_trained_on_its_heldout_slab(raw_dataset, tmp
     save_weights(net, leaky, tmp_path / "leaky.safetensors")
     with pytest.raises(LeakageError, match="overlap"):
         evaluate_context(tmp_path / "leaky.safetensors")
+
+
+def test_init_from_starts_from_another_run(raw_dataset, tmp_path):
+    base = ["--quiet", "--set", f"data={raw_dataset}", "batch_size=2", "size=32", "widths=[4,8]", "fusion_widths=[4]", "d_width=4"]
+    assert main(["train", "context", "--out", str(tmp_path / "a"), *base, "iterations=2", "name=a"]) == 0
+    assert main(["train", "context", "--out", str(tmp_path / "b"), *base, "iterations=1", "name=b",
+                 f"init_from={tmp_path / 'a'}", "lambda_ct=20"]) == 0
+    from synthaug.weights.store import read_card
+
+    assert read_card(tmp_path / "b" / "b.safetensors").training["config"]["init_from"] == str(tmp_path / "a")
+    assert main(["train", "context", "--out", str(tmp_path / "c"), *base, "iterations=1", "name=c",
+                 f"init_from={tmp_path / 'a'}", "widths=[8,16]"]) == 2
