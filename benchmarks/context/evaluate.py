@@ -53,18 +53,18 @@ def consistency(weights: Path, seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=Path, default=Path("runs/context"))
+    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/context_new")], help="run folders (each holds <run>/context_*.safetensors)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/context"))
     args = parser.parse_args()
     rows = []
-    for weights in sorted(args.runs.glob("*/context_*.safetensors")):
+    for weights in sorted(w for runs in args.runs for w in runs.glob("*/context_*.safetensors")):
         print("evaluating", weights)
         row = evaluate_context(weights)
         row["consistency"] = consistency(weights)
         rows.append(row)
     order = {"ct_a": 0, "mni": 1}
     vorder = {"p2p": 0, "p2pf": 1, "oasis": 2}
-    rows.sort(key=lambda r: (order.get(r["data"], 9), vorder.get(r["variant"], 9)))
+    rows.sort(key=lambda r: (order.get(r["data"], 9), vorder.get(r["variant"], 9), r["weights"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     machine = (
@@ -79,8 +79,8 @@ def main() -> None:
         "Commands:",
         "",
         "```bash",
-        "benchmarks/context/train_all.sh runs/context        # trains the 6 models below (settings inside)",
-        f"{Path('.venv/bin/python')} benchmarks/context/evaluate.py --runs runs/context --out {args.out}",
+        "benchmarks/context/train_all.sh runs/context_new    # trains the models below (settings inside)",
+        f"{Path('.venv/bin/python')} benchmarks/context/evaluate.py --runs {' '.join(map(str, args.runs))} --out {args.out}",
         "```",
         "",
         "Data: `ct_a` = CT subject A (TotalSegmentator 2.18.0 test data), labels = TotalSegmentator **model "
@@ -103,13 +103,13 @@ def main() -> None:
         "Ratio = mean |difference| of neighbours across slices / within slices, inside the labelled region. "
         "A synthetic/real quotient near 1 means no more striping across slices than the real volume has.",
         "",
-        "| data | variant | volume | real ratio | synthetic ratio | synthetic / real | seconds per volume (CPU) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | data | variant | volume | real ratio | synthetic ratio | synthetic / real | seconds per volume (CPU) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = r["consistency"]
         lines.append(
-            f"| {r['data']} | {r['variant'].upper()} | {c['volume']} {tuple(c['shape'])} | {c['real_ratio']:.3f} | "
+            f"| {r['weights']} | {r['data']} | {r['variant'].upper()} | {c['volume']} {tuple(c['shape'])} | {c['real_ratio']:.3f} | "
             f"{c['synthetic_ratio']:.3f} | {c['synthetic_over_real']:.2f} | {c['seconds_per_volume']} |"
         )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -2,10 +2,10 @@
 # Train the ConText-GAN variants (P2P, P2PF, OASIS) on CT subject A and the MNI152 T1 template,
 # in two parallel queues with one thread each (a 2-core machine). These are the exact settings of
 # the committed results (benchmarks/results/context.md); then run benchmarks/context/evaluate.py.
-# Usage: benchmarks/context/train_all.sh [RUNS_DIR]   (default runs/context)
+# Usage: benchmarks/context/train_all.sh [RUNS_DIR]   (default runs/context_new)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-runs="${1:-runs/context}"
+runs="${1:-runs/context_new}"
 py="${PYTHON:-.venv/bin/python}"
 mkdir -p "$runs"
 # Shared by every model: the texture head (one per-voxel noise map whose amplitude the requested
@@ -31,6 +31,11 @@ train() {  # data variant iterations size-preset
   train mni p2pf 800 "$big"
 ) &
 wait
+# Stage 2 of the shipped CT model: 600 more iterations from the P2PF run with 5x the texture-control
+# weight (lambda_ct = 25 = 2.5 x lambda_l1), to tighten controllability.
+"$py" -m synthaug.cli.main train context --quiet --out runs/context_stage2/ct_a_p2pf_texture \
+  --set name=context_ct_a_p2pf_texture data=ct_a variant=p2pf iterations=600 $big $common lambda_ct=25 \
+  init_from="$runs/ct_a_p2pf" > runs/context_stage2.log 2>&1
 echo "all trainings finished"
 # Ablation (no texture head, 25% random context):
 #   synthaug train context --out runs/context_ablation/ct_a_p2pf_nonoise --set name=context_ct_a_p2pf_nonoise \

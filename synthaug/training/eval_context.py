@@ -122,13 +122,13 @@ def evaluate_context(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Tables I (realism) and II (controllability) of the paper, one row per (data, variant)."""
     out = [
-        "| data | variant | L1 | PSNR (dB) | SSIM | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | train time (s) | iterations | params |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | data | variant | L1 | PSNR (dB) | SSIM | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | train time (s) | iterations | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pf = r["controllability_per_feature"]
         out.append(
-            f"| {r['data']} | {r['variant'].upper()} | {r['l1'][0]:.3f} ± {r['l1'][1]:.3f} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} "
+            f"| {r['weights']} | {r['data']} | {r['variant'].upper()} | {r['l1'][0]:.3f} ± {r['l1'][1]:.3f} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} "
             f"| {r['ssim'][0]:.3f} ± {r['ssim'][1]:.3f} | {r['kid_x1000'][0]:.1f} ± {r['kid_x1000'][1]:.1f} "
             f"| {r['controllability'][0]:.2f} ± {r['controllability'][1]:.2f} "
             f"| {pf.get('mean', [float('nan')])[0]:.2f} | {pf.get('entropy', [float('nan')])[0]:.2f} "
