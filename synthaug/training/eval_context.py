@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from synthaug.data.scenarios import check_no_overlap
 from synthaug.features import normalise_features, region_features
-from synthaug.losses.structural import psnr, ssim
+from synthaug.losses.structural import gaussian_window, psnr, ssim
 from synthaug.metrics.distribution import RandomFeatureExtractor, frechet_distance, kernel_distance
 from synthaug.training.context import measure_features
 from synthaug.training.datasets import get_training_data
@@ -41,6 +42,16 @@ def sample_random_context(
     b = present.shape[0]
     u = torch.rand((b, *lo.shape), generator=generator)
     return (lo + u * (hi - lo)).clamp(0, 1).to(present.device)
+
+
+def _smooth(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Separable Gaussian blur of (B, 1, H, W) with replicate padding (keeps the size)."""
+    taps = gaussian_window(sigma, dtype=x.dtype, device=x.device)
+    k = taps.numel()
+    pad = k // 2
+    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    x = F.conv2d(x, taps.reshape(1, 1, 1, k))
+    return F.conv2d(x, taps.reshape(1, 1, k, 1))
 
 
 def _mean_std(x: torch.Tensor) -> list[float]:
@@ -67,7 +78,7 @@ def evaluate_context(
                       size=(size, size), axis=int(cfg.get("axis", 2)))
     names, bins, n_labels = tuple(card.features), int(card.feature_options["bins"]), card.n_labels
     gen = torch.Generator().manual_seed(seed)
-    l1s, psnrs, ssims, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], []
+    l1s, psnrs, ssims, ssims_smooth, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], [], []
     for i in range(0, len(held), batch_size):
         img, lab = held.images[i : i + batch_size], held.labels[i : i + batch_size]
         disp = sample_displacement((size, size), batch=img.shape[0], control_points=control_points,
@@ -80,6 +91,7 @@ def evaluate_context(
         l1s.append((a - b).abs().flatten(1).mean(1))
         psnrs.append(psnr(a, b, data_range=1.0))
         ssims.append(ssim(a, b, data_range=1.0))
+        ssims_smooth.append(ssim(_smooth(a), _smooth(b), data_range=1.0))
         # Random context
         req = sample_random_context(present, card.feature_stats, generator=gen)
         fake_r = g(lab_d, req, generator=torch.Generator().manual_seed(noise_seed + 1))
@@ -109,6 +121,7 @@ def evaluate_context(
         "l1": _mean_std(l1),
         "psnr": _mean_std(ps),
         "ssim": _mean_std(ss),
+        "ssim_smoothed": _mean_std(torch.cat(ssims_smooth)),
         "kid_x1000": [1000 * kid[0], 1000 * kid[1]],
         "frechet_random_features": frechet_distance(fr, ff),
         "controllability": _mean_std(torch.cat(ctrl)),
@@ -122,14 +135,14 @@ def evaluate_context(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Tables I (realism) and II (controllability) of the paper, one row per (data, variant)."""
     out = [
-        "| model | data | variant | L1 | PSNR (dB) | SSIM | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | train time (s) | iterations | params |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | data | variant | L1 | PSNR (dB) | SSIM | SSIM (both smoothed, σ=1 px) | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | train time (s) | iterations | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pf = r["controllability_per_feature"]
         out.append(
             f"| {r['weights']} | {r['data']} | {r['variant'].upper()} | {r['l1'][0]:.3f} ± {r['l1'][1]:.3f} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} "
-            f"| {r['ssim'][0]:.3f} ± {r['ssim'][1]:.3f} | {r['kid_x1000'][0]:.1f} ± {r['kid_x1000'][1]:.1f} "
+            f"| {r['ssim'][0]:.3f} ± {r['ssim'][1]:.3f} | {r['ssim_smoothed'][0]:.3f} ± {r['ssim_smoothed'][1]:.3f} | {r['kid_x1000'][0]:.1f} ± {r['kid_x1000'][1]:.1f} "
             f"| {r['controllability'][0]:.2f} ± {r['controllability'][1]:.2f} "
             f"| {pf.get('mean', [float('nan')])[0]:.2f} | {pf.get('entropy', [float('nan')])[0]:.2f} "
             f"| {r['training_seconds']} | {r['iterations']} | {r['parameters']:,} |"
