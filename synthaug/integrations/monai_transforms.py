@@ -138,3 +138,96 @@ class RandContextTextureSynthd(RandomizableTransform, MapTransform):
         return d
 
 
+# ------------------------------------------------------------------------------------------ style swap
+
+from synthaug.transforms.style_swap import DEFAULT_STYLE_WEIGHTS, StyleBank, StyleSwap  # noqa: E402
+
+__all__ += ["RandStyleSwap", "RandStyleSwapd"]
+
+
+class RandStyleSwap(RandomizableTransform):
+    """Array form: ``swap(image, label) -> (image, label)``; see :class:`synthaug.transforms.StyleSwap`.
+
+    The seed drawn from MONAI's ``self.R`` picks the style patient and the noise, so
+    ``set_random_state`` replays the call; the applied seed and style case are recorded in the output
+    MetaTensor's meta under ``"synthaug_style_swap"``.
+    """
+
+    def __init__(
+        self, weights: str = DEFAULT_STYLE_WEIGHTS, bank: StyleBank | None = None, prob: float = 1.0, **options: Any
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        self.swap = StyleSwap(weights, bank, prob=1.0, **options)
+        self._seed = 0
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self._seed = int(self.R.randint(0, 2**31 - 1))
+
+    def __call__(self, image: Any, label: Any, randomize: bool = True) -> tuple[Any, Any]:
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return image, label
+        check_same_affine(image, label)
+        params = self.swap.params_from_seed(self._seed)
+        img_t, lab_t = _as_tensor(image), _as_tensor(label)
+        out_img, out_lab = self.swap.apply(img_t.float() if not img_t.is_floating_point() else img_t, lab_t, params)
+        out_img = _like(out_img.to(img_t.dtype) if img_t.is_floating_point() else out_img, image)
+        if isinstance(out_img, MetaTensor):
+            out_img.meta["synthaug_style_swap"] = {"seed": params.seed, "style_case": params.style_id,
+                                                   "weights": str(self.swap.weights)}
+        return out_img, _like(out_lab.to(lab_t.dtype), label)
+
+
+class RandStyleSwapd(RandomizableTransform, MapTransform):
+    """Dictionary form of :class:`RandStyleSwap` (MONAI).
+
+    Replaces ``data[image_key]`` by the content label map rendered in a random bank patient's per-organ
+    style (with ``deform=True`` the perturbed label replaces ``data[label_key]``), keeping meta.
+
+    Example:
+        >>> bank = StyleBank.from_folder("style_cases/")  # doctest: +SKIP
+        >>> t = Compose([LoadImaged(keys), EnsureChannelFirstd(keys),
+        ...              RandStyleSwapd(image_key="image", label_key="label", bank=bank, prob=0.5)])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        image_key: str = "image",
+        label_key: str = "label",
+        weights: str = DEFAULT_STYLE_WEIGHTS,
+        bank: StyleBank | None = None,
+        prob: float = 1.0,
+        allow_missing_keys: bool = False,
+        **options: Any,
+    ) -> None:
+        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.image_key, self.label_key = image_key, label_key
+        self.array = RandStyleSwap(weights, bank, prob=1.0, **options)
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandStyleSwapd:
+        super().set_random_state(seed, state)
+        self.array.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.array.randomize()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        if self.image_key not in d or self.label_key not in d:
+            if self.allow_missing_keys:
+                return d
+            missing = [k for k in (self.image_key, self.label_key) if k not in d]
+            raise ValidationError(
+                f"RandStyleSwapd needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
+                "set image_key/label_key, or allow_missing_keys=True."
+            )
+        d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
+        return d

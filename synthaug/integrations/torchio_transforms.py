@@ -101,3 +101,83 @@ class RandomContextTextureSynth(_RandomTransform):
             **self._get_base_args(),
         )
         return transform(subject)
+
+
+# ------------------------------------------------------------------------------------------ style swap
+
+from synthaug.transforms.style_swap import DEFAULT_STYLE_WEIGHTS, StyleBank  # noqa: E402
+from synthaug.transforms.style_swap import StyleSwap as _StyleCore  # noqa: E402
+
+__all__ += ["StyleSwap", "RandomStyleSwap"]
+
+_STYLE_OPTIONS = ("deform", "control_points", "max_displacement", "truncation", "label_map", "slice_axis", "chunk")
+
+
+class StyleSwap(tio.Transform):
+    """Deterministic twin: style swap with a given ``seed`` (it picks the bank case and the noise);
+    see :class:`synthaug.transforms.StyleSwap`."""
+
+    def __init__(
+        self,
+        seed: int,
+        *,
+        weights: str = DEFAULT_STYLE_WEIGHTS,
+        bank: StyleBank | None = None,
+        image_name: str = "image",
+        label_name: str = "label",
+        deform: bool = False,
+        control_points: int = 4,
+        max_displacement: float = 4.0,
+        truncation: float | None = 1.0,
+        label_map: dict | None = None,
+        slice_axis: int = 2,
+        chunk: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.seed, self.weights, self.bank = int(seed), weights, bank
+        self.image_name, self.label_name = image_name, label_name
+        self.deform, self.control_points, self.max_displacement = deform, control_points, max_displacement
+        self.truncation, self.label_map, self.slice_axis, self.chunk = truncation, label_map, slice_axis, chunk
+        self.args_names = ["seed", "weights", "bank", "image_name", "label_name", *_STYLE_OPTIONS]
+        self._core = _StyleCore(weights, bank, prob=1.0, **{k: getattr(self, k) for k in _STYLE_OPTIONS})
+
+    def apply_transform(self, subject: Any) -> Any:
+        _check_pair(subject, self.image_name, self.label_name)
+        image, label = subject[self.image_name], subject[self.label_name]
+        params = self._core.params_from_seed(self.seed)
+        out_img, out_lab = self._core.apply(image.data.float(), label.data, params)
+        image.set_data(out_img.to(image.data.dtype) if image.data.is_floating_point() else out_img)
+        label.set_data(out_lab.to(label.data.dtype))
+        return subject
+
+
+class RandomStyleSwap(_RandomTransform):
+    """Random per-organ style swap for TorchIO subjects (``p`` is TorchIO's probability).
+
+    Each call draws one seed (the bank patient and the noise); the subject's history holds a
+    :class:`StyleSwap` with that seed, so ``subject.get_composed_history()`` replays it exactly.
+    """
+
+    def __init__(
+        self,
+        *,
+        weights: str = DEFAULT_STYLE_WEIGHTS,
+        bank: StyleBank | None = None,
+        image_name: str = "image",
+        label_name: str = "label",
+        **options: Any,
+    ) -> None:
+        base = {k: options.pop(k) for k in list(options) if k not in _STYLE_OPTIONS}
+        super().__init__(**base)
+        self.weights, self.bank, self.image_name, self.label_name = weights, bank, image_name, label_name
+        self.options = options
+        _StyleCore(weights, bank, prob=1.0, **options)  # validate now, not at the first call
+
+    def apply_transform(self, subject: Any) -> Any:
+        seed = int(torch.randint(0, 2**31 - 1, (1,)).item())
+        transform = StyleSwap(
+            seed, weights=self.weights, bank=self.bank, image_name=self.image_name, label_name=self.label_name,
+            **self.options, **self._get_base_args(),
+        )
+        return transform(subject)

@@ -21,6 +21,12 @@ _LAZY = {
     "RandContextTextureSynthd": "synthaug.integrations.monai_transforms",
     "RandContextTextureSynth": "synthaug.integrations.monai_transforms",
     "RandomContextTextureSynth": "synthaug.integrations.torchio_transforms",
+    "RandStyleSwapd": "synthaug.integrations.monai_transforms",
+    "RandStyleSwap": "synthaug.integrations.monai_transforms",
+    "RandomStyleSwap": "synthaug.integrations.torchio_transforms",
+    "StyleSwap": "synthaug.transforms.style_swap",
+    "StyleBank": "synthaug.transforms.style_swap",
+    "StyleSwapParams": "synthaug.transforms.style_swap",
 }
 
 __all__ = ["ContextTextureParams", "ContextTextureSynth", *_LAZY]

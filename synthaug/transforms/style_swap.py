@@ -1,0 +1,566 @@
+"""Per-organ style swap as an augmentation: a new image of the same anatomy in another patient's style.
+
+The array form :class:`StyleSwap` has no MONAI/TorchIO dependency; ``RandStyleSwapd`` /
+``RandStyleSwap`` (MONAI) and ``RandomStyleSwap`` (TorchIO) wrap it (see :mod:`synthaug.integrations`).
+
+Per call:
+
+1. a random style patient is drawn from a :class:`StyleBank` (cases given as a list or read from a
+   folder of NIfTI ``(image, label)`` pairs); its per-class style codes were pooled once over all of
+   its slices (a bank case is encoded once per weights and device, then cached);
+2. (optional) the content label map's boundaries are perturbed by a smooth elastic field
+   (nearest neighbour, :mod:`synthaug.transforms.elastic`); the perturbed label is returned with the
+   new image, so image and label stay consistent;
+3. the frozen 2D generator renders every slice of the content label map (3D volumes slice by slice,
+   in batches of ``chunk`` slices, on the input's device) with the style patient's codes; all slices of
+   a volume share the style codes and one noise draw (truncated normal of bound ``truncation``), so
+   identical slices give identical outputs (inter-slice consistency);
+4. the output is mapped back to the input's intensity convention (the card's: a fixed CT window, or the
+   content volume's own percentiles for MR).
+
+Generators trained with a body class (``card.arguments["body_class"]``) get it from the Med-USIS body
+mask of the content image itself (normalised with the card's convention, binarised at the card's
+threshold, opened, largest connected component per slice; on slices larger than 128 pixels the
+component is chosen on a max-pooled copy, an approximation at the component boundaries only); bank
+cases get theirs from their own images. Classes the style patient lacks use the generator's learned
+default codes. Sampling is split from
+application: :meth:`StyleSwap.sample_params` draws a small record (whether to apply, one integer seed,
+the style case index and id); :meth:`StyleSwap.apply` is pure given it.
+
+Leakage guard: a bank refuses any case whose role is ``"test"`` or whose id overlaps a case listed in
+``test_cases`` (same subject and shared slices, :func:`synthaug.data.scenarios.check_no_overlap`),
+raising :class:`~synthaug.errors.LeakageError`; a style bank must never hold the patients a model is
+tested on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthaug._validate import check_choice, check_image, check_positive, check_probability
+from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, ValidationError
+from synthaug.losses.style import extract_mask, largest_component
+from synthaug.networks.spade import truncated_normal
+from synthaug.transforms.elastic import sample_displacement, warp_labels
+from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
+from synthaug.weights.registry import card_of, load
+
+__all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "StyleSwapParams", "StyleSwap"]
+
+DEFAULT_STYLE_WEIGHTS = "style_ct_a"
+_NIFTI = (".nii.gz", ".nii")
+_CODE_CACHE: dict[tuple[str, str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+# ------------------------------------------------------------------------------------------ the bank
+
+
+@dataclass(frozen=True, eq=False)
+class StyleCase:
+    """One style patient: ``image`` ``(1, *spatial)`` raw intensities, ``label`` ``(1, *spatial)`` integer
+    (or None: unlabelled, only for generators with a global style code), an id and a role."""
+
+    case_id: str
+    image: torch.Tensor
+    label: torch.Tensor | None
+    role: str = "style"
+
+
+def _as_tensor(x: Any, name: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.as_tensor() if hasattr(x, "as_tensor") else x
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    raise ValidationError(f"{name} must be a torch.Tensor or numpy array, got {type(x).__name__}.")
+
+
+def _check_affines(a: Any, b: Any, case: str) -> None:
+    if a is None or b is None:
+        return
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not np.allclose(a, b, atol=1e-3):
+        raise ValidationError(
+            f"style case {case!r}: image and label have different affines; resample the label onto the image "
+            "(nearest neighbour) first."
+        )
+
+
+def _make_case(item: Any, index: int) -> StyleCase:
+    if isinstance(item, StyleCase):
+        case = item
+    elif isinstance(item, Mapping):
+        unknown = set(item) - {"image", "label", "id", "case_id", "role", "image_affine", "label_affine"}
+        if unknown or "image" not in item:
+            raise ValidationError(
+                f"style case {index} must be a mapping with 'image' and optional 'label', 'id', 'role', "
+                f"'image_affine', 'label_affine'; got keys {sorted(item)}."
+            )
+        cid = str(item.get("id", item.get("case_id", f"case_{index:03d}")))
+        _check_affines(item.get("image_affine", getattr(item["image"], "affine", None)),
+                       item.get("label_affine", getattr(item.get("label"), "affine", None)), cid)
+        label = item.get("label")
+        case = StyleCase(cid, _as_tensor(item["image"], "image"), None if label is None else _as_tensor(label, "label"),
+                         str(item.get("role", "style")))
+    elif isinstance(item, Sequence) and len(item) == 2:
+        image, label = item
+        case = StyleCase(f"case_{index:03d}", _as_tensor(image, "image"),
+                         None if label is None else _as_tensor(label, "label"))
+    else:
+        raise ValidationError(
+            f"style case {index} must be a StyleCase, a mapping {{'image', 'label', 'id', 'role'}} or an "
+            f"(image, label) pair, got {type(item).__name__}."
+        )
+    image = case.image
+    if image.ndim in (2, 3) and not (image.ndim == 3 and image.shape[0] == 1):
+        image = image[None]  # add the channel dimension
+    if image.ndim not in (3, 4) or image.shape[0] != 1:
+        raise ShapeError(
+            f"style case {case.case_id!r}: image must be (1, *spatial) or (*spatial) with 2 or 3 spatial dims, "
+            f"got shape {tuple(case.image.shape)}."
+        )
+    image = image.float() if not image.is_floating_point() else image
+    check_image(image, f"style case {case.case_id!r} image")
+    label = case.label
+    if label is not None:
+        if label.ndim == image.ndim - 1:
+            label = label[None]
+        if tuple(label.shape) != tuple(image.shape):
+            raise ShapeError(
+                f"style case {case.case_id!r}: label {tuple(case.label.shape)} must match image "
+                f"{tuple(case.image.shape)}; resample the label onto the image grid first."
+            )
+        if label.is_floating_point():
+            if not bool(torch.isfinite(label).all()) or not bool((label == label.round()).all()):
+                raise LabelError(f"style case {case.case_id!r}: label holds non-integer or NaN values.")
+        label = label.round().long() if label.is_floating_point() else label.long()
+        if not bool((label != 0).any()):
+            raise LabelError(f"style case {case.case_id!r}: label is empty (only background 0).")
+    return StyleCase(case.case_id, image, label, case.role)
+
+
+class StyleBank:
+    """The style patients an augmentation may draw from.
+
+    Args:
+        cases: :class:`StyleCase` objects, mappings ``{"image", "label", "id", "role"}`` or ``(image, label)``
+            pairs; images ``(1, *spatial)`` or ``(*spatial)`` in raw units, labels of the same shape.
+        test_cases: ids of test cases (e.g. ``scenario.test_case_ids()``); a bank case that is, or overlaps,
+            one of them is refused with :class:`LeakageError`, as is any case with ``role="test"``.
+
+    Example:
+        >>> bank = StyleBank([{"image": torch.zeros(8, 8, 2), "label": torch.ones(8, 8, 2, dtype=torch.long),
+        ...                    "id": "ctA_z000-001"}], test_cases=["ctA_z096-111"])
+        >>> len(bank), bank.ids
+        (1, ('ctA_z000-001',))
+    """
+
+    def __init__(self, cases: Iterable[Any], *, test_cases: Iterable[str] = ()) -> None:
+        made = [_make_case(c, i) for i, c in enumerate(cases)]
+        if not made:
+            raise ValidationError("a StyleBank needs at least one case.")
+        ids = [c.case_id for c in made]
+        if len(set(ids)) != len(ids):
+            raise ValidationError(f"style case ids must be unique, got {ids}.")
+        marked = [c.case_id for c in made if c.role == "test"]
+        if marked:
+            raise LeakageError(
+                f"style bank case(s) {marked} are marked as test cases; a style bank must not contain the patients "
+                "a model is tested on. Remove them from the bank."
+            )
+        tests = [str(t) for t in test_cases]
+        if tests:
+            from synthaug.data.scenarios import check_no_overlap
+
+            check_no_overlap(ids, tests, what="style bank")
+        self.cases: tuple[StyleCase, ...] = tuple(made)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(c.case_id for c in self.cases)
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __repr__(self) -> str:
+        return f"StyleBank({len(self)} cases: {list(self.ids)[:5]}{' ...' if len(self) > 5 else ''})"
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of the cases' ids, shapes and contents (keys the code cache; computed once)."""
+        h = hashlib.sha1()
+        for c in self.cases:
+            h.update(c.case_id.encode())
+            h.update(str(tuple(c.image.shape)).encode())
+            h.update(np.ascontiguousarray(c.image.detach().cpu().float().numpy()).tobytes())
+            if c.label is not None:
+                h.update(np.ascontiguousarray(c.label.detach().cpu().numpy()).tobytes())
+        return h.hexdigest()[:16]
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | Path,
+        *,
+        test_cases: Iterable[str] = (),
+        image_suffix: str = "_image",
+        label_suffix: str = "_label",
+    ) -> StyleBank:
+        """Read ``<id>_image.nii[.gz]`` + ``<id>_label.nii[.gz]`` pairs, or an nnU-Net raw dataset
+        (``imagesTr/<id>_0000.nii.gz`` + ``labelsTr/<id>.nii.gz``; ``imagesTs`` is never read).
+
+        An optional ``roles.json`` ``{case id: role}`` marks roles; a ``"test"`` role is refused. Images
+        and labels must share their affine.
+        """
+        import nibabel as nib
+
+        root = Path(folder)
+        if not root.is_dir():
+            raise DataError(f"style bank folder {str(root)!r} does not exist.")
+        roles: dict[str, str] = {}
+        if (root / "roles.json").is_file():
+            try:
+                roles = {str(k): str(v) for k, v in json.loads((root / "roles.json").read_text()).items()}
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise DataError(f"{root / 'roles.json'} must hold a JSON object {{case id: role}}: {exc}") from exc
+        pairs: list[tuple[str, Path, Path]] = []
+        if (root / "imagesTr").is_dir():
+            for img in sorted((root / "imagesTr").iterdir()):
+                name = _strip_nifti(img.name)
+                if name is None or not name.endswith("_0000"):
+                    continue
+                cid = name[: -len("_0000")]
+                pairs.append((cid, img, _find_nifti(root / "labelsTr", cid)))
+        else:
+            for img in sorted(root.iterdir()):
+                name = _strip_nifti(img.name)
+                if name is None or not name.endswith(image_suffix):
+                    continue
+                cid = name[: -len(image_suffix)]
+                pairs.append((cid, img, _find_nifti(root, cid + label_suffix)))
+        if not pairs:
+            raise DataError(
+                f"no style cases in {str(root)!r}: expected <id>{image_suffix}.nii.gz + <id>{label_suffix}.nii.gz "
+                "pairs or an nnU-Net imagesTr/labelsTr layout."
+            )
+        cases = []
+        for cid, img_path, lab_path in pairs:
+            img, lab = nib.load(str(img_path)), nib.load(str(lab_path))
+            cases.append({
+                "id": cid, "role": roles.get(cid, "style"),
+                "image": np.asarray(img.dataobj, dtype=np.float32), "label": np.asarray(lab.dataobj).astype(np.int64),
+                "image_affine": img.affine, "label_affine": lab.affine,
+            })
+        return cls(cases, test_cases=test_cases)
+
+
+def _strip_nifti(name: str) -> str | None:
+    for ext in _NIFTI:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return None
+
+
+def _find_nifti(folder: Path, stem: str) -> Path:
+    for ext in _NIFTI:
+        p = folder / f"{stem}{ext}"
+        if p.is_file():
+            return p
+    raise DataError(f"style bank: no label file {stem}.nii.gz in {str(folder)!r} for image case {stem!r}.")
+
+
+# ------------------------------------------------------------------------------------------ the transform
+
+
+@dataclass(frozen=True)
+class StyleSwapParams:
+    """Everything random about one call: replaying it gives the same output."""
+
+    seed: int
+    apply: bool
+    style_index: int = -1
+    style_id: str = ""
+
+
+class StyleSwap:
+    """Render the content label map with a random bank patient's per-organ style (frozen generator).
+
+    Args:
+        weights: registry name or path of a ``style`` family weights file.
+        bank: the :class:`StyleBank` of style patients (None: every class uses its learned default code).
+        prob: probability that a call swaps the style (otherwise image and label pass unchanged).
+        deform: perturb the content label boundaries with a smooth elastic field first (returned label).
+        control_points, max_displacement: that field (displacement in voxels).
+        truncation: bound ``a`` of the truncated-normal noise (None: standard normal).
+        label_map: ``{your label value: generator class}`` for the content and bank labels, when they are
+            not already the generator's class indices (``card.labels``).
+        slice_axis: axis along which 3D volumes are cut into 2D slices.
+        chunk: slices per generator call.
+
+    Example:
+        >>> bank = StyleBank.from_folder("style_cases/", test_cases=scenario.test_case_ids())  # doctest: +SKIP
+        >>> swap = StyleSwap("style_ct_a", bank, prob=0.5)  # doctest: +SKIP
+        >>> params = swap.sample_params(generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
+        >>> new_image, new_label = swap.apply(image, label, params)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        weights: str | Path = DEFAULT_STYLE_WEIGHTS,
+        bank: StyleBank | None = None,
+        *,
+        prob: float = 1.0,
+        deform: bool = False,
+        control_points: int = 4,
+        max_displacement: float = 4.0,
+        truncation: float | None = 1.0,
+        label_map: Mapping[int, int] | None = None,
+        slice_axis: int = 2,
+        chunk: int = 32,
+    ) -> None:
+        self.weights = weights
+        self.card = card_of(weights)
+        if self.card.family != "style":
+            raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'style' one.")
+        if bank is not None and not isinstance(bank, StyleBank):
+            raise ValidationError(f"bank must be a StyleBank (or None), got {type(bank).__name__}.")
+        self.bank = bank
+        self.prob = check_probability("prob", prob)
+        self.deform = bool(deform)
+        if int(control_points) < 2:
+            raise ValidationError(f"control_points must be >= 2, got {control_points}.")
+        self.control_points = int(control_points)
+        self.max_displacement = check_positive("max_displacement", max_displacement, allow_zero=True)
+        self.truncation = None if truncation is None else check_positive("truncation", float(truncation))
+        self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
+        self.chunk = int(check_positive("chunk", chunk))
+        self.n_labels = self.card.n_labels
+        self.label_map = {int(k): int(v) for k, v in label_map.items()} if label_map else None
+        if self.label_map is not None:
+            bad = {k: v for k, v in self.label_map.items() if not 0 <= v < self.n_labels}
+            if bad:
+                raise ValidationError(
+                    f"label_map targets {bad} are not generator classes 0..{self.n_labels - 1} ({list(self.card.labels)})."
+                )
+        if bank is not None:
+            global_code = bool(self.card.arguments.get("global_code", False))
+            unlabelled = [c.case_id for c in bank.cases if c.label is None]
+            if unlabelled and not global_code:
+                raise ValidationError(
+                    f"style cases {unlabelled} have no label, but generator {self.card.name!r} pools style codes per "
+                    "labelled region only; give their label maps."
+                )
+            for c in bank.cases:
+                if c.label is not None:
+                    self._to_classes(c.label, f"style case {c.case_id!r} label")
+
+    # ------------------------------------------------------------------ sampling
+    def params_from_seed(self, seed: int, apply: bool = True) -> StyleSwapParams:
+        """The params a seed implies (the style case is drawn from the seed)."""
+        index = -1
+        if self.bank is not None:
+            index = int(torch.randint(len(self.bank), (), generator=torch.Generator().manual_seed(int(seed))))
+        return StyleSwapParams(int(seed), bool(apply), index, self.bank.ids[index] if index >= 0 else "")
+
+    def sample_params(self, *, generator: torch.Generator) -> StyleSwapParams:
+        apply = bool(torch.rand((), generator=generator) < self.prob)
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        return self.params_from_seed(seed, apply)
+
+    def __call__(
+        self, image: torch.Tensor, label: torch.Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
+        return self.apply(image, label, self.sample_params(generator=gen))
+
+    # ------------------------------------------------------------------ application
+    def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial)."""
+        if not params.apply:
+            return image, label
+        if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
+            raise ValidationError("image and label must be torch tensors (use the MONAI/TorchIO forms for others).")
+        squeeze = label.ndim == image.ndim - 1
+        lab = label[None] if squeeze else label
+        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed],
+                                            style_indices=[params.style_index])
+        return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
+
+    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
+        if labels.ndim != images.ndim or labels.shape[1] != 1:
+            raise ShapeError(
+                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, got {tuple(labels.shape)}."
+            )
+        if labels.shape[2:] != images.shape[2:]:
+            raise ShapeError(
+                f"image {tuple(images.shape)} and label {tuple(labels.shape)} must share their spatial shape; "
+                "resample the label onto the image grid (nearest neighbour)."
+            )
+        if labels.is_floating_point():
+            if not bool(torch.isfinite(labels).all()) or not bool((labels == labels.round()).all()):
+                raise LabelError("label holds non-integer or NaN values; a label map must hold integer class ids.")
+            labels = labels.round()
+        labels = labels.long()
+        empty = ~(labels != 0).flatten(1).any(1)
+        if bool(empty.any()):
+            raise LabelError(
+                f"label map of sample(s) {empty.nonzero().flatten().tolist()} is empty (only background 0): there "
+                "are no organs to restyle. Skip such samples or use prob=0 for them."
+            )
+        return labels
+
+    def _to_classes(self, labels: torch.Tensor, name: str = "label") -> torch.Tensor:
+        present = torch.unique(labels)
+        if self.label_map is None:
+            bad = present[(present < 0) | (present >= self.n_labels)]
+            if bad.numel():
+                raise LabelError(
+                    f"{name} holds value(s) {bad.tolist()} that the generator {self.card.name!r} does not know; it "
+                    f"knows 0..{self.n_labels - 1} = {list(self.card.labels)}. Pass label_map={{your value: class}} "
+                    "or map your labels (synthaug.data.vocabulary) first."
+                )
+            return labels
+        keys = torch.tensor(sorted(self.label_map), device=labels.device)
+        unknown = present[~torch.isin(present, keys)]
+        if unknown.numel():
+            raise LabelError(
+                f"{name} holds value(s) {unknown.tolist()} that label_map does not cover (it maps {sorted(self.label_map)})."
+            )
+        lo = min(0, int(keys.min()))
+        lut = torch.zeros(int(keys.max()) - lo + 1, dtype=torch.long, device=labels.device)
+        lut[keys - lo] = torch.tensor([self.label_map[int(k)] for k in keys.tolist()], device=labels.device)
+        return lut[labels - lo]
+
+    def _body(self, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``classes`` ``(N, H, W)`` with the body class from the masks of ``x`` ``(N, 1, H, W)`` in [-1, 1]."""
+        if not getattr(net, "body_class", False):
+            return classes
+        opts = self.card.feature_options.get("body_mask", {}) if isinstance(self.card.feature_options, dict) else {}
+        opened = extract_mask(x, threshold=float(opts.get("threshold", 0.05)), value_range=(-1.0, 1.0), hard=True,
+                              opening_size=int(opts.get("opening_size", 3)), largest=False)
+        h, w = x.shape[-2:]
+        f = max(1, -(-max(h, w) // 128))
+        small = torch.nn.functional.max_pool2d(opened, f, ceil_mode=True) if f > 1 else opened
+        keep = largest_component(small).to(opened.dtype)
+        if f > 1:
+            keep = keep.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)[..., :h, :w]
+        return net.add_body(classes, opened * keep)
+
+    def _bank_codes(self, net: torch.nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes ``(n_cases, R, D)`` and presence ``(n_cases, R)`` of every bank case, pooled over all its slices."""
+        if self.bank is None:
+            raise ValidationError("this StyleSwap has no style bank.")
+        key = (self.card.sha256 or str(self.weights), self.bank.fingerprint, str(device),
+               f"{self.slice_axis}:{self.label_map}")
+        with _CACHE_LOCK:
+            if key in _CODE_CACHE:
+                return _CODE_CACHE[key]
+        conv = self.card.intensity_convention
+        codes, present = [], []
+        for case in self.bank.cases:  # once per bank case, then cached: not a per-call path
+            img = case.image.to(device=device, dtype=torch.float32)
+            x = conv.normalise(img, conv.fit(img))[None]
+            xs = to_slices(x, self.slice_axis)
+            ls = None
+            if case.label is not None:
+                ls = to_slices(self._to_classes(case.label.to(device))[None], self.slice_axis)[:, 0]
+                ls = self._body(net, xs, ls)
+            sums = None
+            for i in range(0, xs.shape[0], self.chunk):
+                part = net.region_sums(xs[i : i + self.chunk], None if ls is None else ls[i : i + self.chunk])
+                part = tuple(p.sum(0, keepdim=True) for p in part)
+                sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
+            style = net.codes_from_sums(*sums)
+            codes.append(style.codes[0])
+            present.append(style.present[0])
+        out = (torch.stack(codes), torch.stack(present))
+        with _CACHE_LOCK:
+            _CODE_CACHE[key] = out
+        return out
+
+    @torch.no_grad()
+    def apply_batch(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        seeds: Sequence[int],
+        style_indices: Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batched style swap: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
+
+        Sample i's output depends only on its own inputs, ``seeds[i]`` and its style case (drawn from the
+        seed unless ``style_indices`` gives it), so a batch gives what per-sample calls give.
+        """
+        label_dtype = labels.dtype
+        labels = self._check(images, labels)
+        b = images.shape[0]
+        if len(seeds) != b:
+            raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
+        if style_indices is None or any(int(i) < 0 for i in style_indices):
+            style_indices = [self.params_from_seed(s).style_index for s in seeds]
+        if len(style_indices) != b:
+            raise ValidationError(f"style_indices must have one entry per sample ({b}), got {len(style_indices)}.")
+        if self.bank is not None and any(not 0 <= int(i) < len(self.bank) for i in style_indices):
+            raise ValidationError(f"style_indices {list(style_indices)} must lie in 0..{len(self.bank) - 1}.")
+        device, dtype = images.device, images.dtype
+        spatial = tuple(images.shape[2:])
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        net, card = load(self.weights, device=device, dtype=torch.float32)
+        conv = card.intensity_convention
+        fit = conv.fit_batch(images.float())
+        # 1. generator classes per slice (+ the body class from the content image's own body mask)
+        xs = to_slices(conv.normalise(images.float(), fit), self.slice_axis)
+        cs = to_slices(self._to_classes(labels), self.slice_axis)[:, 0]
+        n_per = cs.shape[0] // b
+        cs = self._body(net, xs, cs)
+        # 2. boundary perturbation: one smooth field per sample moves the returned label and the classes alike
+        if self.deform and self.max_displacement > 0:
+            disp = torch.cat([
+                sample_displacement(spatial, batch=1, control_points=self.control_points,
+                                    max_displacement=self.max_displacement, generator=g)
+                for g in gens
+            ]).to(device)
+            labels = warp_labels(labels, disp)
+            classes = from_slices(cs[:, None], b, self.slice_axis, images.ndim)
+            cs = to_slices(warp_labels(classes, disp), self.slice_axis)[:, 0]
+        # 3. style codes of each sample's bank case, broadcast to its slices
+        if self.bank is not None:
+            bank_codes, _ = self._bank_codes(net, device)
+            codes = bank_codes[torch.as_tensor([int(i) for i in style_indices], device=device)]
+        else:
+            codes = net.default_style(b, device=device).codes
+        codes = codes.repeat_interleave(n_per, dim=0)
+        # 4. one noise draw per volume, shared by its slices
+        noise = None
+        if net.z_dim:
+            draws = []
+            for g in gens:
+                ng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
+                if self.truncation is None:
+                    draws.append(torch.randn(net.z_dim, generator=ng))
+                else:
+                    draws.append(truncated_normal((net.z_dim,), self.truncation, generator=ng))
+            noise = torch.stack(draws).to(device).repeat_interleave(n_per, dim=0)
+        cs_p, pads = pad_to_multiple(cs, int(net.divisor), 0)
+
+        def render(part: slice) -> torch.Tensor:
+            kw = {"noise": noise[part]} if noise is not None else {}
+            return net.render(cs_p[part], codes[part], **kw)
+
+        fake = crop_padding(run_in_chunks(render, cs_p.shape[0], self.chunk), pads)
+        out = from_slices(fake, b, self.slice_axis, images.ndim)
+        # 5. back to the input's intensity convention
+        out = conv.denormalise(out, fit).to(dtype)
+        return out, labels.to(dtype=label_dtype)
