@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from synthaug.data.scenarios import check_no_overlap
 from synthaug.features import normalise_features, region_features
+from synthaug.features.calibrate import calibrate_regions
 from synthaug.losses.structural import gaussian_window, psnr, ssim
 from synthaug.metrics.distribution import RandomFeatureExtractor, frechet_distance, kernel_distance
 from synthaug.training.context import measure_features
@@ -79,6 +80,7 @@ def evaluate_context(
     names, bins, n_labels = tuple(card.features), int(card.feature_options["bins"]), card.n_labels
     gen = torch.Generator().manual_seed(seed)
     l1s, psnrs, ssims, ssims_smooth, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], [], []
+    ctrl_c, ctrl_per_feature_c, calibrated_imgs = [], [], []
     for i in range(0, len(held), batch_size):
         img, lab = held.images[i : i + batch_size], held.labels[i : i + batch_size]
         disp = sample_displacement((size, size), batch=img.shape[0], control_points=control_points,
@@ -95,23 +97,28 @@ def evaluate_context(
         # Random context
         req = sample_random_context(present, card.feature_stats, generator=gen)
         fake_r = g(lab_d, req, generator=torch.Generator().manual_seed(noise_seed + 1))
-        rf = region_features(fake_r, lab_d, n_labels=n_labels, names=names, bins=bins, value_range=(-1.0, 1.0))
-        got = normalise_features(rf.values, names, value_range=(-1.0, 1.0), bins=bins)
-        err = (got - req * 100).abs()  # (B, N_F, N_L)
-        # Background (region 0) is excluded: controllability is about the labelled regions.
-        mask = rf.present.clone()
-        mask[:, 0] = False
-        m = mask[:, None, :].expand_as(err)
-        ctrl_per_feature.append(torch.stack([err[:, f][mask] for f in range(len(names))], dim=0))
-        ctrl.append(err[m])
+        fake_c = calibrate_regions(fake_r, lab_d, req, names=names, n_labels=n_labels, bins=bins)
+        for out, per_feature_list, all_list in ((fake_r, ctrl_per_feature, ctrl), (fake_c, ctrl_per_feature_c, ctrl_c)):
+            rf = region_features(out, lab_d, n_labels=n_labels, names=names, bins=bins, value_range=(-1.0, 1.0))
+            got = normalise_features(rf.values, names, value_range=(-1.0, 1.0), bins=bins)
+            err = (got - req * 100).abs()  # (B, N_F, N_L)
+            # Background (region 0) is excluded: controllability is about the labelled regions.
+            mask = rf.present.clone()
+            mask[:, 0] = False
+            per_feature_list.append(torch.stack([err[:, f][mask] for f in range(len(names))], dim=0))
+            all_list.append(err[mask[:, None, :].expand_as(err)])
         real_imgs.append(img)
         fake_imgs.append(fake_r)
+        calibrated_imgs.append(fake_c)
     l1, ps, ss = torch.cat(l1s), torch.cat(psnrs), torch.cat(ssims)
     per_feature = torch.cat(ctrl_per_feature, dim=1)
+    per_feature_c = torch.cat(ctrl_per_feature_c, dim=1)
     extractor = RandomFeatureExtractor()
     fr = torch.cat([extractor(x) for x in real_imgs])
     ff = torch.cat([extractor(x) for x in fake_imgs])
+    fc = torch.cat([extractor(x) for x in calibrated_imgs])
     kid = kernel_distance(fr, ff, subset_size=min(100, len(fr)))
+    kid_c = kernel_distance(fr, fc, subset_size=min(100, len(fr)))
     return {
         "weights": card.name,
         "variant": card.arguments["variant"],
@@ -126,6 +133,9 @@ def evaluate_context(
         "frechet_random_features": frechet_distance(fr, ff),
         "controllability": _mean_std(torch.cat(ctrl)),
         "controllability_per_feature": {n: _mean_std(per_feature[f]) for f, n in enumerate(names)},
+        "controllability_calibrated": _mean_std(torch.cat(ctrl_c)),
+        "controllability_calibrated_per_feature": {n: _mean_std(per_feature_c[f]) for f, n in enumerate(names)},
+        "kid_x1000_calibrated": [1000 * kid_c[0], 1000 * kid_c[1]],
         "training_seconds": card.training.get("seconds"),
         "iterations": card.training.get("iterations"),
         "parameters": sum(p.numel() for p in g.parameters()),
@@ -135,8 +145,8 @@ def evaluate_context(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Tables I (realism) and II (controllability) of the paper, one row per (data, variant)."""
     out = [
-        "| model | data | variant | L1 | PSNR (dB) | SSIM | SSIM (both smoothed, σ=1 px) | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | train time (s) | iterations | params |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | data | variant | L1 | PSNR (dB) | SSIM | SSIM (both smoothed, σ=1 px) | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | controllability with calibration (%) | KID x1000 with calibration | train time (s) | iterations | params |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pf = r["controllability_per_feature"]
@@ -145,6 +155,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {r['ssim'][0]:.3f} ± {r['ssim'][1]:.3f} | {r['ssim_smoothed'][0]:.3f} ± {r['ssim_smoothed'][1]:.3f} | {r['kid_x1000'][0]:.1f} ± {r['kid_x1000'][1]:.1f} "
             f"| {r['controllability'][0]:.2f} ± {r['controllability'][1]:.2f} "
             f"| {pf.get('mean', [float('nan')])[0]:.2f} | {pf.get('entropy', [float('nan')])[0]:.2f} "
+            f"| {r['controllability_calibrated'][0]:.2f} ± {r['controllability_calibrated'][1]:.2f} "
+            f"| {r['kid_x1000_calibrated'][0]:.1f} "
             f"| {r['training_seconds']} | {r['iterations']} | {r['parameters']:,} |"
         )
     return "\n".join(out) + "\n"

@@ -31,6 +31,7 @@ import torch
 from synthaug._validate import check_choice, check_image, check_positive, check_probability
 from synthaug.errors import LabelError, ShapeError, ValidationError
 from synthaug.features import normalise_features, region_features
+from synthaug.features.calibrate import calibrate_regions
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
 from synthaug.weights.registry import card_of, load
@@ -64,6 +65,8 @@ class ContextTextureSynth:
             generator's class indices (``card.labels``); values not in the map are refused.
         slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call (bounds memory on large volumes).
+        calibrate: after the generator, move each labelled region's mean and texture to the request
+            (:func:`synthaug.features.calibrate.calibrate_regions`): tighter control, training-free.
 
     Example:
         >>> synth = ContextTextureSynth("context_ct_a", deform=False)  # doctest: +SKIP
@@ -85,8 +88,10 @@ class ContextTextureSynth:
         label_map: Mapping[int, int] | None = None,
         slice_axis: int = 2,
         chunk: int = 32,
+        calibrate: bool = False,
     ) -> None:
         self.weights = weights
+        self.calibrate = bool(calibrate)
         self.card = card_of(weights)
         if self.card.family != "context":
             raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'context' one.")
@@ -242,7 +247,10 @@ class ContextTextureSynth:
                     count = owner.count(o)
                     draws.append(net.pixel_noise(cs_p[part][:count], generator=pixel_gens[o]))
                 kw["pixel_noise"] = torch.cat(draws)
-            return net(cs_p[part], requested[part], **kw)
+            out = net(cs_p[part], requested[part], **kw)
+            if self.calibrate:
+                out = calibrate_regions(out, cs_p[part], requested[part], names=self.names, n_labels=self.n_labels, bins=self.bins)
+            return out
 
         fake = run_in_chunks(render, cs_p.shape[0], self.chunk)
         fake = crop_padding(fake, pads)

@@ -139,3 +139,24 @@ def test_unknown_and_corrupted_weights(tiny_weights):
     img, lab = phantom()
     with pytest.raises(WeightsError, match="sha256"):
         ContextTextureSynth("tiny_ct").apply(img, lab, ContextTextureParams(0, True))
+
+
+def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
+    from synthaug.features import normalise_features, region_features
+
+    img, lab = phantom(shape=(32, 32, 4))
+    ranges = {"mean": (0.55, 0.6), "entropy": (0.3, 0.35)}
+    plain = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges)
+    calib = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges, calibrate=True)
+    p = ContextTextureParams(3, True)
+
+    def mean_feature(out):
+        x = plain.card.intensity_convention.normalise(out)  # back to [-1, 1]
+        slices = x[0].movedim(-1, 0)[:, None]
+        labels = lab[0].movedim(-1, 0)
+        rf = region_features(slices, labels, n_labels=9, names=("mean",), bins=16)
+        return normalise_features(rf.values, ("mean",), bins=16)[:, 0, 1:4] / 100
+
+    err_plain = (mean_feature(plain.apply(img, lab, p)[0]) - 0.575).abs().mean()
+    err_calib = (mean_feature(calib.apply(img, lab, p)[0]) - 0.575).abs().mean()
+    assert err_calib < 0.05 and err_calib < err_plain

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from synthaug.errors import ValidationError
+from synthaug.features import normalise_features, region_features
+from synthaug.features.calibrate import calibrate_regions
+
+
+def _image(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.zeros(2, 48, 48, dtype=torch.long)
+    labels[:, 8:40, 8:24] = 1
+    labels[:, 8:40, 26:44] = 2
+    base = torch.tensor([-0.9, 0.1, 0.5])[labels]
+    img = base + 0.05 * torch.randn(labels.shape, generator=g)
+    return img[:, None], labels
+
+
+def _features(img, labels):
+    rf = region_features(img, labels, n_labels=3, names=("mean", "entropy"), bins=32)
+    return normalise_features(rf.values, rf.names, bins=32) / 100
+
+
+def test_calibration_moves_regions_to_the_request_and_spares_background():
+    img, labels = _image()
+    req = _features(img, labels).clone()
+    req[:, 0, 1] += 0.1   # brighter region 1
+    req[:, 1, 2] += 0.15  # more texture in region 2
+    out = calibrate_regions(img, labels, req, names=("mean", "entropy"), n_labels=3)
+    got = _features(out, labels)
+    before = (_features(img, labels) - req).abs()[:, :, 1:]
+    after = (got - req).abs()[:, :, 1:]
+    assert after.max() < 0.03 and after.mean() < 0.25 * before.mean()
+    assert torch.equal(out[:, 0][labels == 0], img[:, 0][labels == 0])
+
+
+def test_identity_when_request_equals_measurement():
+    img, labels = _image(1)
+    out = calibrate_regions(img, labels, _features(img, labels), names=("mean", "entropy"), n_labels=3, iterations=1)
+    torch.testing.assert_close(out, img, atol=0.02, rtol=0)
+
+
+def test_shape_errors():
+    img, labels = _image()
+    with pytest.raises(ValidationError, match="requested"):
+        calibrate_regions(img, labels, torch.zeros(2, 1, 3), names=("mean", "entropy"), n_labels=3)
