@@ -146,7 +146,7 @@ def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
 
     img, lab = phantom(shape=(32, 32, 4))
     ranges = {"mean": (0.55, 0.6), "entropy": (0.3, 0.35)}
-    plain = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges)
+    plain = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges, calibrate=False)
     calib = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges, calibrate=True)
     p = ContextTextureParams(3, True)
 
