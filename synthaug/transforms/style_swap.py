@@ -52,6 +52,7 @@ from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, Val
 from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp_labels
+from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
 from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
 from synthaug.weights.registry import card_of, load
 
@@ -396,51 +397,10 @@ class StyleSwap:
                                             style_indices=[params.style_index])
         return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
 
-    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
-        if labels.ndim != images.ndim or labels.shape[1] != 1:
-            raise ShapeError(
-                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, got {tuple(labels.shape)}."
-            )
-        if labels.shape[2:] != images.shape[2:]:
-            raise ShapeError(
-                f"image {tuple(images.shape)} and label {tuple(labels.shape)} must share their spatial shape; "
-                "resample the label onto the image grid (nearest neighbour)."
-            )
-        if labels.is_floating_point():
-            if not bool(torch.isfinite(labels).all()) or not bool((labels == labels.round()).all()):
-                raise LabelError("label holds non-integer or NaN values; a label map must hold integer class ids.")
-            labels = labels.round()
-        labels = labels.long()
-        empty = ~(labels != 0).flatten(1).any(1)
-        if bool(empty.any()):
-            raise LabelError(
-                f"label map of sample(s) {empty.nonzero().flatten().tolist()} is empty (only background 0): there "
-                "are no organs to restyle. Skip such samples or use prob=0 for them."
-            )
-        return labels
-
     def _to_classes(self, labels: torch.Tensor, name: str = "label") -> torch.Tensor:
-        present = torch.unique(labels)
-        if self.label_map is None:
-            bad = present[(present < 0) | (present >= self.n_labels)]
-            if bad.numel():
-                raise LabelError(
-                    f"{name} holds value(s) {bad.tolist()} that the generator {self.card.name!r} does not know; it "
-                    f"knows 0..{self.n_labels - 1} = {list(self.card.labels)}. Pass label_map={{your value: class}} "
-                    "or map your labels (synthaug.data.vocabulary) first."
-                )
-            return labels
-        keys = torch.tensor(sorted(self.label_map), device=labels.device)
-        unknown = present[~torch.isin(present, keys)]
-        if unknown.numel():
-            raise LabelError(
-                f"{name} holds value(s) {unknown.tolist()} that label_map does not cover (it maps {sorted(self.label_map)})."
-            )
-        lo = min(0, int(keys.min()))
-        lut = torch.zeros(int(keys.max()) - lo + 1, dtype=torch.long, device=labels.device)
-        lut[keys - lo] = torch.tensor([self.label_map[int(k)] for k in keys.tolist()], device=labels.device)
-        return lut[labels - lo]
+        return to_generator_classes(
+            labels, generator_name=self.card.name, class_names=self.card.labels, label_map=self.label_map, name=name
+        )
 
     def _body(self, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """``classes`` ``(N, H, W)`` with the body class from the masks of ``x`` ``(N, 1, H, W)`` in [-1, 1]."""
@@ -504,7 +464,7 @@ class StyleSwap:
         seed unless ``style_indices`` gives it), so a batch gives what per-sample calls give.
         """
         label_dtype = labels.dtype
-        labels = self._check(images, labels)
+        labels = check_image_label_batch(images, labels, purpose="restyle")
         b = images.shape[0]
         if len(seeds) != b:
             raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
