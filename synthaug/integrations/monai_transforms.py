@@ -22,6 +22,7 @@ from synthaug.transforms.context_texture import (
     ContextTextureParams,
     ContextTextureSynth,
 )
+from synthaug.transforms.style_swap import DEFAULT_STYLE_WEIGHTS, StyleBank, StyleSwap
 
 _monai_transforms = require("monai.transforms")
 _monai_data = require("monai.data")
@@ -29,7 +30,7 @@ MapTransform = _monai_transforms.MapTransform
 RandomizableTransform = _monai_transforms.RandomizableTransform
 MetaTensor = _monai_data.MetaTensor
 
-__all__ = ["RandContextTextureSynth", "RandContextTextureSynthd", "check_same_affine"]
+__all__ = ["RandContextTextureSynth", "RandContextTextureSynthd", "RandStyleSwap", "RandStyleSwapd", "check_same_affine"]
 
 
 def check_same_affine(image: Any, label: Any, names: tuple[str, str] = ("image", "label"), atol: float = 1e-3) -> None:
@@ -62,17 +63,60 @@ def _like(out: torch.Tensor, ref: Any) -> Any:
     return out.cpu().numpy()
 
 
-class RandContextTextureSynth(RandomizableTransform):
-    """Array form: ``synth(image, label) -> (image, label)``; see :class:`ContextTextureSynth`."""
+class _SeededPairTransform(RandomizableTransform):
+    """Array forms: one integer seed per call drawn from MONAI's ``self.R``; ``__call__(image, label)``."""
 
-    def __init__(self, weights: str = DEFAULT_CONTEXT_WEIGHTS, prob: float = 1.0, **options: Any) -> None:
+    def __init__(self, prob: float) -> None:
         RandomizableTransform.__init__(self, prob)
-        self.synth = ContextTextureSynth(weights, prob=1.0, **options)
         self._seed = 0
 
     def randomize(self, data: Any = None) -> None:
         super().randomize(None)
         self._seed = int(self.R.randint(0, 2**31 - 1))
+
+
+class _ImageLabelDictTransform(RandomizableTransform, MapTransform):
+    """Dictionary forms: hand ``data[image_key]`` and ``data[label_key]`` to an array form."""
+
+    def __init__(self, array: _SeededPairTransform, image_key: str, label_key: str, prob: float,
+                 allow_missing_keys: bool) -> None:
+        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.image_key, self.label_key = image_key, label_key
+        self.array = array
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> _ImageLabelDictTransform:
+        super().set_random_state(seed, state)
+        self.array.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.array.randomize()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        self.randomize()
+        if not self._do_transform:
+            return d
+        if self.image_key not in d or self.label_key not in d:
+            if self.allow_missing_keys:
+                return d
+            missing = [k for k in (self.image_key, self.label_key) if k not in d]
+            raise ValidationError(
+                f"{type(self).__name__} needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
+                "set image_key/label_key, or allow_missing_keys=True."
+            )
+        d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
+        return d
+
+
+class RandContextTextureSynth(_SeededPairTransform):
+    """Array form: ``synth(image, label) -> (image, label)``; see :class:`ContextTextureSynth`."""
+
+    def __init__(self, weights: str = DEFAULT_CONTEXT_WEIGHTS, prob: float = 1.0, **options: Any) -> None:
+        super().__init__(prob)
+        self.synth = ContextTextureSynth(weights, prob=1.0, **options)
 
     def __call__(self, image: Any, label: Any, randomize: bool = True) -> tuple[Any, Any]:
         if randomize:
@@ -86,7 +130,7 @@ class RandContextTextureSynth(RandomizableTransform):
         return _like(out_img, image), _like(out_lab.to(lab_t.dtype), label)
 
 
-class RandContextTextureSynthd(RandomizableTransform, MapTransform):
+class RandContextTextureSynthd(_ImageLabelDictTransform):
     """Dictionary form of :class:`RandContextTextureSynth` (MONAI).
 
     Replaces ``data[image_key]`` by a synthetic image for ``data[label_key]`` (elastically deformed
@@ -107,45 +151,13 @@ class RandContextTextureSynthd(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
         **options: Any,
     ) -> None:
-        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.image_key, self.label_key = image_key, label_key
-        self.array = RandContextTextureSynth(weights, prob=1.0, **options)
-
-    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandContextTextureSynthd:
-        super().set_random_state(seed, state)
-        self.array.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-        self.array.randomize()
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        self.randomize()
-        if not self._do_transform:
-            return d
-        if self.image_key not in d or self.label_key not in d:
-            if self.allow_missing_keys:
-                return d
-            missing = [k for k in (self.image_key, self.label_key) if k not in d]
-            raise ValidationError(
-                f"RandContextTextureSynthd needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
-                "set image_key/label_key, or allow_missing_keys=True."
-            )
-        d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
-        return d
+        super().__init__(RandContextTextureSynth(weights, prob=1.0, **options), image_key, label_key, prob, allow_missing_keys)
 
 
 # ------------------------------------------------------------------------------------------ style swap
 
-from synthaug.transforms.style_swap import DEFAULT_STYLE_WEIGHTS, StyleBank, StyleSwap  # noqa: E402
 
-__all__ += ["RandStyleSwap", "RandStyleSwapd"]
-
-
-class RandStyleSwap(RandomizableTransform):
+class RandStyleSwap(_SeededPairTransform):
     """Array form: ``swap(image, label) -> (image, label)``; see :class:`synthaug.transforms.StyleSwap`.
 
     The seed drawn from MONAI's ``self.R`` picks the style patient and the noise, so
@@ -156,13 +168,8 @@ class RandStyleSwap(RandomizableTransform):
     def __init__(
         self, weights: str = DEFAULT_STYLE_WEIGHTS, bank: StyleBank | None = None, prob: float = 1.0, **options: Any
     ) -> None:
-        RandomizableTransform.__init__(self, prob)
+        super().__init__(prob)
         self.swap = StyleSwap(weights, bank, prob=1.0, **options)
-        self._seed = 0
-
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-        self._seed = int(self.R.randint(0, 2**31 - 1))
 
     def __call__(self, image: Any, label: Any, randomize: bool = True) -> tuple[Any, Any]:
         if randomize:
@@ -180,7 +187,7 @@ class RandStyleSwap(RandomizableTransform):
         return out_img, _like(out_lab.to(lab_t.dtype), label)
 
 
-class RandStyleSwapd(RandomizableTransform, MapTransform):
+class RandStyleSwapd(_ImageLabelDictTransform):
     """Dictionary form of :class:`RandStyleSwap` (MONAI).
 
     Replaces ``data[image_key]`` by the content label map rendered in a random bank patient's per-organ
@@ -202,32 +209,4 @@ class RandStyleSwapd(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
         **options: Any,
     ) -> None:
-        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.image_key, self.label_key = image_key, label_key
-        self.array = RandStyleSwap(weights, bank, prob=1.0, **options)
-
-    def set_random_state(self, seed: int | None = None, state: Any = None) -> RandStyleSwapd:
-        super().set_random_state(seed, state)
-        self.array.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-        self.array.randomize()
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        self.randomize()
-        if not self._do_transform:
-            return d
-        if self.image_key not in d or self.label_key not in d:
-            if self.allow_missing_keys:
-                return d
-            missing = [k for k in (self.image_key, self.label_key) if k not in d]
-            raise ValidationError(
-                f"RandStyleSwapd needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
-                "set image_key/label_key, or allow_missing_keys=True."
-            )
-        d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
-        return d
+        super().__init__(RandStyleSwap(weights, bank, prob=1.0, **options), image_key, label_key, prob, allow_missing_keys)
