@@ -60,11 +60,12 @@ def main() -> None:
     for weights in sorted(w for runs in args.runs for w in runs.glob("*/context_*.safetensors")):
         print("evaluating", weights)
         row = evaluate_context(weights)
+        row["run"] = f"{weights.parent.parent.name}/{weights.parent.name}"
         row["consistency"] = consistency(weights)
         rows.append(row)
     order = {"ct_a": 0, "mni": 1}
     vorder = {"p2p": 0, "p2pf": 1, "oasis": 2}
-    rows.sort(key=lambda r: (order.get(r["data"], 9), vorder.get(r["variant"], 9), r["weights"]))
+    rows.sort(key=lambda r: (order.get(r["data"], 9), vorder.get(r["variant"], 9), r["run"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
     machine = (
@@ -103,13 +104,13 @@ def main() -> None:
         "Ratio = mean |difference| of neighbours across slices / within slices, inside the labelled region. "
         "A synthetic/real quotient near 1 means no more striping across slices than the real volume has.",
         "",
-        "| model | data | variant | volume | real ratio | synthetic ratio | synthetic / real | seconds per volume (CPU) |",
+        "| run | data | variant | volume | real ratio | synthetic ratio | synthetic / real | seconds per volume (CPU) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         c = r["consistency"]
         lines.append(
-            f"| {r['weights']} | {r['data']} | {r['variant'].upper()} | {c['volume']} {tuple(c['shape'])} | {c['real_ratio']:.3f} | "
+            f"| {r['run']} | {r['data']} | {r['variant'].upper()} | {c['volume']} {tuple(c['shape'])} | {c['real_ratio']:.3f} | "
             f"{c['synthetic_ratio']:.3f} | {c['synthetic_over_real']:.2f} | {c['seconds_per_volume']} |"
         )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")

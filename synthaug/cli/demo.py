@@ -89,6 +89,9 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
         label = subject.label
         if subject_name.startswith("ct"):
             label = to_superclasses(to_shared(label, "total"))
+        card = context_cards[weights]
+        if card.spacing:  # bring the volume to the generator's in-plane spacing (as monai Spacingd would)
+            subject, label = _resample_in_plane(subject, label, card.spacing[0])
         image_t = torch.from_numpy(subject.image)[None].float().to(args.device)
         label_t = torch.from_numpy(np.asarray(label, dtype=np.int64))[None].to(args.device)
         synth = ContextTextureSynth(weights, deform=True, features="perturb")
@@ -130,6 +133,22 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
     os.replace(tmp, out)
     print(f"[demo] done in {time.perf_counter() - t0:.0f} s; outputs in {out.resolve()} (preview: {out / grid.name})")
     return 0
+
+
+def _resample_in_plane(subject, label, spacing: float):
+    import dataclasses
+
+    import numpy as np
+    from scipy import ndimage
+
+    zoom = (subject.spacing[0] / spacing, subject.spacing[1] / spacing, 1.0)
+    image = ndimage.zoom(subject.image, zoom, order=1).astype(np.float32)
+    label = ndimage.zoom(np.asarray(label), zoom, order=0)
+    affine = subject.affine.copy()
+    affine[:3, 0] *= spacing / subject.spacing[0]
+    affine[:3, 1] *= spacing / subject.spacing[1]
+    resampled = dataclasses.replace(subject, image=image, label=label.astype(np.int16), affine=affine)
+    return resampled, label
 
 
 def _pad(t, size: int, value: float):

@@ -24,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pub.add_argument("--dest", help="registry folder (default: the shipped synthaug/weights folder)")
     pub.add_argument("--metrics", help="JSON file with a metrics object (or a list of rows: the row whose 'weights' "
                      "equals the source card's name is taken)")
+    pub.add_argument("--notes", help="replace the card's notes (e.g. how a staged training was run)")
     pub.set_defaults(func=_publish)
 
 
@@ -80,6 +81,7 @@ def _publish(args: argparse.Namespace) -> int:
                 raise ValidationError(f"{args.metrics} has no row for weights {src_name!r}.")
             data = rows[0]
         metrics = data
-    card = publish(args.source, name=args.name, dest=Path(args.dest) if args.dest else None, metrics=metrics)
+    card = publish(args.source, name=args.name, dest=Path(args.dest) if args.dest else None, metrics=metrics,
+                   notes=args.notes)
     print(f"published {card.name} (sha256 {card.sha256})")
     return 0

@@ -145,13 +145,13 @@ def evaluate_context(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Tables I (realism) and II (controllability) of the paper, one row per (data, variant)."""
     out = [
-        "| model | data | variant | L1 | PSNR (dB) | SSIM | SSIM (both smoothed, σ=1 px) | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | controllability with calibration (%) | KID x1000 with calibration | train time (s) | iterations | params |",
+        "| model (run) | data | variant | L1 | PSNR (dB) | SSIM | SSIM (both smoothed, σ=1 px) | KID x1000 (random conv features) | controllability (%) | mean err | entropy err | controllability with calibration (%) | KID x1000 with calibration | train time (s) | iterations | params |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pf = r["controllability_per_feature"]
         out.append(
-            f"| {r['weights']} | {r['data']} | {r['variant'].upper()} | {r['l1'][0]:.3f} ± {r['l1'][1]:.3f} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} "
+            f"| {r.get('run', r['weights'])} | {r['data']} | {r['variant'].upper()} | {r['l1'][0]:.3f} ± {r['l1'][1]:.3f} | {r['psnr'][0]:.2f} ± {r['psnr'][1]:.2f} "
             f"| {r['ssim'][0]:.3f} ± {r['ssim'][1]:.3f} | {r['ssim_smoothed'][0]:.3f} ± {r['ssim_smoothed'][1]:.3f} | {r['kid_x1000'][0]:.1f} ± {r['kid_x1000'][1]:.1f} "
             f"| {r['controllability'][0]:.2f} ± {r['controllability'][1]:.2f} "
             f"| {pf.get('mean', [float('nan')])[0]:.2f} | {pf.get('entropy', [float('nan')])[0]:.2f} "

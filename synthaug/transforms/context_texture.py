@@ -191,8 +191,9 @@ class ContextTextureSynth:
         n_per = xs.shape[0] // b
         requested = self._requested(xs, cs, gens, n_per)
         # 3. the generator over every slice; OASIS noise shared by the slices of one volume
-        xs_p, pads = pad_to_multiple(xs, self._divisor(net), -1.0)
-        cs_p, _ = pad_to_multiple(cs, self._divisor(net), 0)
+        canvas = self._canvas()
+        xs_p, pads = pad_to_multiple(xs, self._divisor(net), -1.0, minimum=canvas)
+        cs_p, _ = pad_to_multiple(cs, self._divisor(net), 0, minimum=canvas)
         noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
         # Per-voxel noise: one device generator per sample, drawn slice after slice in order, so the
         # draws do not depend on the chunk size or on which samples share the batch.
@@ -220,6 +221,11 @@ class ContextTextureSynth:
         # 4. back to the input's intensity scale
         out = conv.denormalise(out, fit).to(dtype)
         return out, labels.to(dtype=label_dtype)
+
+    def _canvas(self) -> tuple[int, int]:
+        """The slice size the generator was trained on (smaller slices are padded up to it)."""
+        size = int(self.card.training.get("config", {}).get("size", 0) or 0)
+        return (size, size)
 
     def _divisor(self, net: torch.nn.Module) -> int:
         return int(getattr(net, "divisor", 16))

@@ -29,10 +29,20 @@ def from_slices(s: torch.Tensor, batch: int, axis: int, ndim: int) -> torch.Tens
     return s.reshape(batch, n, *s.shape[1:]).movedim(1, 2 + axis)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int, value: float) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad the last two dims of ``x`` symmetrically up to multiples of ``multiple``."""
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int, value: float, *, minimum: tuple[int, int] = (0, 0)
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Pad the last two dims of ``x`` symmetrically up to at least ``minimum``, then to multiples of ``multiple``.
+
+    Generators trained on fixed-size slices (e.g. 128x128) render smaller slices best when padded
+    to that size (instance normalisation and the learned context see the same canvas).
+    """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
+    th = max(h, minimum[0])
+    tw = max(w, minimum[1])
+    th += (-th) % multiple
+    tw += (-tw) % multiple
+    ph, pw = th - h, tw - w
     pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
     if ph == 0 and pw == 0:
         return x, pads

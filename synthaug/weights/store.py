@@ -34,6 +34,7 @@ def save_weights(module: nn.Module, card: ModelCard, path: Path) -> ModelCard:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(state, str(tmp), metadata={_CARD_KEY: stored.to_json()})
     os.replace(tmp, path)
+    os.chmod(path, 0o644)
     return stored.replace(sha256=sha256_file(path))
 
 
