@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from scipy import ndimage
 from synthaug.metrics.consistency import interslice_ratio
 from synthaug.training.datasets import get_training_data
 from synthaug.training.eval_context import evaluate_context, markdown_table
+from synthaug.training.provenance import machine_line, today
 from synthaug.transforms.context_texture import ContextTextureParams, ContextTextureSynth
 from synthaug.weights.registry import card_of
 
@@ -68,10 +67,7 @@ def main() -> None:
     rows.sort(key=lambda r: (order.get(r["data"], 9), vorder.get(r["variant"], 9), r["run"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2))
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
-        f"{platform.python_implementation()} {platform.python_version()}, date {time.strftime('%Y-%m-%d')}"
-    )
+    machine = f"{machine_line()}, date {today()}"
     lines = [
         "# ConText-GAN: realism, distribution distance, controllability (held-out slices)",
         "",

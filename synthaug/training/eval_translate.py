@@ -34,7 +34,6 @@ Weights are refused unless their card is a translation card whose ``source_modal
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ from synthaug.inference.sliding_window import WEIGHTINGS, slice_inference, slidi
 from synthaug.losses.gradient import normalized_gradient_field
 from synthaug.losses.structural import ssim
 from synthaug.metrics.distribution import RandomFeatureExtractor, kernel_distance
+from synthaug.training.provenance import machine_line, today
 from synthaug.training.translate_data import (
     TranslationCase,
     TranslationData,
@@ -366,8 +366,8 @@ def evaluate_translation(
         },
         "label_source": td.label_source,
         "notes": td.notes,
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_line(),
+        "date": today(),
         "methods": rows,
     }
 

@@ -2,7 +2,7 @@
 
 Python API::
 
-    from synthaug.training.train_context import ContextConfig, train_context
+from synthaug.training.train_context import ContextConfig, train_context
     result = train_context(ContextConfig(data="ct_a", variant="p2pf", iterations=3000), out_dir="runs/ct")
 
 Command line: ``synthaug train context --data ct_a --set variant=p2pf --set iterations=3000 --out runs/ct``.
@@ -10,8 +10,6 @@ Command line: ``synthaug train context --data ct_a --set variant=p2pf --set iter
 
 from __future__ import annotations
 
-import platform
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from synthaug.training.config import config_to_dict
 from synthaug.training.context import ContextLossWeights, ContextStep, measure_features
 from synthaug.training.datasets import get_training_data
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
+from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, cut_slices
 from synthaug.visualize import write_grid
 from synthaug.weights.card import ModelCard
@@ -212,10 +211,10 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
             "config": config,
             "iterations": cfg.iterations,
             "seconds": round(result.seconds, 1),
-            "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, torch {torch.__version__}".strip(),
+            "machine": machine_line(),
             "heldout_cases": list(data.heldout_cases),
             "label_source": data.label_source,
-            "date": time.strftime("%Y-%m-%d"),
+            "date": today(),
         },
         notes=f"ConText-GAN {cfg.variant.upper()} trained by synthaug on {cfg.data}. Labels: {data.label_source}.",
     )

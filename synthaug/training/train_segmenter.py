@@ -17,7 +17,7 @@ Labels are TotalSegmentator model predictions mapped to super-classes, not manua
 
 Python API::
 
-    from synthaug.training.train_segmenter import SegmenterConfig, train_segmenter
+from synthaug.training.train_segmenter import SegmenterConfig, train_segmenter
     run = train_segmenter(SegmenterConfig(data="ct_a", iterations=1500), "runs/seg_ct_a")
 
 Command line: ``synthaug train segmenter --out runs/seg_ct_a --set data=ct_a iterations=1500``.
@@ -25,8 +25,6 @@ Command line: ``synthaug train segmenter --out runs/seg_ct_a --set data=ct_a ite
 
 from __future__ import annotations
 
-import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from synthaug.networks.discriminators import SegmentationDiscriminator
 from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
+from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, Volume, cut_slices
 from synthaug.visualize import write_grid
 from synthaug.weights.card import ModelCard
@@ -269,10 +268,10 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path | str, *, resume: bool =
             "config": config,
             "iterations": cfg.iterations,
             "seconds": round(result.seconds, 1),
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "machine": machine_line(),
             "heldout_cases": list(data.heldout_cases),
             "label_source": data.label_source,
-            "date": time.strftime("%Y-%m-%d"),
+            "date": today(),
         },
         metrics={"heldout_dice": per_class, "heldout_mean_dice": round(mean_fg, 4),
                  "note": "Dice on real held-out slices; labels are TotalSegmentator predictions, not ground truth."},

@@ -18,7 +18,7 @@ slices, as at inference. The generator is fully convolutional and renders whole 
 
 Python API::
 
-    from synthaug.training.train_style import StyleConfig, train_style
+from synthaug.training.train_style import StyleConfig, train_style
     run = train_style(StyleConfig(mode="paired", iterations=3000), "runs/style_ct_a")
 
 Command line: ``synthaug train style --out runs/style_ct_a --set mode=paired iterations=3000``.
@@ -30,8 +30,6 @@ pseudo-patients is ~0.12, a 5x5 blur costs ~0.03 (L1 ~0.09), a +25 HU shift ~0.1
 
 from __future__ import annotations
 
-import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from synthaug.networks.style import StyleSwapGenerator
 from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
+from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, Volume, cut_slices
 from synthaug.training.style import (
     DISCRIMINATORS,
@@ -356,13 +355,13 @@ def train_style(cfg: StyleConfig, out_dir: Path | str, *, resume: bool = True, p
             "config": config,
             "iterations": cfg.iterations,
             "seconds": round(result.seconds, 1),
-            "machine": f"{platform.machine()} {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "machine": machine_line(),
             "heldout_cases": list(data.heldout_cases),
             "patients": list(data.patient_cases),
             "content_intensity": data.content_intensity.to_dict(),
             "segmenter": seg_info,
             "label_source": data.label_source,
-            "date": time.strftime("%Y-%m-%d"),
+            "date": today(),
         },
         notes=(
             f"Per-organ style swap generator ({cfg.mode}) trained by synthaug: "

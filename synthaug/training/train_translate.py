@@ -2,7 +2,7 @@
 
 Python API::
 
-    from synthaug.training.train_translate import TranslateConfig, train_translate
+from synthaug.training.train_translate import TranslateConfig, train_translate
     run = train_translate(TranslateConfig(mode="nec", data="brain_t1_t2", iterations=3000), "runs/t1t2_nec")
 
 Command line: ``synthaug train translate --mode nec --out runs/t1t2_nec --set data=brain_t1_t2 iterations=3000``.
@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +36,7 @@ from synthaug.networks.discriminators import MultiScalePatchDiscriminator, Patch
 from synthaug.training.config import config_to_dict
 from synthaug.training.eval_translate import slice_metrics, translate_volume
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
+from synthaug.training.provenance import machine_line, today
 from synthaug.training.translate import (
     MODES,
     PAIRED_MODES,
@@ -427,8 +426,8 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
             "simulated": data.simulated,
             "iterations": cfg.iterations,
             "seconds": round(result.seconds, 1),
-            "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, torch {torch.__version__}".strip(),
-            "date": time.strftime("%Y-%m-%d"),
+            "machine": machine_line(),
+            "date": today(),
             "inference": inference,
             "selection": {
                 "by": select,
