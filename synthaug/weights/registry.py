@@ -41,7 +41,22 @@ def search_dirs() -> list[Path]:
     return dirs
 
 
+_CARDS_CACHE: dict[tuple, dict[str, tuple[ModelCard, Path]]] = {}
+
+
 def _cards() -> dict[str, tuple[ModelCard, Path]]:
+    """Every card of the search folders, parsed once per folder state (a card added or removed changes the
+    folder's mtime; after editing a card in place call :func:`clear_cache`). Transforms call this per sample."""
+    key = tuple(
+        (str(root), (root / "cards").stat().st_mtime_ns if (root / "cards").is_dir() else None) for root in search_dirs()
+    )
+    cached = _CARDS_CACHE.get(key)
+    if cached is None:
+        cached = _CARDS_CACHE[key] = _read_cards()
+    return cached
+
+
+def _read_cards() -> dict[str, tuple[ModelCard, Path]]:
     found: dict[str, tuple[ModelCard, Path]] = {}
     for root in search_dirs():
         for card_path in sorted((root / "cards").glob("*.json")):
@@ -101,6 +116,7 @@ def load(
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
+        _CARDS_CACHE.clear()
 
 
 def card_of(name_or_path: str | Path) -> ModelCard:
