@@ -62,3 +62,13 @@ def test_ct_model_renders_plausible_hounsfield_units():
     mask = lab == liver
     real_hu, fake_hu = float(img[mask].mean()), float(out[mask].mean())
     assert 20 < fake_hu < 120 and abs(fake_hu - real_hu) < 30
+
+
+def test_every_shipped_entry_verifies_and_lists_its_training_cases():
+    shipped = _shipped()
+    assert "translate_brain_pd_t2_resgan" in shipped
+    for name, card in shipped.items():
+        registry.clear_cache()
+        net, loaded = registry.load(name)
+        assert loaded.sha256 == card.sha256 and card.training_cases, name
+        assert card.metrics.get("results_file"), f"{name}: metrics must point at a committed results file"
