@@ -88,6 +88,9 @@ class TissueParameters:
         return dataclasses.asdict(self)
 
 
+# Citation check: the BrainWeb (Kwan 1999) and textbook values were checked against their sources; the
+# figures quoted from Stanisz 2005, Neeb 2006 and Rooney 2007 were written from memory and still need
+# checking against the papers before they are quoted in a publication.
 _SRC_STANISZ = "Stanisz GJ et al. T1, T2 relaxation and magnetization transfer in tissue at 3T. MRM 2005;54:507-512 (1.5 T: WM T1 884, T2 72 ms; GM T1 1124, T2 95 ms)"
 _SRC_TEXTBOOK = "Approximate textbook 1.5 T values as tabulated in Wikipedia 'Relaxation (NMR)': WM T1 780, T2 90 ms; GM T1 920, T2 100 ms; CSF T1 4200-4500, T2 2100-2300 ms"
 _SRC_BRAINWEB = "Kwan RK-S, Evans AC, Pike GB. MRI simulation-based evaluation of image-processing and classification methods. IEEE TMI 1999;18(11):1085-1097 (BrainWeb 1.5 T: WM 500/70 ms PD 0.77; GM 833/83 ms PD 0.86; CSF 2569/329 ms PD 1.0)"
