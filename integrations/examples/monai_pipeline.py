@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     loader = ThreadDataLoader(ds, batch_size=1, num_workers=0, shuffle=False)
     t0, seen = time.perf_counter(), 0
     changed = 0
-    for step in range(args.steps):
+    for _ in range(args.steps):
         for batch in loader:
             item = on_device({"image": batch["image"][0], "label": batch["label"][0]})
             changed += int(not torch.equal(item["image"].as_tensor(), batch["image"][0].as_tensor().to(item["image"].device)))

@@ -10,7 +10,7 @@ synthesis has no inverse): ``Compose(lazy=True)`` applies pending resampling bef
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,6 +22,8 @@ from synthaug.transforms.context_texture import (
     ContextTextureParams,
     ContextTextureSynth,
 )
+from synthaug.transforms.modality_translate import DEFAULT_TRANSLATE_WEIGHTS
+from synthaug.transforms.modality_translate import ModalityTranslate as _TranslateCore
 from synthaug.transforms.style_swap import DEFAULT_STYLE_WEIGHTS, StyleBank, StyleSwap
 
 _monai_transforms = require("monai.transforms")
@@ -30,7 +32,16 @@ MapTransform = _monai_transforms.MapTransform
 RandomizableTransform = _monai_transforms.RandomizableTransform
 MetaTensor = _monai_data.MetaTensor
 
-__all__ = ["RandContextTextureSynth", "RandContextTextureSynthd", "RandStyleSwap", "RandStyleSwapd", "check_same_affine"]
+__all__ = [
+    "RandContextTextureSynth",
+    "RandContextTextureSynthd",
+    "RandStyleSwap",
+    "RandStyleSwapd",
+    "ModalityTranslate",
+    "ModalityTranslated",
+    "RandModalityTranslate",
+    "check_same_affine",
+]
 
 
 def check_same_affine(image: Any, label: Any, names: tuple[str, str] = ("image", "label"), atol: float = 1e-3) -> None:
@@ -210,3 +221,115 @@ class RandStyleSwapd(_ImageLabelDictTransform):
         **options: Any,
     ) -> None:
         super().__init__(RandStyleSwap(weights, bank, prob=1.0, **options), image_key, label_key, prob, allow_missing_keys)
+
+
+# ------------------------------------------------------------------------------------------ modality translation
+
+
+class ModalityTranslate(_SeededPairTransform):
+    """Array form: ``translate(image) -> image`` in the target modality; see
+    :class:`synthaug.transforms.ModalityTranslate` (``source``/``target`` checked against the card).
+
+    Takes one image (MetaTensor, tensor or numpy array, channel first); returns the same container with
+    meta kept and the call recorded under ``"synthaug_modality_translate"``. Integer images are read as
+    float32. ``prob`` is drawn from MONAI's ``self.R`` (``set_random_state`` replays); labels are never
+    touched (they are not an argument).
+    """
+
+    def __init__(
+        self,
+        weights: str = DEFAULT_TRANSLATE_WEIGHTS,
+        source: str | None = None,
+        target: str | None = None,
+        prob: float = 1.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(prob)
+        self.translator = _TranslateCore(weights, source=source, target=target, prob=1.0, **options)
+
+    def __call__(self, img: Any, randomize: bool = True) -> Any:
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return img
+        t = _as_tensor(img)
+        x = t if t.is_floating_point() else t.float()
+        out, _ = self.translator.apply(x, None, self.translator.params_from_seed(self._seed))
+        out = _like(out, img)
+        if isinstance(out, MetaTensor):
+            tr = self.translator
+            out.meta["synthaug_modality_translate"] = {"weights": str(tr.weights), "source": tr.source,
+                                                       "target": tr.target, "output_range": str(tr.output_range)}
+        return out
+
+
+RandModalityTranslate = ModalityTranslate  # the name that sits next to RandStyleSwap / RandContextTextureSynth
+
+
+class ModalityTranslated(RandomizableTransform, MapTransform):
+    """Dictionary form of :class:`ModalityTranslate` (MONAI): translate ``data[key]`` for every key in ``keys``.
+
+    Args:
+        keys: the image key(s) to translate (labels: leave them out, they stay untouched).
+        weights, source, target: the translation weights and the expected modality names (checked).
+        output_key: None translates in place; a key (or one per key) writes the translation to a new key and
+            keeps the source image. When a call does not apply (``prob``), the new key receives the
+            untranslated image, so every item has the same keys (batch collation).
+        prob: probability that a call translates (one draw for all keys).
+        options: ``mode``, ``overlap``, ``weighting``, ``patch_size``, ``slice_axis``, ``chunk``, ``output_range``.
+
+    Example:
+        >>> t = Compose([LoadImaged(keys), EnsureChannelFirstd(keys),
+        ...              ModalityTranslated(keys="image", weights="translate_brain_pd_t2_resgan",
+        ...                                 source="PDw", target="T2w", output_key="image_t2w")])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        keys: Any,
+        weights: str = DEFAULT_TRANSLATE_WEIGHTS,
+        source: str | None = None,
+        target: str | None = None,
+        output_key: str | Sequence[str] | None = None,
+        prob: float = 1.0,
+        allow_missing_keys: bool = False,
+        **options: Any,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.array = ModalityTranslate(weights, source, target, prob=1.0, **options)
+        if output_key is None:
+            out_keys = tuple(self.keys)
+        else:
+            out_keys = (output_key,) if isinstance(output_key, str) else tuple(output_key)
+            if len(out_keys) != len(self.keys):
+                raise ValidationError(
+                    f"output_key must be one key per input key ({len(self.keys)}: {list(self.keys)}), got {output_key!r}."
+                )
+            if len(set(out_keys)) != len(out_keys):
+                raise ValidationError(f"output_key entries must be distinct, got {list(out_keys)}.")
+        self.output_keys = out_keys
+
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> ModalityTranslated:
+        super().set_random_state(seed, state)
+        self.array.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        super().randomize(None)
+        self.array.randomize()
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        missing = [k for k in self.keys if k not in d]
+        if missing and not self.allow_missing_keys:
+            raise ValidationError(
+                f"{type(self).__name__} needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
+                "set keys=..., or allow_missing_keys=True."
+            )
+        self.randomize()
+        for key, out_key in zip(self.keys, self.output_keys):
+            if key not in d:
+                continue
+            d[out_key] = self.array(d[key], randomize=False) if self._do_transform else d[key]
+        return d

@@ -1,7 +1,9 @@
 """TorchIO forms of the synthaug transforms: a random transform and its deterministic twin.
 
 ``RandomContextTextureSynth`` samples one integer seed and hands it to ``ContextTextureSynth``,
-which declares its ``args_names``; the subject's history therefore replays exactly.
+which declares its ``args_names``; the subject's history therefore replays exactly. The same holds for
+``RandomStyleSwap`` / ``StyleSwap``. ``ModalityTranslate`` (alias ``RandomModalityTranslate``) is
+deterministic apart from TorchIO's ``p``, so it needs no twin.
 """
 
 from __future__ import annotations
@@ -181,3 +183,73 @@ class RandomStyleSwap(_RandomTransform):
             **self.options, **self._get_base_args(),
         )
         return transform(subject)
+
+
+# ------------------------------------------------------------------------------------------ modality translation
+
+from synthaug.transforms.modality_translate import DEFAULT_TRANSLATE_WEIGHTS  # noqa: E402
+from synthaug.transforms.modality_translate import ModalityTranslate as _TranslateCore  # noqa: E402
+
+__all__ += ["ModalityTranslate", "RandomModalityTranslate"]
+
+_TRANSLATE_OPTIONS = ("mode", "overlap", "weighting", "patch_size", "slice_axis", "chunk", "output_range")
+
+
+class ModalityTranslate(tio.Transform):
+    """Translate ``subject[image_name]`` into the target modality (see :class:`synthaug.transforms.ModalityTranslate`).
+
+    ``p`` is TorchIO's probability; the translation itself is deterministic, so the subject's history
+    (``subject.get_composed_history()``) replays a call exactly. With ``output_name`` the translation is
+    added as a new :class:`torchio.ScalarImage` (same affine) and the source image is kept; otherwise it
+    replaces the image in place. Label maps are never touched. Integer images are read as float32.
+
+    Example:
+        >>> t = ModalityTranslate(weights="translate_brain_pd_t2_resgan", source="PDw", target="T2w",
+        ...                       output_name="t2w", p=0.5)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        weights: str = DEFAULT_TRANSLATE_WEIGHTS,
+        source: str | None = None,
+        target: str | None = None,
+        image_name: str = "image",
+        output_name: str | None = None,
+        mode: str = "auto",
+        overlap: float | None = None,
+        weighting: str | None = None,
+        patch_size: int | tuple[int, ...] | None = None,
+        slice_axis: int = 2,
+        chunk: int = 16,
+        output_range: str | tuple[float, float] = "input",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.weights, self.source, self.target = weights, source, target
+        self.image_name, self.output_name = image_name, output_name
+        self.mode, self.overlap, self.weighting, self.patch_size = mode, overlap, weighting, patch_size
+        self.slice_axis, self.chunk, self.output_range = slice_axis, chunk, output_range
+        self.args_names = ["weights", "source", "target", "image_name", "output_name", *_TRANSLATE_OPTIONS]
+        self._core = _TranslateCore(weights, source=source, target=target, prob=1.0,
+                                    **{k: getattr(self, k) for k in _TRANSLATE_OPTIONS})
+
+    def apply_transform(self, subject: Any) -> Any:
+        if self.image_name not in subject:
+            raise ValidationError(f"subject has no image named {self.image_name!r} (it has {sorted(subject.keys())}).")
+        image = subject[self.image_name]
+        if isinstance(image, tio.LabelMap):
+            raise ValidationError(
+                f"{self.image_name!r} is a LabelMap; modality translation applies to intensity images (ScalarImage)."
+            )
+        data = image.data
+        x = data if data.is_floating_point() else data.float()
+        out, _ = self._core.apply(x, None, self._core.params_from_seed(0))
+        if self.output_name is None:
+            image.set_data(out)
+        else:
+            subject.add_image(tio.ScalarImage(tensor=out, affine=image.affine), self.output_name)
+        return subject
+
+
+RandomModalityTranslate = ModalityTranslate  # the name that sits next to RandomStyleSwap / RandomContextTextureSynth

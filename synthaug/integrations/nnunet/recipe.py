@@ -186,6 +186,77 @@ register_transform(
 )
 
 
+def _build_gaussian_mixture(**options: Any) -> Any:
+    from synthaug.transforms.labels_to_image import GaussianMixtureSynth
+
+    # No generator and no model card (card = None): the batch synthesiser hands over the data as it is.
+    return GaussianMixtureSynth(prob=1.0, **options)
+
+
+def _gaussian_mixture_options() -> tuple[str, ...]:
+    from synthaug.transforms.labels_to_image import GaussianMixtureSynth
+
+    params = inspect.signature(GaussianMixtureSynth.__init__).parameters
+    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
+
+
+register_transform(
+    "gaussian_mixture",
+    _build_gaussian_mixture,
+    options=_gaussian_mixture_options(),
+    description="SynthSeg-style random Gaussian mixture label map -> image, no generator "
+    "(synthaug.transforms.GaussianMixtureSynth)",
+)
+
+
+def _build_style_swap(*, bank: Any = None, test_cases: Sequence[str] = (), **options: Any) -> Any:
+    """``bank``: a folder of style cases (``<id>_image.nii.gz`` + ``<id>_label.nii.gz``, or an nnU-Net raw
+    dataset's ``imagesTr``/``labelsTr``; :meth:`StyleBank.from_folder`), a :class:`StyleBank`, or None (every
+    class uses its learned default code); ``test_cases``: ids the bank must not hold (leakage guard)."""
+    from synthaug.transforms.style_swap import StyleBank, StyleSwap
+
+    if bank is not None and not isinstance(bank, StyleBank):
+        if not isinstance(bank, (str, os.PathLike)):
+            raise ValidationError(f"style_swap option 'bank' must be a folder path, got {bank!r}.")
+        bank = StyleBank.from_folder(bank, test_cases=test_cases)
+    return StyleSwap(bank=bank, prob=1.0, deform=False, **options)
+
+
+def _style_swap_options() -> tuple[str, ...]:
+    from synthaug.transforms.style_swap import StyleSwap
+
+    params = inspect.signature(StyleSwap.__init__).parameters
+    return (*(p for p in params if p != "self" and p not in _RESERVED_OPTIONS), "test_cases")
+
+
+def _build_modality_translate(**options: Any) -> Any:
+    from synthaug.transforms.modality_translate import ModalityTranslate
+
+    # Labels pass through untouched; probability is the recipe's business.
+    return ModalityTranslate(prob=1.0, **options)
+
+
+def _modality_translate_options() -> tuple[str, ...]:
+    from synthaug.transforms.modality_translate import ModalityTranslate
+
+    params = inspect.signature(ModalityTranslate.__init__).parameters
+    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
+
+
+register_transform(
+    "style_swap",
+    _build_style_swap,
+    options=_style_swap_options(),
+    description="per-organ style of a style-bank patient -> image (synthaug.transforms.StyleSwap; bank: a folder)",
+)
+register_transform(
+    "modality_translate",
+    _build_modality_translate,
+    options=_modality_translate_options(),
+    description="source modality -> target modality, labels untouched (synthaug.transforms.ModalityTranslate)",
+)
+
+
 # ---------------------------------------------------------------------------------------- records
 
 
@@ -439,9 +510,11 @@ class Recipe:
                 f"reads version {_FORMAT_VERSION})."
             )
         items = d.get("transforms")
-        if not isinstance(items, list) or not items:
+        # An explicit empty list is allowed: synthesis off (nnU-Net's default augmentation with the
+        # recipe's budget), the benchmark's "default" arm. A missing key is still an error.
+        if not isinstance(items, list):
             raise ValidationError(
-                f"{_where('transforms', source)} must be a non-empty list of transforms, e.g. "
+                f"{_where('transforms', source)} must be a list of transforms ([] for none), e.g. "
                 "[{\"name\": \"context_texture\", \"probability\": 0.5, \"options\": {\"weights\": \"context_ct_a\"}}]; "
                 f"got {items!r}."
             )

@@ -11,7 +11,9 @@ What changes against ``nnUNetTrainer`` (the constructor signature is the base on
 
 - the recipe (``$SYNTHAUG_RECIPE``) is read in ``__init__``; budget overrides from the recipe or
   ``SYNTHAUG_NUM_EPOCHS`` / ``SYNTHAUG_ITERS_PER_EPOCH`` / ``SYNTHAUG_VAL_ITERS`` (one class for every
-  budget); ``SYNTHAUG_TORCH_THREADS`` caps the main process's torch threads on CPU;
+  budget); ``SYNTHAUG_TORCH_THREADS`` caps the main process's torch threads on CPU; ``SYNTHAUG_SEED``
+  seeds the main process (network initialisation: torch, numpy, random) and replaces the recipe's seed for
+  the synthesis stream, so benchmark arms with the same seed start from the same network;
 - the forked data-augmentation workers run nnU-Net's pipeline *without* its last three steps
   (``-1 -> 0``, region conversion, deep-supervision downsampling); those run batched on the device in
   :meth:`train_step`, after synthesis, so the synthesiser still sees the ``-1`` padding and regenerates the
@@ -45,6 +47,16 @@ _ComposeTransforms = require("batchgeneratorsv2.transforms.utils.compose").Compo
 __all__ = ["nnUNetTrainerSynthAug"]
 
 THREADS_ENV = "SYNTHAUG_TORCH_THREADS"
+SEED_ENV = "SYNTHAUG_SEED"
+
+
+def _seed_from_env() -> int | None:
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationError(f"{SEED_ENV}={raw!r} must be a non-negative integer, e.g. {SEED_ENV}=0.")
+    return int(raw)
 
 
 class nnUNetTrainerSynthAug(nnUNetTrainer):
@@ -60,6 +72,15 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
     ):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.synthaug_recipe = recipe_from_env()
+        self.synthaug_seed = _seed_from_env()
+        if self.synthaug_seed is not None:
+            import random
+
+            import numpy as np
+
+            random.seed(self.synthaug_seed)
+            np.random.seed(self.synthaug_seed % 2**32)
+            torch.manual_seed(self.synthaug_seed)
         budget = budget_from_env(self.synthaug_recipe.budget)
         if budget.num_epochs is not None:
             self.num_epochs = budget.num_epochs
@@ -77,7 +98,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         names = ", ".join(f"{t.name} p={t.probability:g}" for t in r.transforms)
         self.print_to_log_file(
             f"synthaug: recipe {r.source} (sha256 {r.sha256()[:12]}): {names}; schedule {r.schedule.to_dict()}; "
-            f"gate {r.gate.to_dict() if r.gate else None}; budget {self.num_epochs} epochs x "
+            f"gate {r.gate.to_dict() if r.gate else None}; seed {self.synthaug_seed}; budget {self.num_epochs} epochs x "
             f"{self.num_iterations_per_epoch} iterations ({self.num_val_iterations_per_epoch} validation)",
             also_print_to_console=True,
         )
@@ -138,7 +159,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             dataset_labels=dataset_labels,
             ignore_label=self.label_manager.ignore_label,
             slice_axis=self._synthaug_slice_axis(),
-            seed=derive_seed(recipe.seed, "fold", self.fold),
+            seed=derive_seed(recipe.seed if self.synthaug_seed is None else self.synthaug_seed, "fold", self.fold),
             rank=rank,
         )
         self.synthaug.prepare(self.device)

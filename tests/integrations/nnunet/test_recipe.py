@@ -87,8 +87,12 @@ def test_unknown_keys_and_bad_blocks(tmp_path):
     d["budget"] = {"num_epochs": 0}
     with pytest.raises(ValidationError, match="budget.num_epochs"):
         R.load_recipe(_write(tmp_path, d))
-    with pytest.raises(ValidationError, match="non-empty list"):
-        R.load_recipe(_write(tmp_path, {"transforms": []}))
+    with pytest.raises(ValidationError, match=r"must be a list of transforms \(\[\] for none\)"):
+        R.load_recipe(_write(tmp_path, {"transforms": {"name": "context_texture"}}))
+    with pytest.raises(ValidationError, match="must be a list"):
+        R.load_recipe(_write(tmp_path, {"schedule": {}}))  # the key is required
+    off = R.load_recipe(_write(tmp_path, {"transforms": []}))  # explicit synthesis off (benchmark default arm)
+    assert off.transforms == ()
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValidationError, match="not valid JSON"):
         R.load_recipe(tmp_path / "bad.json")

@@ -1,0 +1,192 @@
+"""Benchmark arms: what differs between the nnU-Net trainings the harness compares.
+
+An :class:`Arm` is a synthaug recipe run on the fly by ``nnUNetTrainerSynthAug`` (the ``default`` arm
+has an empty recipe: nnU-Net's default augmentation, synthesis off, the same budget mechanism), or an
+offline expansion (``synthaug expand`` with a recipe, then trained with synthesis off).
+
+Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and the shipped weights:
+
+- ``default``: nnU-Net's default augmentation only;
+- ``gaussian_mixture``: SynthSeg-style Gaussian-mixture label-to-image images (random per-class
+  intensities, blur, bias field, gamma), the generative baseline without a learned generator;
+- ``context``: ConText-GAN label-to-image (``context_texture``) with the shipped weights whose classes
+  cover the dataset's labels (by name);
+- ``style``: per-organ style swap (``style_swap``) with a style bank of the training cases, when style
+  weights with matching classes are shipped;
+- ``combined``: every learned transform above plus the Gaussian-mixture baseline, sharing the probability;
+- ``expansion``: offline expansion with the learned transforms (2 synthetic cases per training case).
+
+Arms for other datasets come from a JSON file (:func:`arms_from_file`):
+``[{"name": "...", "recipe": {...}}, {"name": "...", "expansion": {"recipe": {...}, "per_case": 2}}]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthaug.errors import DataError, ValidationError
+
+__all__ = ["Arm", "builtin_arms", "arms_from_file", "select_arms", "DEFAULT_PROBABILITY"]
+
+DEFAULT_PROBABILITY = 0.5
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One benchmark arm.
+
+    Attributes:
+        name: short id (letters, digits, ``_``, ``-``); folder name of its runs.
+        description: one line for the report.
+        recipe: recipe dict applied on the fly (``{"transforms": []}`` for synthesis off).
+        expansion_recipe: recipe dict for offline expansion (None: not an expansion arm).
+        per_case: synthetic cases per training case for expansion arms.
+    """
+
+    name: str
+    description: str
+    recipe: Mapping[str, Any] = field(default_factory=lambda: {"transforms": []})
+    expansion_recipe: Mapping[str, Any] | None = None
+    per_case: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.name or not set(self.name) <= _NAME_OK:
+            raise ValidationError(f"arm name must use a-z, 0-9, '_' and '-', got {self.name!r}.")
+        if self.expansion_recipe is not None and self.recipe.get("transforms"):
+            raise ValidationError(f"arm {self.name!r}: an expansion arm trains with synthesis off; give it no recipe.")
+        if self.per_case < 1:
+            raise ValidationError(f"arm {self.name!r}: per_case must be >= 1, got {self.per_case}.")
+
+    @property
+    def is_expansion(self) -> bool:
+        return self.expansion_recipe is not None
+
+    def weights(self) -> list[str]:
+        """Every generator weights name/path the arm uses (for the leakage check and the report)."""
+        out = []
+        for recipe in (self.recipe, self.expansion_recipe or {}):
+            for t in recipe.get("transforms", []):
+                w = (t.get("options") or {}).get("weights")
+                if w is not None:
+                    out.append(str(w))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "description": self.description, "recipe": dict(self.recipe)}
+        if self.is_expansion:
+            d["expansion"] = {"recipe": dict(self.expansion_recipe or {}), "per_case": self.per_case}
+        return d
+
+    def fingerprint(self) -> str:
+        """sha256 of the arm's definition: a finished run is reused only for the same definition."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _transform(name: str, probability: float, **options: Any) -> dict[str, Any]:
+    t: dict[str, Any] = {"name": name, "probability": probability}
+    deform = options.pop("deform", None)
+    if deform is not None:
+        t["deform"] = deform
+    if options:
+        t["options"] = options
+    return t
+
+
+def _covering(cards: Sequence[Any], family: str, labels: Sequence[str]) -> Any | None:
+    """The first card of ``family`` whose class names include every dataset label."""
+    wanted = set(labels)
+    for card in cards:
+        if card.family == family and wanted <= set(card.labels):
+            return card
+    return None
+
+
+def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None = None,
+                 style_bank: str | None = None) -> list[Arm]:
+    """The built-in arms for a dataset (see the module docstring).
+
+    ``cards`` default to the installed weights (:func:`synthaug.weights.registry.list_weights`);
+    ``style_bank`` is the folder of (image, label) training cases the style arm draws styles from
+    (the harness passes the dataset's ``imagesTr``/``labelsTr`` parent).
+    """
+    if cards is None:
+        from synthaug.weights.registry import list_weights
+
+        cards = list_weights()
+    labels = [k for k, v in dataset_json.get("labels", {}).items() if isinstance(v, int)]
+    label_map = {name: name for name in labels}
+    deform = {"enabled": True, "control_points": 4, "max_displacement": 6.0}
+    learned: list[tuple[str, dict[str, Any]]] = []
+    ctx = _covering(cards, "context", labels)
+    if ctx is not None:
+        learned.append(("context", _transform(
+            "context_texture", DEFAULT_PROBABILITY, deform=deform, weights=ctx.name, features="perturb",
+            perturbation=0.1, label_map=label_map)))
+    sty = _covering(cards, "style", labels)
+    if sty is not None and style_bank is not None:
+        learned.append(("style", _transform(
+            "style_swap", DEFAULT_PROBABILITY, weights=sty.name, bank=style_bank, label_map=label_map)))
+    arms = [
+        Arm("default", "nnU-Net default augmentation (synthesis off)"),
+        Arm("gaussian_mixture", "Gaussian-mixture label-to-image baseline (SynthSeg style)",
+            {"transforms": [_transform("gaussian_mixture", DEFAULT_PROBABILITY, deform=deform)]}),
+    ]
+    for name, t in learned:
+        w = t["options"]["weights"]
+        arms.append(Arm(name, f"{t['name']} alone ({w})", {"transforms": [t]}))
+    if learned:
+        share = DEFAULT_PROBABILITY / (len(learned) + 1)
+        combo = [{**t, "probability": share} for _, t in learned]
+        combo.append(_transform("gaussian_mixture", share, deform=deform))
+        arms.append(Arm("combined", "learned transforms + Gaussian mixture, sharing p=0.5", {"transforms": combo}))
+        expansion = {"transforms": [{**t, "probability": 1.0 / len(learned)} for _, t in learned]}
+        arms.append(Arm("expansion", "offline expansion with the learned transforms (2 per case), synthesis off",
+                        expansion_recipe=expansion, per_case=2))
+    return arms
+
+
+def arms_from_file(path: str | Path) -> list[Arm]:
+    """Arms from a JSON list (see the module docstring); the ``default`` arm is added when missing."""
+    p = Path(path)
+    try:
+        items = json.loads(p.read_text())
+    except FileNotFoundError as exc:
+        raise DataError(f"arms file {p} does not exist.") from exc
+    except ValueError as exc:
+        raise DataError(f"arms file {p} is not valid JSON ({exc}).") from exc
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ValidationError(f"arms file {p} must hold a JSON list of objects, e.g. "
+                              '[{"name": "context", "recipe": {"transforms": [...]}}].')
+    arms = []
+    for i, item in enumerate(items):
+        unknown = set(item) - {"name", "description", "recipe", "expansion"}
+        if unknown:
+            raise ValidationError(f"arms file {p}, entry {i}: unknown key(s) {sorted(unknown)}.")
+        exp = item.get("expansion")
+        arms.append(Arm(
+            name=str(item.get("name", "")), description=str(item.get("description", "")),
+            recipe=item.get("recipe") or {"transforms": []},
+            expansion_recipe=exp.get("recipe") if isinstance(exp, Mapping) else None,
+            per_case=int(exp.get("per_case", 2)) if isinstance(exp, Mapping) else 2,
+        ))
+    if "default" not in {a.name for a in arms}:
+        arms.insert(0, Arm("default", "nnU-Net default augmentation (synthesis off)"))
+    return arms
+
+
+def select_arms(arms: Sequence[Arm], names: Sequence[str] | None) -> list[Arm]:
+    """``arms`` restricted to ``names`` (None: all); ``default`` is always kept (it is the reference)."""
+    if names is None:
+        return list(arms)
+    known = {a.name: a for a in arms}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValidationError(f"unknown arm(s) {missing} for this dataset; available: {sorted(known)}.")
+    keep = set(names) | {"default"}
+    return [a for a in arms if a.name in keep]

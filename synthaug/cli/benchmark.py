@@ -1,0 +1,143 @@
+"""``synthaug benchmark ...``: the measurement commands behind the committed reports in benchmarks/results.
+
+- ``synthaug benchmark overhead``: synthesis time per nnU-Net training iteration vs the plain iteration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("benchmark", help="measure overhead, speed and downstream Dice (reports)")
+    sub = p.add_subparsers(dest="benchmark", metavar="BENCHMARK")
+
+    o = sub.add_parser(
+        "overhead",
+        help="synthesis time added to one nnU-Net training iteration (side by side with the plain step)",
+        description="Build nnUNetTrainerSynthAug for each configuration of a preprocessed dataset, draw one "
+        "training batch, and time nnU-Net's plain train_step against the synthesis hook on that batch "
+        "(interleaved repeats, medians, ratios). Writes OUT.json and OUT.md.",
+    )
+    o.add_argument("--preprocessed", required=True, type=Path,
+                   help="nnU-Net preprocessed dataset folder ($nnUNet_preprocessed/DatasetXXX_Name)")
+    o.add_argument("--configurations", nargs="+", default=["2d", "3d_fullres"], help="default: 2d 3d_fullres")
+    o.add_argument("--recipe", required=True, type=Path, help="synthaug recipe (JSON)")
+    o.add_argument("--repeats", type=int, default=10, help="measured repeats per variant (default 10)")
+    o.add_argument("--warmup", type=int, default=2, help="unmeasured warm-up repeats (default 2)")
+    o.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    o.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
+    o.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md (default: print only)")
+    o.add_argument("--setup", action="append", default=[],
+                   help="a command that prepared the dataset, quoted in the report (repeatable)")
+    o.set_defaults(func=_overhead)
+    d = sub.add_parser(
+        "downstream",
+        help="train nnU-Net per augmentation arm x seed, score the test cases, write the report",
+        description="Downstream benchmark (synthaug.benchmark.downstream): built-in --scenario or any nnU-Net raw "
+        "--dataset with imagesTs/labelsTs. Refuses generators trained on a test case. Resumable: finished arm x "
+        "seed runs are skipped. Writes OUT.md, OUT.json and PNG plots.",
+    )
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--scenario", choices=["cross-modality", "cross-scanner", "in-domain"],
+                     help="built-in scenario from the open sample data")
+    src.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
+    d.add_argument("--profile", default="cpu-quick", help="cpu-quick (default), full or smoke")
+    d.add_argument("--work", required=True, type=Path, help="work folder (nnU-Net folders, runs; reused to resume)")
+    d.add_argument("--out", type=Path, default=None, help="report path without suffix (default: WORK/report)")
+    d.add_argument("--arms", default=None,
+                   help="comma-separated built-in arm names to run (default: all available), or a JSON arms file")
+    d.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
+    d.add_argument("--parallel", type=int, default=None, help="override the profile's parallel runs")
+    d.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
+    d.set_defaults(func=_downstream)
+
+    r = sub.add_parser("report", help="rebuild a downstream report from a work folder's stored results")
+    r.add_argument("--work", required=True, type=Path)
+    r.add_argument("--out", required=True, type=Path, help="report path without suffix")
+    r.add_argument("--title", default=None)
+    r.add_argument("--command", dest="run_command", default="", help="the command that produced the results")
+    r.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
+    r.set_defaults(func=_report)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def _command() -> str:
+    return "synthaug " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _overhead(args: argparse.Namespace) -> int:
+    import torch
+
+    from synthaug.benchmark.overhead import measure_overhead, overhead_markdown
+    from synthaug.training.provenance import machine_line, today
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [
+        measure_overhead(args.preprocessed, c, args.recipe, repeats=args.repeats, warmup=args.warmup,
+                         device=args.device)
+        for c in args.configurations
+    ]
+    report = overhead_markdown(rows, command=_command(), machine=machine_line(), date=today(),
+                               recipe=str(args.recipe), dataset=Path(args.preprocessed).name, setup=args.setup)
+    print(report)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": _command(), "setup": args.setup, "machine": machine_line(), "date": today(),
+                   "rows": rows}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(report)
+    return 0
+
+
+def _arms_for(args: argparse.Namespace, dataset: Path) -> list:
+    from synthaug.benchmark.arms import arms_from_file, builtin_arms, select_arms
+
+    if args.arms and args.arms.endswith(".json"):
+        return arms_from_file(args.arms)
+    meta = json.loads((dataset / "dataset.json").read_text()) if (dataset / "dataset.json").is_file() else {}
+    arms = builtin_arms(meta, style_bank=str(dataset.resolve()))
+    return select_arms(arms, [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None)
+
+
+def _downstream(args: argparse.Namespace) -> int:
+    from synthaug.benchmark.downstream import prepare_scenario, run_benchmark
+    from synthaug.benchmark.profiles import get_profile
+    from synthaug.benchmark.report import write_report
+    from synthaug.training.provenance import machine_line, today
+
+    profile = get_profile(args.profile)
+    if args.seeds:
+        profile = profile.with_(seeds=tuple(args.seeds))
+    if args.parallel:
+        profile = profile.with_(parallel=args.parallel)
+    work = args.work
+    dataset = prepare_scenario(args.scenario, work / "source") if args.scenario else args.dataset
+    arms = _arms_for(args, Path(dataset))
+    print(f"[benchmark] arms: {', '.join(a.name for a in arms)}; profile {profile.name}; seeds {list(profile.seeds)}")
+    run_benchmark(dataset, work, profile, arms)
+    out = args.out or work / "report"
+    title = f"Downstream nnU-Net benchmark: {args.scenario or Path(dataset).name} ({profile.name})"
+    path = write_report(work, out, title=title, command=_command(), machine=machine_line(), date=today(),
+                        notes=args.note)
+    print(f"[benchmark] report: {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from synthaug.benchmark.report import write_report
+    from synthaug.training.provenance import machine_line, today
+
+    path = write_report(args.work, args.out, title=args.title or f"Downstream nnU-Net benchmark: {args.work.name}",
+                        command=args.run_command, machine=machine_line(), date=today(), notes=args.note)
+    print(path)
+    return 0

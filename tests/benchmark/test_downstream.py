@@ -1,0 +1,200 @@
+"""Downstream benchmark harness: leakage refusal, resumability, the report from stored results, and an
+end-to-end run on a tiny dataset with the ``smoke`` profile (real nnU-Net commands on CPU)."""
+
+import json
+import os
+
+import pytest
+
+from synthaug.benchmark.arms import Arm, arms_from_file, builtin_arms, select_arms
+from synthaug.benchmark.downstream import check_leakage, load_results, open_dataset, run_benchmark
+from synthaug.benchmark.profiles import PROFILES, Profile, get_profile
+from synthaug.benchmark.report import markdown_report, mean_ci, summarise
+from synthaug.errors import DataError, LeakageError, ValidationError
+from tests.integrations.nnunet import make_raw_dataset
+
+CONTEXT = {"name": "context_texture", "probability": 1.0,
+           "deform": {"enabled": True, "control_points": 3, "max_displacement": 2.0},
+           "options": {"weights": "tiny_ct", "features": "perturb", "perturbation": 0.1}}
+
+
+def _card(tmp, name, training_cases):
+    """The tiny_ct network published again under ``name`` with other training cases on its card."""
+    from synthaug.weights import registry
+    from synthaug.weights.store import save_weights
+
+    net, card = registry.load("tiny_ct")
+    stored = save_weights(net, card.replace(name=name, training_cases=tuple(training_cases), sha256=""),
+                          tmp / "files" / f"{name}.safetensors")
+    (tmp / "cards" / f"{name}.json").write_text(stored.to_json())
+    registry.clear_cache()
+    return name
+
+
+def test_profiles_validate_and_patch_plans():
+    quick = get_profile("cpu-quick")
+    assert quick.configuration == "2d" and len(quick.seeds) == 2 and quick.device == "cpu"
+    plans = {"configurations": {"2d": {"batch_size": 5, "architecture": {"arch_kwargs": {
+        "features_per_stage": [32, 64, 128, 256, 512]}}}}}
+    patched = quick.patch_plans(plans)
+    assert patched["configurations"]["2d"]["architecture"]["arch_kwargs"]["features_per_stage"] == [16, 32, 64, 128, 128]
+    assert plans["configurations"]["2d"]["architecture"]["arch_kwargs"]["features_per_stage"][0] == 32  # untouched
+    assert patched["plans_name"] == quick.plans
+    with pytest.raises(ValidationError, match="needs its own plans name"):
+        Profile("x", plans="nnUNetPlans", features_cap=8)
+    with pytest.raises(ValidationError, match="Did you mean 'cpu-quick'"):
+        get_profile("cpu_quick")
+    with pytest.raises(ValidationError, match="3d_fullres"):
+        PROFILES["full"].patch_plans(plans)
+
+
+def test_arms_builtin_file_and_selection(tmp_path, tiny_weights):
+    from synthaug.weights.registry import list_weights
+
+    meta = {"labels": {"background": 0, "a": 1, "b": 2, "c": 3}}
+    arms = builtin_arms(meta, cards=[c for c in list_weights() if c.name == "tiny_ct"])
+    names = [a.name for a in arms]
+    assert names == ["default", "gaussian_mixture", "context", "combined", "expansion"]
+    assert arms[0].recipe == {"transforms": []} and arms[-1].is_expansion and arms[2].weights() == ["tiny_ct"]
+    combo = arms[3].recipe["transforms"]
+    assert abs(sum(t["probability"] for t in combo) - 0.5) < 1e-9
+    # labels no generator covers: only the generator-free arms
+    assert [a.name for a in builtin_arms({"labels": {"background": 0, "tumour": 1}}, cards=list_weights())] == [
+        "default", "gaussian_mixture"]
+    assert [a.name for a in select_arms(arms, ["context"])] == ["default", "context"]
+    with pytest.raises(ValidationError, match="unknown arm"):
+        select_arms(arms, ["contxt"])
+    f = tmp_path / "arms.json"
+    f.write_text(json.dumps([{"name": "ctx", "recipe": {"transforms": [CONTEXT]}},
+                             {"name": "exp", "expansion": {"recipe": {"transforms": [CONTEXT]}, "per_case": 1}}]))
+    loaded = arms_from_file(f)
+    assert [a.name for a in loaded] == ["default", "ctx", "exp"] and loaded[2].per_case == 1
+    assert loaded[1].fingerprint() != loaded[2].fingerprint()
+    f.write_text(json.dumps([{"name": "x", "recipes": {}}]))
+    with pytest.raises(ValidationError, match="unknown key"):
+        arms_from_file(f)
+    with pytest.raises(ValidationError, match="arm name"):
+        Arm("Bad Name", "")
+
+
+def test_open_dataset_refuses_what_is_not_a_benchmark_dataset(tmp_path):
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=971, name="Bench", shape=(16, 16, 1))
+    ds = open_dataset(folder)
+    assert ds.dataset_id == 971 and len(ds.train_ids) == 6 and ds.test_ids == ("case_006", "case_007")
+    assert ds.groups == {"test": ds.test_ids}
+    (folder / "labelsTs" / "case_007.nii.gz").unlink()
+    with pytest.raises(DataError, match="without a label in labelsTs"):
+        open_dataset(folder)
+    import shutil
+
+    shutil.rmtree(folder / "labelsTs")
+    with pytest.raises(DataError, match="no labelled test split"):
+        open_dataset(folder)
+    with pytest.raises(DataError, match="not a folder"):
+        open_dataset(tmp_path / "missing")
+
+
+def test_leakage_check_refuses_a_generator_trained_on_a_test_case(tmp_path, tiny_weights):
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=972, name="Leak", shape=(16, 16, 1))
+    ds = open_dataset(folder)
+    ok = Arm("ctx", "", {"transforms": [CONTEXT]})
+    assert check_leakage(ds, [Arm("default", ""), ok]) == {"tiny_ct": ["ctA_z000-093"]}
+    leaky = _card(tiny_weights, "tiny_leaky", ["case_000", "case_007"])
+    bad = Arm("leaky", "", {"transforms": [{**CONTEXT, "options": {**CONTEXT["options"], "weights": leaky}}]})
+    with pytest.raises(LeakageError, match="case_007"):
+        check_leakage(ds, [Arm("default", ""), bad])
+    # an expansion arm is checked the same way, and the harness refuses before any work
+    exp = Arm("exp", "", expansion_recipe={"transforms": [{**CONTEXT, "options": {**CONTEXT["options"], "weights": leaky}}]})
+    with pytest.raises(LeakageError, match="tiny_leaky"):
+        run_benchmark(folder, tmp_path / "work", get_profile("smoke"), [Arm("default", ""), exp])
+    assert not (tmp_path / "work" / "runs").exists()
+    # a card without training cases cannot be proven clean
+    blank = _card(tiny_weights, "tiny_blank", [])
+    with pytest.raises(LeakageError, match="no training cases"):
+        check_leakage(ds, [Arm("b", "", {"transforms": [{**CONTEXT, "options": {"weights": blank}}]})])
+    # synthaug scenario datasets are compared by subject and slice range
+    meta = json.loads((folder / "dataset.json").read_text())
+    meta["synthaug"] = {"cases": [{"id": "ctA_z090-099", "subject": "ct_a", "z_start": 90, "z_stop": 100, "role": "test"}]}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(LeakageError, match="ctA_z090-099"):
+        check_leakage(open_dataset(folder), [Arm("default", ""), ok])
+
+
+def _result(arm, seed, dice_a, dice_b, case="t1"):
+    return {"arm": arm, "seed": seed, "cases": {case: {"a": dice_a, "b": dice_b}}, "train_seconds": 10.0,
+            "predict_seconds": 1.0, "peak_rss_mb": 100.0,
+            "synthaug_log": [{"synthetic_fraction": 0.5}] if arm != "default" else []}
+
+
+def test_report_is_built_from_stored_results_and_shows_a_loss_plainly():
+    meta = {"dataset": "Dataset999_Fixture", "arms": [{"name": "default", "description": "d"},
+                                                       {"name": "worse", "description": "w"}],
+            "profile": {**get_profile("smoke").to_dict()}, "train_cases": ["c0"], "test_cases": ["t1", "t2"],
+            "groups": {"test": ["t1", "t2"]}, "held_out_groups": ["test"], "generator_training_cases": {"g": ["c0"]}}
+    results = [_result("default", 0, 0.8, 0.6), _result("default", 0, 0.7, None, "t2"),
+               _result("default", 1, 0.9, 0.7), _result("default", 1, 0.7, 0.5, "t2"),
+               _result("worse", 0, 0.6, 0.4), _result("worse", 0, 0.5, None, "t2"),
+               _result("worse", 1, 0.7, 0.5), _result("worse", 1, 0.5, 0.3, "t2")]
+    s = summarise(meta, results)
+    g = s["groups"]["test"]["arms"]
+    assert g["default"]["n"] == 4 and abs(g["default"]["mean"] - (0.7 + 0.7 + 0.8 + 0.6) / 4) < 1e-9
+    d = g["worse"]["diff"]
+    assert abs(d["mean"] - (-0.2)) < 1e-9 and d["high"] <= -0.2 + 1e-9  # every paired unit lost 0.2
+    assert abs(g["worse"]["per_class"]["a"] - 0.575) < 1e-9
+    md = markdown_report(meta, results, title="T", command="cmd", machine="m", date="d")
+    assert "| worse | 50.0 |" in md and "-20.0" in md and "| default | 70.0 |" in md
+    assert "`g`: c0" in md and "Command: `cmd`" in md
+    assert s["cost"]["worse"]["synthetic_fraction"] == 0.5
+    m, lo, hi, n = mean_ci([1.0])
+    assert m == 1.0 and n == 1 and lo != lo
+
+
+def test_empty_recipe_leaves_the_batch_untouched():
+    import torch
+
+    from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer, ChannelNormalization
+    from synthaug.integrations.nnunet.recipe import Recipe
+
+    synth = BatchSynthesizer(Recipe.from_dict({"transforms": []}), normalization=ChannelNormalization("ZScoreNormalization"))
+    data = torch.randn(2, 1, 8, 8)
+    target = torch.randint(0, 3, (2, 1, 8, 8))
+    out = synth(data, target)
+    assert torch.equal(out.data, data) and torch.equal(out.target, target) and out.choice == [-1, -1]
+
+
+@pytest.mark.slow
+@pytest.mark.nnunet
+def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weights, monkeypatch):
+    pytest.importorskip("nnunetv2")
+    monkeypatch.setenv("SYNTHAUG_WEIGHTS_PATH", str(tiny_weights))
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=973, name="Harness", shape=(48, 48, 1))
+    arms = [Arm("default", "off"), Arm("ctx", "context", {"transforms": [CONTEXT]}),
+            Arm("exp", "expansion", expansion_recipe={"transforms": [CONTEXT]}, per_case=1)]
+    work = tmp_path / "work"
+    lines = []
+    results = run_benchmark(folder, work, get_profile("smoke"), arms, log=lines.append)
+    assert [r["arm"] for r in results] == ["default", "ctx", "exp"]
+    for r in results:
+        assert set(r["cases"]) == {"case_006", "case_007"}
+        assert all(d is None or 0.0 <= d <= 1.0 for c in r["cases"].values() for d in c.values())
+        assert r["train_seconds"] > 0 and r["peak_rss_mb"] > 0
+    assert results[1]["synthaug_log"][0]["synthetic_fraction"] > 0
+    assert results[0]["synthaug_log"][0]["synthetic_fraction"] == 0
+    assert results[2]["train_dataset_id"] != 973
+    expanded = json.loads((work / "expanded" / "exp.json").read_text())
+    assert (work / "raw" / expanded["folder"] / "imagesTr" / "case_000_synthaug0_0000.nii.gz").exists()
+    # resumed: nothing reruns, results are the stored ones
+    stamp = {p: p.stat().st_mtime_ns for p in work.rglob("result.json")}
+    lines.clear()
+    again = run_benchmark(folder, work, get_profile("smoke"), arms, log=lines.append)
+    assert [r["cases"] for r in again] == [r["cases"] for r in results]
+    assert sum("finished before, skipped" in x for x in lines) == 3
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("result.json")} == stamp
+    # the report builder reads them back
+    from synthaug.benchmark.report import write_report
+
+    md = write_report(work, tmp_path / "out" / "report", title="tiny", command="c", machine="m", date="d").read_text()
+    assert "| ctx |" in md and "vs default" in md and (tmp_path / "out" / "report_per_class.png").exists()
+    meta, stored = load_results(work)
+    assert len(stored) == 3 and meta["test_cases"] == ["case_006", "case_007"]
+    assert os.path.islink(work / "raw" / folder.name)
