@@ -6,6 +6,9 @@ checkpoint format, resume behaviour, logging and previews.
 
 Checkpoints hold only tensors and plain Python values and are read back with
 ``torch.load(weights_only=True)``. They are written to a temporary name and renamed.
+
+Under ``torchrun`` the loop is data-parallel (:mod:`synthaug.training.distributed`): same weights on every
+rank, gradients averaged before each optimiser step, one batch stream per rank, and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -89,6 +92,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from exc
 
 
+def _rank_seed(seed: int, rank: int, start: int) -> int:
+    """Rank 0 of a fresh run keeps ``seed`` (one process trains exactly as before)."""
+    if rank == 0 and start == 0:
+        return seed
+    return (seed * 1_000_003 + rank * 7_919 + start) % 2**63
+
+
 def run_training(
     step: TrainStep,
     sample_batch: Callable[[torch.Generator], Any],
@@ -105,10 +115,14 @@ def run_training(
     same batches as an uninterrupted one. ``config`` (plain values) is stored in the checkpoint; a
     resume with a different config is refused.
     """
+    from synthaug.training.distributed import all_mean, barrier, distribute_step, init_from_env
+
+    dist = init_from_env(next((p.device for m in step.modules.values() for p in m.parameters()), None))
+    main = dist.is_main
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / CHECKPOINT
-    generator = torch.Generator().manual_seed(loop.seed)
+    generator = torch.Generator().manual_seed(_rank_seed(loop.seed, dist.rank, 0))
     start, history, elapsed = 0, [], 0.0
     if resume and ckpt_path.is_file():
         state = load_checkpoint(ckpt_path)
@@ -121,11 +135,15 @@ def run_training(
             module.load_state_dict(state["modules"][name])
         for name, opt in step.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
-        generator.set_state(state["rng"])
         start, history, elapsed = int(state["step"]), list(state["history"]), float(state["seconds"])
+        if main:
+            generator.set_state(state["rng"])
+        else:  # other ranks' streams are not stored; a resumed rank continues from a stream of its own
+            generator.manual_seed(_rank_seed(loop.seed, dist.rank, start))
+    distribute_step(step)
     log_path = out_dir / "losses.jsonl"
     bar = None
-    if loop.progress:
+    if loop.progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=loop.iterations, initial=start, desc=out_dir.name, unit="it", dynamic_ncols=True)
@@ -134,6 +152,8 @@ def run_training(
     t0 = time.perf_counter()
 
     def checkpoint(at: int) -> None:
+        if not main:
+            return
         save_checkpoint(
             ckpt_path,
             {
@@ -155,14 +175,15 @@ def run_training(
         count += 1
         done = it + 1
         if done % loop.log_every == 0 or done == loop.iterations:
-            row = {"step": done, **{k: float(v) / count for k, v in sums.items()}}
+            row = {"step": done, **{k: float(v) / count for k, v in all_mean(sums).items()}}
             history.append(row)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            if main:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(row) + "\n")
             if bar is not None:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k != "step"}, refresh=False)
             sums, count = {}, 0
-        if write_grid is not None and (done % loop.sample_every == 0 or done == loop.iterations):
+        if main and write_grid is not None and (done % loop.sample_every == 0 or done == loop.iterations):
             with torch.no_grad():
                 panels = step.preview(batch, generator=torch.Generator().manual_seed(done))
             (out_dir / "samples").mkdir(exist_ok=True)
@@ -173,6 +194,7 @@ def run_training(
             bar.update(1)
     if bar is not None:
         bar.close()
+    barrier()  # rank 0's last checkpoint is on disk before anyone goes on to export
     seconds = elapsed + time.perf_counter() - t0
     if start >= loop.iterations and ckpt_path.is_file():
         seconds = float(load_checkpoint(ckpt_path)["seconds"])

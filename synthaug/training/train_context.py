@@ -23,6 +23,7 @@ from synthaug.networks.context import VARIANTS, ContextGenerator
 from synthaug.training.config import config_to_dict
 from synthaug.training.context import ContextLossWeights, ContextStep, measure_features
 from synthaug.training.datasets import get_training_data
+from synthaug.training.distributed import is_main
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, cut_slices
@@ -219,6 +220,7 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         notes=f"ConText-GAN {cfg.variant.upper()} trained by synthaug on {cfg.data}. Labels: {data.label_source}.",
     )
     weights = out_dir / f"{cfg.name}.safetensors"
-    card = save_weights(g, card, weights)
-    (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    if is_main():  # under torchrun only rank 0 exports
+        card = save_weights(g, card, weights)
+        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
     return ContextRun(result, card, weights, heldout)

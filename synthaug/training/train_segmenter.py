@@ -41,6 +41,7 @@ from synthaug.losses.adversarial import class_balance_weights
 from synthaug.networks.discriminators import SegmentationDiscriminator
 from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data
+from synthaug.training.distributed import is_main
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, Volume, cut_slices
@@ -279,6 +280,7 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path | str, *, resume: bool =
               f"network of the style family). Labels: {data.label_source}.",
     )
     weights = out_dir / f"{cfg.name}.safetensors"
-    card = save_weights(net, card, weights)
-    (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    if is_main():  # under torchrun only rank 0 exports
+        card = save_weights(net, card, weights)
+        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
     return SegmenterRun(result, card, weights, {**per_class, "mean": round(mean_fg, 4)})

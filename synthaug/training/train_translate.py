@@ -34,6 +34,7 @@ from synthaug._validate import check_choice, check_positive, check_probability
 from synthaug.errors import ValidationError
 from synthaug.networks.discriminators import MultiScalePatchDiscriminator, PatchDiscriminator
 from synthaug.training.config import config_to_dict
+from synthaug.training.distributed import is_main
 from synthaug.training.eval_translate import slice_metrics, translate_volume
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
@@ -447,6 +448,7 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
         ),
     )
     weights = out_dir / f"{cfg.name}.safetensors"
-    card = save_weights(export, card, weights)
-    (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    if is_main():  # under torchrun only rank 0 exports
+        card = save_weights(export, card, weights)
+        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
     return TranslateRun(result, card, weights, best_step, best_score)
