@@ -74,6 +74,10 @@ class BenchmarkDataset:
     def labels(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.dataset_json["labels"].items() if isinstance(v, int)}
 
+    def groups_cases(self) -> list[str]:
+        """Every case of every evaluation group, once, in order."""
+        return list(dict.fromkeys(c for ids in self.groups.values() for c in ids))
+
 
 def _stems(folder: Path, ending: str, channel_suffix: bool) -> list[str]:
     suffix = ("_0000" if channel_suffix else "") + ending
@@ -365,6 +369,38 @@ def _evaluate(ds: BenchmarkDataset, pred: Path, out_file: Path) -> dict[str, dic
     return cases
 
 
+def slice_dice(ds: BenchmarkDataset, pred: Path) -> dict[str, list[dict[str, float | None]]]:
+    """Per-slice (last array axis), per-class Dice of every prediction in ``pred`` against ``labelsTs``.
+
+    The units of a 2D model (it predicts each slice on its own); adjacent slices are correlated, so
+    slice-level intervals are narrower than the truth. ``None`` where a class is in neither slice.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    ending = str(ds.dataset_json["file_ending"])
+    out: dict[str, list[dict[str, float | None]]] = {}
+    for case in ds.groups_cases():
+        p, r = pred / f"{case}{ending}", ds.folder / "labelsTs" / f"{case}{ending}"
+        if not p.exists():
+            continue
+        a = np.asarray(nib.load(str(p)).dataobj).astype(np.int64)
+        b = np.asarray(nib.load(str(r)).dataobj).astype(np.int64)
+        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        rows = []
+        for z in range(a.shape[-1]):
+            row: dict[str, float | None] = {}
+            for name, v in ds.labels.items():
+                if v == 0:
+                    continue
+                pa, pb = a[:, z] == v, b[:, z] == v
+                denom = int(pa.sum() + pb.sum())
+                row[name] = None if denom == 0 else 2.0 * int((pa & pb).sum()) / denom
+            rows.append(row)
+        out[case] = rows
+    return out
+
+
 def _read_synthaug_log(results: Path) -> list[dict[str, Any]]:
     files = sorted(results.rglob("synthaug_log.jsonl"))
     if not files:
@@ -419,6 +455,7 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
     log(f"[benchmark] {arm.name} seed {seed}: nnUNetv2_predict")
     pred_s, pred_mb = run_logged(pred_cmd, renv, folder / "predict.log")
     cases = _evaluate(ds, pred, folder / "summary.json")
+    slices = slice_dice(ds, pred)
     from synthaug.training.provenance import machine_line
 
     result = {
@@ -434,6 +471,7 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
         "predict_seconds": pred_s,
         "peak_rss_mb": max(train_mb, pred_mb),
         "cases": cases,
+        "slices": slices,
         "synthaug_log": _read_synthaug_log(results),
         "machine": machine_line(),
         "commands": {"train": " ".join(map(str, train_cmd)), "predict": " ".join(map(str, pred_cmd))},
@@ -510,9 +548,15 @@ def load_results(work: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dic
     meta = json.loads(meta_file.read_text())
     order = [a["name"] for a in meta["arms"]]
     results = []
+    ds = None
     for name in order:
         for seed in meta["profile"]["seeds"]:
             f = work / "runs" / name / f"seed{seed}" / RESULT_FILE
             if f.exists():
-                results.append(json.loads(f.read_text()))
+                r = json.loads(f.read_text())
+                if "slices" not in r and (f.parent / "pred").is_dir():  # results of an older harness
+                    ds = ds or open_dataset(work / "raw" / meta["dataset"])
+                    r["slices"] = slice_dice(ds, f.parent / "pred")
+                    _atomic_json(f, r)
+                results.append(r)
     return meta, results

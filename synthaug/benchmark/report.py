@@ -72,16 +72,30 @@ def summarise(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
                     for k, d in pc.items():
                         if d is not None and (classes is None or k in classes):
                             per_class[a].setdefault(k, []).append(d)
+        slice_units: dict[str, dict[tuple[int, str, int], float]] = {}
+        for a in arms:
+            slice_units[a] = {}
+            for r in by_arm[a]:
+                for c in cases:
+                    for z, pc in enumerate((r.get("slices") or {}).get(c, [])):
+                        m = _unit_mean(pc, classes)
+                        if m is not None:
+                            slice_units[a][(r["seed"], c, z)] = m
         rows = {}
         for a in arms:
             mean, lo, hi, n = mean_ci(list(units[a].values()))
             row: dict[str, Any] = {"mean": mean, "low": lo, "high": hi, "n": n,
                                    "per_class": {k: sum(v) / len(v) for k, v in per_class[a].items()}}
+            sm, slo, shi, sn = mean_ci(list(slice_units[a].values()))
+            row["slice"] = {"mean": sm, "low": slo, "high": shi, "n": sn}
             if a != "default":
                 keys = sorted(set(units[a]) & set(units.get("default", {})))
                 diffs = [units[a][k] - units["default"][k] for k in keys]
                 d, dlo, dhi, dn = mean_ci(diffs)
                 row["diff"] = {"mean": d, "low": dlo, "high": dhi, "n": dn}
+                skeys = sorted(set(slice_units[a]) & set(slice_units.get("default", {})))
+                d, dlo, dhi, dn = mean_ci([slice_units[a][k] - slice_units["default"][k] for k in skeys])
+                row["slice_diff"] = {"mean": d, "low": dlo, "high": dhi, "n": dn}
             rows[a] = row
         out["groups"][g] = {"held_out": g in held, "cases": list(cases), "arms": rows}
     for a in arms:
@@ -146,6 +160,16 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
             diff = (f"{'+' if d['mean'] >= 0 else ''}{_pts(d['mean'])} | {_interval(d['low'], d['high'])}"
                     if d and d["n"] else "— | —")
             lines.append(f"| {a} | {_pts(r['mean'])} | {_interval(r['low'], r['high'])} | {r['n']} | {diff} |")
+        if any(grp["arms"][a]["slice"]["n"] for a in s["arms"]):
+            lines += ["", "Slice level (a unit is one seed x slice; the 2D model predicts slices independently, but "
+                      "adjacent slices are correlated, so these intervals are optimistic):", "",
+                      "| arm | mean Dice | 95% interval | n | vs default | 95% interval |", "|---|---|---|---|---|---|"]
+            for a in s["arms"]:
+                r = grp["arms"][a]["slice"]
+                d = grp["arms"][a].get("slice_diff")
+                diff = (f"{'+' if d['mean'] >= 0 else ''}{_pts(d['mean'])} | {_interval(d['low'], d['high'])}"
+                        if d and d["n"] else "— | —")
+                lines.append(f"| {a} | {_pts(r['mean'])} | {_interval(r['low'], r['high'])} | {r['n']} | {diff} |")
         classes = sorted({k for a in s["arms"] for k in grp["arms"][a]["per_class"]})
         if classes:
             lines += ["", "Per class (mean over units):", "",

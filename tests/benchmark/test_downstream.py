@@ -121,7 +121,9 @@ def test_leakage_check_refuses_a_generator_trained_on_a_test_case(tmp_path, tiny
 
 
 def _result(arm, seed, dice_a, dice_b, case="t1"):
-    return {"arm": arm, "seed": seed, "cases": {case: {"a": dice_a, "b": dice_b}}, "train_seconds": 10.0,
+    slices = [{"a": dice_a, "b": None}, {"a": None, "b": dice_b}]
+    return {"arm": arm, "seed": seed, "cases": {case: {"a": dice_a, "b": dice_b}}, "slices": {case: slices},
+            "train_seconds": 10.0,
             "predict_seconds": 1.0, "peak_rss_mb": 100.0,
             "synthaug_log": [{"synthetic_fraction": 0.5}] if arm != "default" else []}
 
@@ -143,7 +145,8 @@ def test_report_is_built_from_stored_results_and_shows_a_loss_plainly():
     assert abs(g["worse"]["per_class"]["a"] - 0.575) < 1e-9
     md = markdown_report(meta, results, title="T", command="cmd", machine="m", date="d")
     assert "| worse | 50.0 |" in md and "-20.0" in md and "| default | 70.0 |" in md
-    assert "`g`: c0" in md and "Command: `cmd`" in md
+    assert "`g`: c0" in md and "Command: `cmd`" in md and "Slice level" in md
+    assert g["worse"]["slice"]["n"] == 7 and g["worse"]["slice_diff"]["mean"] < 0
     assert s["cost"]["worse"]["synthetic_fraction"] == 0.5
     m, lo, hi, n = mean_ci([1.0])
     assert m == 1.0 and n == 1 and lo != lo
@@ -175,7 +178,8 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     results = run_benchmark(folder, work, get_profile("smoke"), arms, log=lines.append)
     assert [r["arm"] for r in results] == ["default", "ctx", "exp"]
     for r in results:
-        assert set(r["cases"]) == {"case_006", "case_007"}
+        assert set(r["cases"]) == {"case_006", "case_007"} and len(r["slices"]["case_006"]) == 1
+        assert r["slices"]["case_006"][0].keys() == r["cases"]["case_006"].keys()
         assert all(d is None or 0.0 <= d <= 1.0 for c in r["cases"].values() for d in c.values())
         assert r["train_seconds"] > 0 and r["peak_rss_mb"] > 0
     assert results[1]["synthaug_log"][0]["synthetic_fraction"] > 0
