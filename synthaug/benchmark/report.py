@@ -140,7 +140,9 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
               + (f" (features x{prof.get('width_factor') or 1}, cap {prof.get('features_cap')})"
                  if prof.get("features_cap") or prof.get("width_factor") else "")
               + f", {prof.get('num_epochs') or 1000} epochs x {prof.get('iterations_per_epoch') or 250} iterations, "
-              f"seeds {prof['seeds']}, test-time mirroring {'on' if prof.get('tta') else 'off'}, device {prof['device']}")
+              f"seeds {prof['seeds']}, test-time mirroring {'on' if prof.get('tta') else 'off'}, device {prof['device']}"
+              + (f", {prof['threads']} torch thread(s) and {prof.get('workers')} augmentation worker(s) per run, "
+                 f"{prof.get('parallel', 1)} run(s) at a time" if prof.get("threads") else ""))
     lines += [
         f"Dataset `{meta['dataset']}`: {len(meta['train_cases'])} training cases, test cases "
         f"{', '.join(meta['test_cases'])}. Profile `{prof['name']}`: {budget}.",
