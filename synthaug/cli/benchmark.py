@@ -1,6 +1,7 @@
 """``synthaug benchmark ...``: the measurement commands behind the committed reports in benchmarks/results.
 
 - ``synthaug benchmark overhead``: synthesis time per nnU-Net training iteration vs the plain iteration.
+- ``synthaug benchmark speed``: time per megavoxel, FLOP/s vs the matmul peak, memory and peer ratios per generator.
 """
 
 from __future__ import annotations
@@ -38,6 +39,26 @@ def register(subparsers: Any) -> None:
     o.add_argument("--setup", action="append", default=[],
                    help="a command that prepared the dataset, quoted in the report (repeatable)")
     o.set_defaults(func=_overhead)
+    sp = sub.add_parser(
+        "speed",
+        help="generator transforms: ms/megavoxel, FLOP/s vs the matmul peak, memory, ratios to TorchIO/MONAI/nnU-Net",
+        description="Time every shipped generator transform at several volume sizes (real label maps resampled to "
+        "each size), interleaved with TorchIO RandomLabelsToImage, MONAI Rand3DElasticd, a plain nnU-Net training "
+        "iteration and an fp32 matmul (the peak). Medians, FLOPs (FlopCounterMode), peak memory. Writes OUT.json "
+        "and OUT.md (synthaug.benchmark.speed).",
+    )
+    sp.add_argument("--out", type=Path, default=None, help="write OUT.json and OUT.md (default: print only)")
+    sp.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    sp.add_argument("--sizes", nargs="+", default=None, metavar="XxYxZ",
+                    help="volume sizes (default 64x64x16 96x96x24 128x128x32)")
+    sp.add_argument("--weights", nargs="+", default=None,
+                    help="weights names (default: every shipped context/style/translate generator)")
+    sp.add_argument("--repeats", type=int, default=5, help="timed rounds per size (default 5)")
+    sp.add_argument("--warmup", type=int, default=1, help="unmeasured rounds per size (default 1)")
+    sp.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
+    sp.add_argument("--matmul-size", type=int, default=None, help="edge of the peak matmul (default 2048; CUDA 8192)")
+    sp.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
+    sp.set_defaults(func=_speed)
     d = sub.add_parser(
         "downstream",
         help="train nnU-Net per augmentation arm x seed, score the test cases, write the report",
@@ -94,6 +115,33 @@ def _overhead(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         payload = {"command": _command(), "setup": args.setup, "machine": machine_line(), "date": today(),
                    "rows": rows}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(report)
+    return 0
+
+
+def _speed(args: argparse.Namespace) -> int:
+    import torch
+
+    from synthaug.benchmark.speed import DEFAULT_SIZES, measure_speed, speed_markdown
+    from synthaug.errors import ValidationError
+    from synthaug.training.provenance import machine_line, today
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = DEFAULT_SIZES
+    if args.sizes:
+        try:
+            sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
+        except ValueError:
+            raise ValidationError(f"--sizes must look like 64x64x16, got {args.sizes}.") from None
+    result = measure_speed(sizes, weights=args.weights, repeats=args.repeats, warmup=args.warmup, device=args.device,
+                           matmul_size=args.matmul_size, log=lambda m: print(m, flush=True))
+    report = speed_markdown(result, command=_command(), machine=machine_line(), date=today(), notes=args.note)
+    print(report)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": _command(), "machine": machine_line(), "date": today(), **result}
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
         args.out.with_suffix(".md").write_text(report)
     return 0

@@ -1,0 +1,99 @@
+"""Speed benchmark: rows and keys on tiny sizes (tiny generator, real peers and nnU-Net step), FLOPs, efficiency,
+growth fit, skipped weights, and the Markdown report from a stored small fixture."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.benchmark.speed import Source, _fit, fit_to_size, measure_speed, speed_markdown
+from synthaug.errors import ValidationError
+from tests.transforms.conftest import phantom
+
+FIXTURE = Path(__file__).parent / "fixtures" / "speed_small.json"
+
+ROW_KEYS = {
+    "item", "kind", "transform", "weights", "data", "size", "megavoxels", "repeats", "seconds", "seconds_iqr",
+    "ms_per_megavoxel", "total_flops", "flops_per_second", "efficiency", "peak_memory_bytes", "memory_method",
+    "rss_peak_delta_bytes", "top_ops", "conv_share",
+}
+GENERATOR_KEYS = ROW_KEYS | {
+    "generator_seconds", "generator_share", "generator_flops", "generator_flops_per_second", "generator_efficiency",
+    "ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet",
+}
+
+
+def _source(shape=(20, 18, 6)):
+    img, lab = phantom(shape)
+    return Source("phantom", img[0].numpy(), lab[0].numpy(), "phantom (tests)")
+
+
+def test_fit_to_size_resamples_the_labelled_box():
+    img, lab = fit_to_size(_source(), (16, 12, 4))
+    assert img.shape == (1, 1, 16, 12, 4) and lab.shape == (1, 1, 16, 12, 4)
+    assert img.dtype == torch.float32 and lab.dtype == torch.int64
+    assert set(torch.unique(lab).tolist()) <= {0, 1, 2, 3} and int(lab.max()) > 0
+
+
+def test_growth_fit_is_linear_for_linear_times():
+    fit = _fit([1.0, 2.0, 4.0], [0.1, 0.2, 0.4])
+    assert fit["exponent"] == pytest.approx(1.0) and fit["slope_ms_per_megavoxel"] == pytest.approx(100.0)
+    assert fit["r2"] == pytest.approx(1.0) and abs(fit["intercept_ms"]) < 1e-6
+
+
+def test_measure_speed_rows(tiny_weights):
+    torch.set_num_threads(1)
+    result = measure_speed([(16, 16, 4), (32, 32, 8)], weights=["tiny_ct", "no_such_weights"], repeats=1, warmup=1,
+                           matmul_size=256, sources={"tiny_ct": _source()})
+    assert result["peak_flops_per_second"] > 0 and math.isfinite(result["peak_flops_per_second"])
+    assert [s["weights"] for s in result["skipped"]] == ["no_such_weights"]
+    rows = result["rows"]
+    gens = [r for r in rows if r["kind"] == "generator"]
+    assert len(gens) == 2 and {tuple(r["size"]) for r in gens} == {(16, 16, 4), (32, 32, 8)}
+    assert {r["transform"] for r in rows if r["kind"] == "peer"} == {
+        "TorchIO RandomLabelsToImage", "MONAI Rand3DElasticd", "nnU-Net iteration"}
+    for r in rows:
+        assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
+        assert math.isfinite(r["seconds"]) and r["seconds"] > 0 and r["ms_per_megavoxel"] > 0
+    for r in gens:
+        assert GENERATOR_KEYS <= set(r), GENERATOR_KEYS - set(r)
+        assert r["generator_flops"] > 0 and r["total_flops"] >= r["generator_flops"]
+        assert 0 < r["generator_seconds"] <= r["seconds"]
+        assert 0 < r["generator_efficiency"] <= 1.5 and 0 < r["efficiency"] <= 1.5
+        for k in ("ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet"):
+            assert r[k] > 0 and math.isfinite(r[k])
+    # the nnU-Net iteration is a real forward+backward: FLOPs counted, batch of 2 volumes
+    nn = [r for r in rows if r["transform"] == "nnU-Net iteration"]
+    assert all(r["total_flops"] > 0 and r["megavoxels"] == pytest.approx(2 * np.prod(r["size"]) / 1e6) for r in nn)
+    assert {g["item"] for g in result["growth"]} >= {"ContextTextureSynth [tiny_ct]", "nnU-Net iteration"}
+    json.dumps(result)  # the raw result is JSON-serialisable as written by the CLI
+    report = speed_markdown(result, command="synthaug benchmark speed", machine="test", date="today")
+    assert "| ContextTextureSynth [tiny_ct] | 16x16x4 |" in report and "no_such_weights" in report
+
+
+def test_measure_speed_validates():
+    with pytest.raises(ValidationError):
+        measure_speed([(16, 16)], repeats=1)
+    with pytest.raises(ValidationError):
+        measure_speed([(16, 16, 4)], repeats=0)
+
+
+def test_markdown_from_stored_fixture():
+    result = json.loads(FIXTURE.read_text())
+    md = speed_markdown(result, command="synthaug benchmark speed --out x", machine="x86_64, 2 CPU cores",
+                        date="2026-01-01", notes=["a note"])
+    lines = md.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| transform [weights] |"))
+    assert lines[header + 1].startswith("|---")
+    body = lines[header + 2]
+    cells = [c.strip() for c in body.strip("|").split("|")]
+    assert cells[0] == "ContextTextureSynth [context_ct_a]" and cells[1] == "64x64x16"
+    assert cells[3] == "1000"  # ms per megavoxel
+    assert cells[7] == "25.0%"  # generator efficiency
+    assert cells[-1] == "0.500"  # ratio to the nnU-Net iteration
+    assert "fp32 matmul peak" in md and "64x64x16 block: 40.0 GFLOP/s" in md
+    assert "below the 50% target" in md and "`style_ct_a`" in md and "- a note" in md
+    assert "| nnU-Net iteration | 64x64x16 |" in md
