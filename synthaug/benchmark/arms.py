@@ -13,6 +13,9 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   cover the dataset's labels (by name);
 - ``style``: per-organ style swap (``style_swap``) with a style bank of the training cases, when style
   weights with matching classes are shipped;
+- ``translate``: modality translation (``modality_translate``) of the training images into the test
+  modality, when the training and test modalities differ (synthaug scenario datasets record their
+  subjects) and a shipped translation generator goes that way; labels are kept;
 - ``combined``: every learned transform above plus the Gaussian-mixture baseline, sharing the probability;
 - ``expansion``: offline expansion with the learned transforms (2 synthetic cases per training case).
 
@@ -107,6 +110,21 @@ def _covering(cards: Sequence[Any], family: str, labels: Sequence[str]) -> Any |
     return None
 
 
+def dataset_modalities(dataset_json: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """(training, test) modalities of a synthaug scenario dataset (empty sets for other datasets)."""
+    from synthaug.data.subjects import SUBJECT_MODALITIES
+
+    meta = dataset_json.get("synthaug")
+    train: set[str] = set()
+    test: set[str] = set()
+    if isinstance(meta, Mapping):
+        for c in meta.get("cases", []):
+            mod = SUBJECT_MODALITIES.get(str(c.get("subject"))) if isinstance(c, Mapping) else None
+            if mod:
+                (train if c.get("role") == "train" else test if c.get("role") == "test" else set()).add(mod)
+    return train, test
+
+
 def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None = None,
                  style_bank: str | None = None) -> list[Arm]:
     """The built-in arms for a dataset (see the module docstring).
@@ -132,6 +150,13 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
     if sty is not None and style_bank is not None:
         learned.append(("style", _transform(
             "style_swap", DEFAULT_PROBABILITY, weights=sty.name, bank=style_bank, label_map=label_map)))
+    train_mods, test_mods = dataset_modalities(dataset_json)
+    for card in cards:
+        src, tgt = str(card.source_modality or ""), str(card.target_modality or "")
+        if card.family == "translate" and src in train_mods and tgt in test_mods and src != tgt:
+            learned.append(("translate", _transform(
+                "modality_translate", DEFAULT_PROBABILITY, weights=card.name, source=src, target=tgt)))
+            break
     arms = [
         Arm("default", "nnU-Net default augmentation (synthesis off)"),
         Arm("gaussian_mixture", "Gaussian-mixture label-to-image baseline (SynthSeg style)",

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 SUBJECT_NAMES: tuple[str, ...] = ("ct_a", "ct_b", "mr_c", "mni")
+SUBJECT_MODALITIES: dict[str, str] = {"ct_a": "CT", "ct_b": "CT", "mr_c": "MR", "mni": "MR"}  # = load_subject(n).modality
 TOTALSEG_LABEL_SOURCE = "TotalSegmentator 2.18.0 model prediction (not manual ground truth)"
 MNI_LABEL_SOURCE = "MNI152 2009 tissue probability maps (population template), labels derived by synthaug"
 MNI_CLASS_NAMES = {1: "csf", 2: "gray_matter", 3: "white_matter"}

@@ -202,3 +202,27 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     meta, stored = load_results(work)
     assert len(stored) == 3 and meta["test_cases"] == ["case_006", "case_007"]
     assert os.path.islink(work / "raw" / folder.name)
+
+
+def test_translate_arm_when_training_and_test_modalities_differ():
+    from types import SimpleNamespace
+
+    from synthaug.benchmark.arms import dataset_modalities
+
+    labels = {"background": 0, "liver": 1}
+    cards = [SimpleNamespace(name="ctx", family="context", labels=("background", "liver"), source_modality="",
+                             target_modality=""),
+             SimpleNamespace(name="ct2mr", family="translate", labels=(), source_modality="CT", target_modality="MR")]
+    cross = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
+                                                      {"subject": "mr_c", "role": "test"},
+                                                      {"subject": "mr_c", "role": "report"}]}}
+    assert dataset_modalities(cross) == ({"CT"}, {"MR"})
+    arms = {a.name: a for a in builtin_arms(cross, cards=cards)}
+    t = arms["translate"].recipe["transforms"][0]
+    assert t["name"] == "modality_translate" and t["options"] == {"weights": "ct2mr", "source": "CT", "target": "MR"}
+    assert {x["name"] for x in arms["combined"].recipe["transforms"]} == {
+        "context_texture", "modality_translate", "gaussian_mixture"}
+    same = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
+                                                     {"subject": "ct_b", "role": "test"}]}}
+    assert "translate" not in {a.name for a in builtin_arms(same, cards=cards)}
+    assert dataset_modalities({"labels": labels}) == (set(), set())
