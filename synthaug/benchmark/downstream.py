@@ -339,9 +339,23 @@ def _plan_expanded(new_id: int, folder: str, ds: BenchmarkDataset, env: _Env, pr
 # ------------------------------------------------------------------------------------ one run
 
 
+# Profile fields that do not change what one arm x seed run computes (adding a seed or running more
+# runs at a time must not invalidate finished runs).
+_NOT_PER_RUN = ("seeds", "parallel")
+
+
 def _definition(arm: Arm, seed: int, profile: Profile, ds: BenchmarkDataset) -> dict[str, Any]:
-    return {"arm": arm.fingerprint(), "seed": seed, "profile": profile.to_dict(), "dataset": ds.name,
+    prof = {k: v for k, v in profile.to_dict().items() if k not in _NOT_PER_RUN}
+    return {"arm": arm.fingerprint(), "seed": seed, "profile": prof, "dataset": ds.name,
             "train": list(ds.train_ids), "test": list(ds.test_ids)}
+
+
+def _same_run(a: Any, b: Mapping[str, Any]) -> bool:
+    """Whether stored definition ``a`` describes the run ``b`` (older files also stored the seed list)."""
+    if not isinstance(a, Mapping):
+        return False
+    a = {**a, "profile": {k: v for k, v in dict(a.get("profile", {})).items() if k not in _NOT_PER_RUN}}
+    return a == b
 
 
 def _evaluate(ds: BenchmarkDataset, pred: Path, out_file: Path) -> dict[str, dict[str, float | None]]:
@@ -415,11 +429,11 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
     done = folder / RESULT_FILE
     if done.exists():
         previous = json.loads(done.read_text())
-        if previous.get("definition") == definition:
+        if _same_run(previous.get("definition"), definition):
             log(f"[benchmark] {arm.name} seed {seed}: finished before, skipped")
             return previous
     started = folder / "definition.json"
-    if folder.exists() and (not started.exists() or json.loads(started.read_text()) != definition):
+    if folder.exists() and (not started.exists() or not _same_run(json.loads(started.read_text()), definition)):
         shutil.rmtree(folder)  # a run of another definition: start over
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_json(started, definition)

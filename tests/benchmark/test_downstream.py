@@ -202,6 +202,12 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     meta, stored = load_results(work)
     assert len(stored) == 3 and meta["test_cases"] == ["case_006", "case_007"]
     assert os.path.islink(work / "raw" / folder.name)
+    # another seed only adds runs: the finished seed-0 runs stay
+    lines.clear()
+    more = get_profile("smoke").with_(seeds=(0, 1))
+    run_benchmark(folder, work, more, arms[:1], log=lines.append)
+    assert any("default seed 0: finished before, skipped" in x for x in lines)
+    assert (work / "runs" / "default" / "seed1" / "result.json").exists()
 
 
 def test_translate_arm_when_training_and_test_modalities_differ():
