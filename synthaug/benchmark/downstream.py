@@ -141,10 +141,6 @@ def prepare_scenario(scenario: str, raw: str | os.PathLike[str], *, log: Log = p
     return export_nnunet(scenario, raw, dataset_id=dataset_id)
 
 
-def _test_case_ids(ds: BenchmarkDataset) -> list[str]:
-    return list(ds.test_ids)
-
-
 def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[str]]:
     """Refuse (:class:`LeakageError`) any generator whose model card lists a test case; return the cards'
     training cases per weights name (for the report).
@@ -156,7 +152,7 @@ def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[s
     from synthaug.integrations.nnunet.expand import check_card_leakage
     from synthaug.weights.registry import card_of
 
-    tests = _test_case_ids(ds)
+    tests = list(ds.test_ids)
     check_no_overlap(ds.train_ids, tests, what="nnU-Net training")
     seen: dict[str, list[str]] = {}
     for arm in arms:

@@ -79,11 +79,6 @@ def _timed(fn: Any, device: torch.device) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def _peak_reset(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
 def _load_json(path: Path) -> dict[str, Any]:
     import json
 
