@@ -35,6 +35,7 @@ from synthaug.features import normalise_features, region_features
 from synthaug.features.calibrate import calibrate_regions
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
+from synthaug.transforms.sampling import SeededSampling
 from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
 from synthaug.weights.registry import card_of, load
 
@@ -52,7 +53,7 @@ class ContextTextureParams:
     apply: bool
 
 
-class ContextTextureSynth:
+class ContextTextureSynth(SeededSampling):
     """Synthesise a new image for a label map with a frozen ConText-GAN generator.
 
     Args:
@@ -129,16 +130,8 @@ class ContextTextureSynth:
                 )
 
     # ------------------------------------------------------------------ sampling
-    def sample_params(self, *, generator: torch.Generator) -> ContextTextureParams:
-        apply = bool(torch.rand((), generator=generator) < self.prob)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        return ContextTextureParams(seed=seed, apply=apply)
-
-    def __call__(
-        self, image: torch.Tensor, label: torch.Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
-        return self.apply(image, label, self.sample_params(generator=gen))
+    def params_from_seed(self, seed: int, apply: bool = True) -> ContextTextureParams:
+        return ContextTextureParams(seed=int(seed), apply=bool(apply))
 
     # ------------------------------------------------------------------ application
     def apply(

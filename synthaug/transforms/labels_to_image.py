@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from synthaug._validate import check_positive, check_probability
 from synthaug.errors import LabelError, ValidationError
 from synthaug.transforms.labels import check_image_label_batch
+from synthaug.transforms.sampling import SeededSampling
 
 __all__ = ["GaussianMixtureParams", "GaussianMixtureSynth", "OUTPUT_RANGES"]
 
@@ -113,7 +114,7 @@ def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, radius: int) -> torch.
     return x
 
 
-class GaussianMixtureSynth:
+class GaussianMixtureSynth(SeededSampling):
     """Synthesise a new image from a label map with a random Gaussian mixture (see the module docstring).
 
     Args:
@@ -190,17 +191,6 @@ class GaussianMixtureSynth:
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> GaussianMixtureParams:
         return GaussianMixtureParams(int(seed), bool(apply))
-
-    def sample_params(self, *, generator: torch.Generator) -> GaussianMixtureParams:
-        apply = bool(torch.rand((), generator=generator) < self.prob)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        return self.params_from_seed(seed, apply)
-
-    def __call__(
-        self, image: torch.Tensor, label: torch.Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
-        return self.apply(image, label, self.sample_params(generator=gen))
 
     # ------------------------------------------------------------------ application
     def apply(

@@ -50,6 +50,7 @@ import torch
 from synthaug._validate import check_choice, check_image, check_positive, check_probability, check_range
 from synthaug.errors import ShapeError, ValidationError, WeightsError
 from synthaug.inference.sliding_window import WEIGHTINGS, sliding_window_inference
+from synthaug.transforms.sampling import SeededSampling
 from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
 from synthaug.weights.card import ModelCard
 from synthaug.weights.registry import card_of, list_weights, load
@@ -107,7 +108,7 @@ def _check_modalities(card: ModelCard, weights: Any, source: str | None, target:
     return card.source_modality, card.target_modality
 
 
-class ModalityTranslate:
+class ModalityTranslate(SeededSampling):
     """Translate a source-modality image into the target modality with a frozen generator.
 
     Args:
@@ -213,17 +214,6 @@ class ModalityTranslate:
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> ModalityTranslateParams:
         return ModalityTranslateParams(int(seed), bool(apply))
-
-    def sample_params(self, *, generator: torch.Generator) -> ModalityTranslateParams:
-        apply = bool(torch.rand((), generator=generator) < self.prob)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        return self.params_from_seed(seed, apply)
-
-    def __call__(
-        self, image: torch.Tensor, label: Any = None, *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, Any]:
-        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
-        return self.apply(image, label, self.sample_params(generator=gen))
 
     # ------------------------------------------------------------------ application
     def apply(self, image: torch.Tensor, label: Any, params: ModalityTranslateParams) -> tuple[torch.Tensor, Any]:

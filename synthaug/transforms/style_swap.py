@@ -53,6 +53,7 @@ from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp_labels
 from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
+from synthaug.transforms.sampling import SeededSampling
 from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
 from synthaug.weights.registry import card_of, load
 
@@ -293,7 +294,7 @@ class StyleSwapParams:
     style_id: str = ""
 
 
-class StyleSwap:
+class StyleSwap(SeededSampling):
     """Render the content label map with a random bank patient's per-organ style (frozen generator).
 
     Args:
@@ -372,17 +373,6 @@ class StyleSwap:
         if self.bank is not None:
             index = int(torch.randint(len(self.bank), (), generator=torch.Generator().manual_seed(int(seed))))
         return StyleSwapParams(int(seed), bool(apply), index, self.bank.ids[index] if index >= 0 else "")
-
-    def sample_params(self, *, generator: torch.Generator) -> StyleSwapParams:
-        apply = bool(torch.rand((), generator=generator) < self.prob)
-        seed = int(torch.randint(0, 2**62, (), generator=generator))
-        return self.params_from_seed(seed, apply)
-
-    def __call__(
-        self, image: torch.Tensor, label: torch.Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = generator if generator is not None else torch.Generator().manual_seed(int(torch.seed() % 2**62))
-        return self.apply(image, label, self.sample_params(generator=gen))
 
     # ------------------------------------------------------------------ application
     def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams) -> tuple[torch.Tensor, torch.Tensor]:
