@@ -36,6 +36,8 @@ def register(subparsers: Any) -> None:
     tr.add_argument("--overlap", type=float, default=0.5, help="patch overlap of 3D sliding-window inference")
     tr.add_argument("--weighting", choices=("uniform", "gaussian"), default="uniform", help="3D patch averaging")
     tr.add_argument("--min-foreground", type=float, default=0.05, help="score slices whose mask covers this fraction")
+    tr.add_argument("--segmenter", help="frozen target-modality segmenter weights (synthaug train segmenter) for label "
+                    "fidelity: Dice of its prediction on each output against the source labels")
     tr.add_argument("--out", type=Path, required=True, help="results JSON file")
     tr.add_argument("--markdown", type=Path, help="Markdown table file")
     tr.set_defaults(func=_eval_translate)
@@ -70,7 +72,7 @@ def _eval_translate(args: argparse.Namespace) -> int:
 
     result = evaluate_translation(
         args.weights, data=args.data, histogram_matching=args.histogram_matching, baseline=not args.no_baseline,
-        overlap=args.overlap, weighting=args.weighting, min_foreground=args.min_foreground,
+        overlap=args.overlap, weighting=args.weighting, min_foreground=args.min_foreground, segmenter=args.segmenter,
     )
     _write(args.out, result, args.markdown, markdown_table(result))
     return 0

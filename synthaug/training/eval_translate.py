@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from synthaug._validate import check_choice, check_range
 from synthaug.data.scenarios import check_no_overlap
@@ -69,6 +70,7 @@ __all__ = [
     "evaluate_translation",
     "markdown_table",
     "check_card_for_data",
+    "frozen_segmenter",
 ]
 
 Segmenter = Callable[[torch.Tensor], torch.Tensor]
@@ -76,6 +78,48 @@ Segmenter = Callable[[torch.Tensor], torch.Tensor]
 in the data's label vocabulary (``TranslationData.label_names``)."""
 
 BASELINE = "histogram matching"
+
+
+def frozen_segmenter(weights: str | Path, data: TranslationData, *, device: str | torch.device = "cpu") -> Segmenter:
+    """The label-fidelity judge from segmenter weights (``synthaug train segmenter``), checked against ``data``.
+
+    Refused unless the segmenter was trained on the *target* modality with ``data``'s label vocabulary and
+    never on a test case. Slices are centre-padded with -1 to the segmenter's training canvas (its
+    ``size``) and the prediction is cropped back, so any slice size up to that canvas works.
+    """
+    from synthaug.training.train_segmenter import load_segmenter, segment
+
+    net, card = load_segmenter(weights, device=device)
+    if (card.modality or "").upper() != data.target_modality.upper():
+        raise ValidationError(
+            f"segmenter {card.name!r} was trained on {card.modality!r} images, but the label-fidelity judge of {data.name!r} "
+            f"must segment the target modality {data.target_modality!r}; train one with synthaug train segmenter."
+        )
+    if tuple(card.labels) != tuple(data.label_names):
+        raise ValidationError(
+            f"segmenter {card.name!r} predicts labels {list(card.labels)}, but {data.name!r} uses {list(data.label_names)}."
+        )
+    if card.intensity != data.intensity.to_dict():
+        raise ValidationError(
+            f"segmenter {card.name!r} expects intensities {card.intensity}, but the protocol of {data.name!r} "
+            f"produces {data.intensity.to_dict()}; train the segmenter with the same convention."
+        )
+    check_no_overlap(card.training_cases, data.case_ids["test"], what=f"training (segmenter {card.name!r})")
+    canvas = int(card.training.get("config", {}).get("size", 0))
+    if canvas <= 0:
+        raise WeightsError(f"segmenter card {card.name!r} does not record its training size (training.config.size).")
+
+    def judge(images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        if h > canvas or w > canvas:
+            raise ValidationError(f"slices of {h}x{w} are larger than segmenter {card.name!r}'s canvas {canvas}x{canvas}.")
+        top, left = (canvas - h) // 2, (canvas - w) // 2
+        x = F.pad(images, (left, canvas - w - left, top, canvas - h - top), value=-1.0)
+        pred = segment(net, x.to(next(net.parameters()).device))
+        return pred[:, top : top + h, left : left + w].cpu()
+
+    judge.name = card.name  # type: ignore[attr-defined]
+    return judge
 
 
 def translate_volume(
@@ -273,7 +317,7 @@ def evaluate_translation(
     weighting: str = "uniform",
     min_foreground: float = 0.05,
     batch_size: int = 16,
-    segmenter: Segmenter | None = None,
+    segmenter: Segmenter | str | Path | None = None,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Score every weights file (and the histogram-matching baseline) with the one protocol above.
@@ -298,6 +342,8 @@ def evaluate_translation(
     td = get_translation_data(data)
     for _, card in loaded:
         check_card_for_data(card, td)
+    if isinstance(segmenter, (str, Path)):
+        segmenter = frozen_segmenter(segmenter, td, device=device)
     cases = _prepare(td, min_foreground=min_foreground)
     size = td.size
     reference = _pooled(td.split("reference"), td.intensity)
@@ -362,7 +408,7 @@ def evaluate_translation(
             "overlap_3d": overlap,
             "weighting_3d": weighting,
             "ssim": "Gaussian window sigma 1.5, data range 2, background outside the mask set to -1 in both images",
-            "segmenter": segmenter is not None,
+            "segmenter": None if segmenter is None else getattr(segmenter, "name", "custom callable"),
         },
         "label_source": td.label_source,
         "notes": td.notes,

@@ -6,6 +6,7 @@ name               translation    paired    content
 ``brain_t1_t2``    T1w -> T2w     yes       simulated spin-echo brain MR (``synthaug.data.mr_simulator``)
 ``brain_pd_t2``    PDw -> T2w     yes       simulated spin-echo brain MR
 ``abdomen_ct_mr``  CT -> MR       no        CT subject ``ct_a`` -> MR subject ``mr_c`` (upper half only)
+``abdomen_ct_mr_upper``  CT -> MR  no        the same, CT training slab cut to z 64-82 (no pelvis)
 =================  =============  ========  ===========================================================
 
 Simulated brain splits (subjects ``simmr_<seed>_<i>``, deformed MNI anatomy, 2 mm): subjects
@@ -20,7 +21,10 @@ Abdominal CT -> MR (unpaired, no ground truth): CT ``ct_a`` slices z 0-82 train,
 z 96-112 test (the in-domain benchmark's held-out slab, never seen by the generator); MR ``mr_c``
 upper half (``slab_indices(mr, "upper")``) is the only MR a generator sees (and the histogram
 reference); the lower half is kept unseen for the distribution distance. Labels are TotalSegmentator
-model predictions (not manual ground truth).
+model predictions (not manual ground truth). ``abdomen_ct_mr_upper`` trains on CT z 64-82 only, the
+part of the training slab nearest the MR field of view (kidneys, bowel, the liver tip; MR C's upper
+half shows liver, spleen and bowel): with the pelvis in the CT set an unpaired discriminator rewards
+painting upper-abdominal MR anatomy over pelvic CT. Validation and test slabs are unchanged.
 
 Intensities follow the NEC recipe: each volume is clipped to its own 1-99 percentile range and scaled to
 [-1, 1] (``IntensityConvention.percentile(1, 99)``). 2D models train on axial slices (axis 2) padded to
@@ -263,7 +267,7 @@ def _brain(name: str, source: str, target: str, *, n_train: int = 10, n_validati
 _CT_TRAIN, _CT_VALIDATION, _CT_TEST = (0, 82), (84, 94), (96, 112)
 
 
-def _abdomen() -> TranslationData:
+def _abdomen(name: str = "abdomen_ct_mr", ct_train: tuple[int, int] = _CT_TRAIN) -> TranslationData:
     from synthaug.data.subjects import TOTALSEG_LABEL_SOURCE, load_subject, slab_indices
     from synthaug.data.vocabulary import superclass_vocabulary
 
@@ -310,7 +314,7 @@ def _abdomen() -> TranslationData:
 
     empty: Callable[[], tuple[TranslationCase, ...]] = lambda: ()  # noqa: E731
     loaders = {
-        "train_source": ct_loader(_CT_TRAIN, False),
+        "train_source": ct_loader(ct_train, False),
         "train_target": mr_loader("upper"),
         "train_paired": empty,
         "validation": ct_loader(_CT_VALIDATION, False),
@@ -319,7 +323,7 @@ def _abdomen() -> TranslationData:
         "test_target": mr_loader("lower"),
     }
     ids = {
-        "train_source": (case_id("ct_a", *_CT_TRAIN),),
+        "train_source": (case_id("ct_a", *ct_train),),
         "train_target": (mr_ids["upper"],),
         "train_paired": (),
         "validation": (case_id("ct_a", *_CT_VALIDATION),),
@@ -328,7 +332,7 @@ def _abdomen() -> TranslationData:
         "test_target": (mr_ids["lower"],),
     }
     return TranslationData(
-        name="abdomen_ct_mr",
+        name=name,
         source_modality="CT",
         target_modality="MR",
         paired=False,
@@ -340,7 +344,7 @@ def _abdomen() -> TranslationData:
         simulated=False,
         label_names=tuple(superclass_vocabulary().names),
         label_source=TOTALSEG_LABEL_SOURCE,
-        notes="Unpaired CT (ct_a z 0-82 train, 84-94 validation, 96-112 test) -> MR (mr_c upper half for training; "
+        notes=f"Unpaired CT (ct_a z {ct_train[0]}-{ct_train[1]} train, 84-94 validation, 96-112 test) -> MR (mr_c upper half for training; "
         "lower half unseen, for the distribution distance). Labels: TotalSegmentator model predictions.",
     )
 
@@ -349,6 +353,7 @@ TRANSLATION_DATA: dict[str, Callable[[], TranslationData]] = {
     "brain_t1_t2": lambda: _brain("brain_t1_t2", "T1w", "T2w"),
     "brain_pd_t2": lambda: _brain("brain_pd_t2", "PDw", "T2w"),
     "abdomen_ct_mr": _abdomen,
+    "abdomen_ct_mr_upper": lambda: _abdomen("abdomen_ct_mr_upper", ct_train=(64, 82)),
 }
 
 

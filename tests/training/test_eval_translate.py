@@ -166,3 +166,52 @@ def test_ngf_alignment_is_contrast_invariant_and_zero_for_flat_output():
     torch.testing.assert_close(ngf_alignment(src, -src, mask), own)
     assert torch.all(ngf_alignment(src, torch.zeros_like(src), mask) == 0)
     assert torch.all(ngf_alignment(src, torch.rand(src.shape, generator=g), mask) < own)
+
+
+def save_fake_segmenter(folder, name="seg_mr", *, modality="MR", labels=("background", "body", "a", "b"),
+                        training_cases=("fake_mr_train",), size=32):
+    from synthaug.training.train_segmenter import build_segmenter
+
+    torch.manual_seed(0)
+    net, args = build_segmenter(len(labels), (4, 8))
+    card = ModelCard(
+        name=name, family="segmenter", architecture="segmentation_unet", arguments=args, spatial_dims=2,
+        in_channels=1, out_channels=len(labels), intensity=IntensityConvention.percentile(1, 99).to_dict(),
+        labels=tuple(labels), modality=modality, training_cases=tuple(training_cases),
+        training={"config": {"size": size}},
+    )
+    path = folder / f"{name}.safetensors"
+    save_weights(net, card, path)
+    return path
+
+
+def test_segmenter_weights_give_label_fidelity_on_padded_slices(tmp_path, unpaired):
+    from synthaug.training.eval_translate import frozen_segmenter
+    from synthaug.training.train_segmenter import load_segmenter, segment
+
+    seg = save_fake_segmenter(tmp_path, size=40)  # canvas larger than the 32x32 phantom slices
+    judge = frozen_segmenter(seg, unpaired)
+    x = torch.rand(3, 1, 32, 30) * 2 - 1
+    pred = judge(x)
+    assert pred.shape == (3, 32, 30) and pred.dtype == torch.long
+    net, _ = load_segmenter(seg)
+    padded = torch.nn.functional.pad(x, (5, 5, 4, 4), value=-1.0)  # centre-padded to 40x40 by hand
+    assert torch.equal(pred, segment(net, padded)[:, 4:36, 5:35])
+    w = save_fake(tmp_path, "ct2mr", source="CT", target="MR", data="fake_ct_mr")
+    result = evaluate_translation([w], segmenter=seg)
+    assert result["protocol"]["segmenter"] == "seg_mr"
+    for r in result["methods"]:
+        assert r["dice"] is not None and 0.0 <= r["dice"][0] <= 1.0
+
+
+def test_segmenter_of_wrong_modality_labels_or_training_is_refused(tmp_path, unpaired):
+    from synthaug.training.eval_translate import frozen_segmenter
+
+    with pytest.raises(ValidationError, match="target modality 'MR'"):
+        frozen_segmenter(save_fake_segmenter(tmp_path, "seg_ct", modality="CT"), unpaired)
+    with pytest.raises(ValidationError, match="predicts labels"):
+        frozen_segmenter(save_fake_segmenter(tmp_path, "seg_3", labels=("background", "x", "y")), unpaired)
+    with pytest.raises(LeakageError, match="fake_005"):
+        frozen_segmenter(save_fake_segmenter(tmp_path, "seg_leak", training_cases=unpaired.case_ids["test"]), unpaired)
+    with pytest.raises(ValidationError, match="larger than"):
+        frozen_segmenter(save_fake_segmenter(tmp_path, "seg_small", size=16), unpaired)(torch.zeros(1, 1, 32, 32))
