@@ -86,17 +86,15 @@ class _SeededPairTransform(RandomizableTransform):
         self._seed = int(self.R.randint(0, 2**31 - 1))
 
 
-class _ImageLabelDictTransform(RandomizableTransform, MapTransform):
-    """Dictionary forms: hand ``data[image_key]`` and ``data[label_key]`` to an array form."""
+class _ArrayDictTransform(RandomizableTransform, MapTransform):
+    """Dictionary forms: one array form in ``self.array`` that shares this transform's random state."""
 
-    def __init__(self, array: _SeededPairTransform, image_key: str, label_key: str, prob: float,
-                 allow_missing_keys: bool) -> None:
-        MapTransform.__init__(self, (image_key, label_key), allow_missing_keys)
+    def __init__(self, keys: Any, array: _SeededPairTransform, prob: float, allow_missing_keys: bool) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.image_key, self.label_key = image_key, label_key
         self.array = array
 
-    def set_random_state(self, seed: int | None = None, state: Any = None) -> _ImageLabelDictTransform:
+    def set_random_state(self, seed: int | None = None, state: Any = None) -> _ArrayDictTransform:
         super().set_random_state(seed, state)
         self.array.set_random_state(seed, state)
         return self
@@ -105,19 +103,30 @@ class _ImageLabelDictTransform(RandomizableTransform, MapTransform):
         super().randomize(None)
         self.array.randomize()
 
+    def _has_keys(self, d: Mapping[Hashable, Any], needed: Sequence[Hashable], hint: str) -> bool:
+        """True when ``d`` holds every key; False when some are missing and that is allowed; else raise."""
+        missing = [k for k in needed if k not in d]
+        if missing and not self.allow_missing_keys:
+            raise ValidationError(
+                f"{type(self).__name__} needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
+                f"set {hint}, or allow_missing_keys=True."
+            )
+        return not missing
+
+
+class _ImageLabelDictTransform(_ArrayDictTransform):
+    """Dictionary forms of the (image, label) transforms: ``data[image_key]``, ``data[label_key]`` -> array form."""
+
+    def __init__(self, array: _SeededPairTransform, image_key: str, label_key: str, prob: float,
+                 allow_missing_keys: bool) -> None:
+        super().__init__((image_key, label_key), array, prob, allow_missing_keys)
+        self.image_key, self.label_key = image_key, label_key
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         self.randomize()
-        if not self._do_transform:
+        if not self._do_transform or not self._has_keys(d, (self.image_key, self.label_key), "image_key/label_key"):
             return d
-        if self.image_key not in d or self.label_key not in d:
-            if self.allow_missing_keys:
-                return d
-            missing = [k for k in (self.image_key, self.label_key) if k not in d]
-            raise ValidationError(
-                f"{type(self).__name__} needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
-                "set image_key/label_key, or allow_missing_keys=True."
-            )
         d[self.image_key], d[self.label_key] = self.array(d[self.image_key], d[self.label_key], randomize=False)
         return d
 
@@ -266,7 +275,7 @@ class ModalityTranslate(_SeededPairTransform):
 RandModalityTranslate = ModalityTranslate  # the name that sits next to RandStyleSwap / RandContextTextureSynth
 
 
-class ModalityTranslated(RandomizableTransform, MapTransform):
+class ModalityTranslated(_ArrayDictTransform):
     """Dictionary form of :class:`ModalityTranslate` (MONAI): translate ``data[key]`` for every key in ``keys``.
 
     Args:
@@ -295,9 +304,7 @@ class ModalityTranslated(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
         **options: Any,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.array = ModalityTranslate(weights, source, target, prob=1.0, **options)
+        super().__init__(keys, ModalityTranslate(weights, source, target, prob=1.0, **options), prob, allow_missing_keys)
         if output_key is None:
             out_keys = tuple(self.keys)
         else:
@@ -310,23 +317,9 @@ class ModalityTranslated(RandomizableTransform, MapTransform):
                 raise ValidationError(f"output_key entries must be distinct, got {list(out_keys)}.")
         self.output_keys = out_keys
 
-    def set_random_state(self, seed: int | None = None, state: Any = None) -> ModalityTranslated:
-        super().set_random_state(seed, state)
-        self.array.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data: Any = None) -> None:
-        super().randomize(None)
-        self.array.randomize()
-
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        missing = [k for k in self.keys if k not in d]
-        if missing and not self.allow_missing_keys:
-            raise ValidationError(
-                f"{type(self).__name__} needs keys {missing} which are not in the data (keys: {sorted(map(str, d))}); "
-                "set keys=..., or allow_missing_keys=True."
-            )
+        self._has_keys(d, self.keys, "keys=...")
         self.randomize()
         for key, out_key in zip(self.keys, self.output_keys):
             if key not in d:
