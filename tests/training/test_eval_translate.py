@@ -215,3 +215,12 @@ def test_segmenter_of_wrong_modality_labels_or_training_is_refused(tmp_path, unp
         frozen_segmenter(save_fake_segmenter(tmp_path, "seg_leak", training_cases=unpaired.case_ids["test"]), unpaired)
     with pytest.raises(ValidationError, match="larger than"):
         frozen_segmenter(save_fake_segmenter(tmp_path, "seg_small", size=16), unpaired)(torch.zeros(1, 1, 32, 32))
+
+
+def test_shipped_mr_segmenter_judges_ct_to_mr_only():
+    from synthaug.training.eval_translate import frozen_segmenter
+
+    judge = frozen_segmenter("segmenter_mr_c_upper", TRANSLATION_DATA["abdomen_ct_mr_upper"]())
+    assert judge(torch.full((2, 1, 122, 101), -1.0)).shape == (2, 122, 101)  # CT A slices, padded to 128
+    with pytest.raises(ValidationError, match="T2w"):
+        frozen_segmenter("segmenter_mr_c_upper", TRANSLATION_DATA["brain_t1_t2"]())
