@@ -7,7 +7,7 @@
 # Usage: benchmarks/translate/train_all.sh [RUNS_DIR]   (default runs/translate)
 #
 # Budgets: 1500 iterations (batch 4) for every method, 1000 for CycleGAN (two generators and two
-# discriminators: ~3x the cost of a NEC iteration). The PDw->T2w ResGAN is the shipped
+# discriminators: ~4x the cost of a NEC iteration). The PDw->T2w ResGAN is the shipped
 # translate_brain_pd_t2_resgan (5000 iterations, trained earlier with the same command at iterations=5000).
 # NEC: eps = 0.04 (the median foreground gradient magnitude of the [-1, 1] source slices; at the paper's
 # 0.15 the NGF term is nearly flat here: aligned vs 3-voxel-shifted edges differ by 0.007) and
@@ -17,16 +17,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs="${1:-runs/translate}"
 py="${PYTHON:-.venv/bin/python}"
 mkdir -p "$runs"
-train() {  # data mode iterations [--set overrides...]
-  local data=$1 mode=$2 its=$3; shift 3
-  local name="translate_${data}_${mode}"
-  for o in "$@"; do [ "$o" = "auto_context=true" ] && name="${name}_ac"; done
-  if [ -f "$runs/$name/$name.safetensors" ]; then echo "skip $name (weights exist)"; return; fi
-  echo "$(date -u +%H:%M:%S) start $name"
-  "$py" -m synthaug.cli.main train translate --mode "$mode" --quiet --out "$runs/$name" \
-    --set name="$name" data="$data" iterations="$its" threads=1 "$@" > "$runs/$name.log" 2>&1
-  echo "$(date -u +%H:%M:%S) done $name"
-}
+# shellcheck source=benchmarks/translate/common.sh
+source benchmarks/translate/common.sh
 nec="ngf_eps=0.04 lambda_ngf=5"
 (
   train brain_t1_t2 pix2pix 1500
