@@ -1,9 +1,9 @@
 # Sourced by the translation training queues: train DATA MODE ITERATIONS [KEY=VALUE ...]
 # writes $runs/<name>/ (checkpoint, losses, samples, weights + card) and $runs/<name>.log, one thread;
-# <name> = translate_<data>_<mode>[_ac]. A run whose weights exist is skipped; an interrupted run resumes.
+# <name> = translate_<data>_<mode>[<name_suffix>][_ac]. A run whose weights exist is skipped; an interrupted run resumes.
 train() {
   local data=$1 mode=$2 its=$3; shift 3
-  local name="translate_${data}_${mode}"
+  local name="translate_${data}_${mode}${name_suffix:-}"
   for o in "$@"; do [ "$o" = "auto_context=true" ] && name="${name}_ac"; done
   if [ -f "$runs/$name/$name.safetensors" ]; then echo "skip $name (weights exist)"; return; fi
   echo "$(date -u +%H:%M:%S) start $name"
