@@ -1,6 +1,14 @@
-# Sourced by the translation training queues: train DATA MODE ITERATIONS [KEY=VALUE ...]
-# writes $runs/<name>/ (checkpoint, losses, samples, weights + card) and $runs/<name>.log, one thread;
-# <name> = translate_<data>_<mode>[<name_suffix>][_ac]. A run whose weights exist is skipped; an interrupted run resumes.
+# Sourced by the translation training queues as `source .../common.sh "$@"`: goes to the repository root,
+# sets runs=${1:-runs/translate} and py=${PYTHON:-.venv/bin/python}, and defines
+# train DATA MODE ITERATIONS [KEY=VALUE ...], which
+#   writes $runs/<name>/ (checkpoint, losses, samples, weights + card) and $runs/<name>.log, one thread;
+#   <name> = translate_<data>_<mode>[<name_suffix>][_ac]. A run whose weights exist is skipped; an interrupted run resumes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+runs="${1:-runs/translate}"
+py="${PYTHON:-.venv/bin/python}"
+mkdir -p "$runs"
+
 train() {
   local data=$1 mode=$2 its=$3; shift 3
   local name="translate_${data}_${mode}${name_suffix:-}"

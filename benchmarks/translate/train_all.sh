@@ -13,13 +13,8 @@
 # NEC: eps = 0.04 (the median foreground gradient magnitude of the [-1, 1] source slices; at the paper's
 # 0.15 the NGF term is nearly flat here: aligned vs 3-voxel-shifted edges differ by 0.007) and
 # lambda_ngf = 5.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-runs="${1:-runs/translate}"
-py="${PYTHON:-.venv/bin/python}"
-mkdir -p "$runs"
 # shellcheck source=benchmarks/translate/common.sh
-source benchmarks/translate/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh" "$@"
 nec="ngf_eps=0.04 lambda_ngf=5"
 (
   train brain_t1_t2 pix2pix 1500

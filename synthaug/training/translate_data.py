@@ -1,13 +1,13 @@
 """Named modality-translation datasets with fixed train / validation / test splits, and their samplers.
 
-=================  =============  ========  ===========================================================
-name               translation    paired    content
-=================  =============  ========  ===========================================================
-``brain_t1_t2``    T1w -> T2w     yes       simulated spin-echo brain MR (``synthaug.data.mr_simulator``)
-``brain_pd_t2``    PDw -> T2w     yes       simulated spin-echo brain MR
-``abdomen_ct_mr``  CT -> MR       no        CT subject ``ct_a`` -> MR subject ``mr_c`` (upper half only)
-``abdomen_ct_mr_upper``  CT -> MR  no        the same, CT training slab cut to z 64-82 (no pelvis)
-=================  =============  ========  ===========================================================
+=======================  =============  ========  ========================================================
+name                     translation    paired    content
+=======================  =============  ========  ========================================================
+``brain_t1_t2``          T1w -> T2w     yes       simulated spin-echo brain MR (``synthaug.data.mr_simulator``)
+``brain_pd_t2``          PDw -> T2w     yes       simulated spin-echo brain MR
+``abdomen_ct_mr``        CT -> MR       no        CT subject ``ct_a`` -> MR subject ``mr_c`` (upper half only)
+``abdomen_ct_mr_upper``  CT -> MR       no        the same, CT training slab cut to z 64-82 (no pelvis)
+=======================  =============  ========  ========================================================
 
 Simulated brain splits (subjects ``simmr_<seed>_<i>``, deformed MNI anatomy, 2 mm): subjects
 ``0..n_train-1`` train; unpaired methods see the *source* contrast of the first half and the *target*
