@@ -151,7 +151,7 @@ def test_3d_volumes_are_rendered_slice_wise_and_consistently(tiny_style_weights)
         torch.testing.assert_close(out[..., z], out[..., 0], atol=1e-3, rtol=0)
     assert interslice_ratio(out[0], axis=2) < 1e-3  # no striping across slices
     two_d, _ = t.apply(img[..., 0], lab[..., 0], StyleSwapParams(4, True))  # a 2D slice gives the same image
-    torch.testing.assert_close(two_d, out[..., 0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(two_d, out[..., 0], atol=1e-3, rtol=0)
     other_axis, _ = StyleSwap("tiny_style", bank(), slice_axis=0).apply(img, lab, StyleSwapParams(4, True))
     assert other_axis.shape == img.shape
 
