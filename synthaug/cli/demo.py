@@ -109,7 +109,26 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
         rows.append((f"{subject_name} ConText", mid(new_label[0].cpu()).long(), real, fake, mid(np.asarray(label)).long()))
         print(f"[demo] RandContextTextureSynth ({weights}) on {subject_name} {tuple(subject.image.shape)}: {dt:.1f} s")
 
-    # 3. Preview grid: columns = original label, original image, new label, synthetic image.
+    # 3. Modality translation of the simulated T1w into T2w (2 mm, the shipped NEC's grid); labels untouched.
+    from synthaug.transforms.modality_translate import ModalityTranslate
+
+    translate_weights = "translate_brain_t1_t2_nec"
+    if translate_weights not in {c.name for c in list_weights()}:
+        print(f"[demo] weights {translate_weights!r} are not shipped in this version; skipping")
+    else:
+        translator = ModalityTranslate(translate_weights, source="T1w", target="T2w")
+        t1 = torch.from_numpy(sim.images["T1w"].astype(np.float32))[None].to(args.device)
+        t = time.perf_counter()
+        t2, _ = translator.apply(t1, None, translator.params_from_seed(args.seed))
+        dt = time.perf_counter() - t
+        write_nifti(tmp / "simulated_brain_T1w_to_T2w.nii.gz", t2[0].cpu().numpy().astype(np.float32), sim.affine)
+        conv = translator.card.intensity_convention
+        real = conv.normalise(mid(sim.images["T1w"]).float(), conv.fit(torch.from_numpy(sim.images["T1w"]).float()))
+        fake = conv.normalise(mid(t2[0].cpu()).float(), conv.fit(t2[0].cpu()))
+        rows.append(("simulated T1w -> T2w (NEC)", lab, real, fake, lab))
+        print(f"[demo] ModalityTranslate ({translate_weights}) T1w -> T2w on simulated {tuple(t1.shape[1:])}: {dt:.1f} s")
+
+    # 4. Preview grid: columns = original label, original image, new label, synthetic image.
 
     size = max(max(r[1].shape) for r in rows)
     panels_label, panels_real, panels_fake_label, panels_fake = [], [], [], []
