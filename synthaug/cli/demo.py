@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
         dt = time.perf_counter() - t
         write_nifti(tmp / "simulated_brain_T1w_to_T2w.nii.gz", t2[0].cpu().numpy().astype(np.float32), sim.affine)
         conv = translator.card.intensity_convention
-        real = conv.normalise(mid(sim.images["T1w"]).float(), conv.fit(torch.from_numpy(sim.images["T1w"]).float()))
+        real = conv.normalise(mid(t1[0].cpu()), conv.fit(t1[0].cpu()))
         fake = conv.normalise(mid(t2[0].cpu()).float(), conv.fit(t2[0].cpu()))
         rows.append(("simulated T1w -> T2w (NEC)", lab, real, fake, lab))
         print(f"[demo] ModalityTranslate ({translate_weights}) T1w -> T2w on simulated {tuple(t1.shape[1:])}: {dt:.1f} s")
