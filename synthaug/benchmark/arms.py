@@ -13,6 +13,9 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   cover the dataset's labels (by name);
 - ``style``: per-organ style swap (``style_swap``) with a style bank of the training cases, when style
   weights with matching classes are shipped;
+- ``style_unpaired``: unpaired label-to-image style swap (Med-USIS mode: the training labels rendered in
+  the test modality) with a bank of unlabelled target-modality images (a scenario's ``imagesGen``: the
+  images the generator was trained on, never a test case), when such style weights are shipped;
 - ``translate``: modality translation (``modality_translate``) of the training images into the test
   modality, when the training and test modalities differ (synthaug scenario datasets record their
   subjects) and a shipped translation generator goes that way; labels are kept;
@@ -101,11 +104,26 @@ def _transform(name: str, probability: float, **options: Any) -> dict[str, Any]:
     return t
 
 
-def _covering(cards: Sequence[Any], family: str, labels: Sequence[str]) -> Any | None:
-    """The first card of ``family`` whose class names include every dataset label."""
+def _crosses_modality(card: Any) -> bool:
+    src, tgt = str(card.source_modality or ""), str(card.target_modality or "")
+    return bool(src and tgt and src != tgt)
+
+
+def _covering(cards: Sequence[Any], family: str, labels: Sequence[str], *,
+              modalities: tuple[set[str], set[str]] | None = None) -> Any | None:
+    """The first card of ``family`` whose class names include every dataset label.
+
+    ``modalities=None`` takes only cards that stay in one modality; ``(train, test)`` takes only cards
+    that go from a training modality to a different test modality.
+    """
     wanted = set(labels)
     for card in cards:
-        if card.family == family and wanted <= set(card.labels):
+        if card.family != family or not wanted <= set(card.labels):
+            continue
+        if modalities is None and not _crosses_modality(card):
+            return card
+        if modalities is not None and _crosses_modality(card) and str(card.source_modality) in modalities[0] \
+                and str(card.target_modality) in modalities[1]:
             return card
     return None
 
@@ -126,12 +144,13 @@ def dataset_modalities(dataset_json: Mapping[str, Any]) -> tuple[set[str], set[s
 
 
 def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None = None,
-                 style_bank: str | None = None) -> list[Arm]:
+                 style_bank: str | None = None, unlabelled_bank: str | None = None) -> list[Arm]:
     """The built-in arms for a dataset (see the module docstring).
 
     ``cards`` default to the installed weights (:func:`synthaug.weights.registry.list_weights`);
     ``style_bank`` is the folder of (image, label) training cases the style arm draws styles from
-    (the harness passes the dataset's ``imagesTr``/``labelsTr`` parent).
+    (the harness passes the dataset's ``imagesTr``/``labelsTr`` parent); ``unlabelled_bank`` a folder of
+    unlabelled target-modality images for the ``style_unpaired`` arm (a scenario's ``imagesGen``).
     """
     if cards is None:
         from synthaug.weights.registry import list_weights
@@ -151,6 +170,10 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
         learned.append(("style", _transform(
             "style_swap", DEFAULT_PROBABILITY, weights=sty.name, bank=style_bank, label_map=label_map)))
     train_mods, test_mods = dataset_modalities(dataset_json)
+    usis = _covering(cards, "style", labels, modalities=(train_mods, test_mods))
+    if usis is not None and unlabelled_bank is not None:
+        learned.append(("style_unpaired", _transform(
+            "style_swap", DEFAULT_PROBABILITY, weights=usis.name, bank=unlabelled_bank, label_map=label_map)))
     for card in cards:
         src, tgt = str(card.source_modality or ""), str(card.target_modality or "")
         if card.family == "translate" and src in train_mods and tgt in test_mods and src != tgt:

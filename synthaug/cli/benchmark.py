@@ -149,11 +149,14 @@ def _speed(args: argparse.Namespace) -> int:
 
 def _arms_for(args: argparse.Namespace, dataset: Path) -> list:
     from synthaug.benchmark.arms import arms_from_file, builtin_arms, select_arms
+    from synthaug.data.nnunet_export import GENERATOR_FOLDER
 
     if args.arms and args.arms.endswith(".json"):
         return arms_from_file(args.arms)
     meta = json.loads((dataset / "dataset.json").read_text()) if (dataset / "dataset.json").is_file() else {}
-    arms = builtin_arms(meta, style_bank=str(dataset.resolve()))
+    unlabelled = dataset / GENERATOR_FOLDER
+    arms = builtin_arms(meta, style_bank=str(dataset.resolve()),
+                        unlabelled_bank=str(unlabelled.resolve()) if unlabelled.is_dir() else None)
     return select_arms(arms, [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None)
 
 

@@ -8,6 +8,9 @@ Layout written (nnU-Net v2 "raw" format)::
         labelsTr/{case}.nii.gz           uint8 (or int16) label on the same grid and affine
         imagesTs/{case}_0000.nii.gz      ``test`` and ``report`` cases (``dataset.json`` lists their groups)
         labelsTs/{case}.nii.gz
+        imagesGen/{case}_0000.nii.gz     ``generator`` cases, images only (unlabelled target-domain images an
+                                         unpaired generator or its style bank may use; not segmentation
+                                         data, and nnU-Net never reads this folder)
 
 The labels are TotalSegmentator model predictions mapped to the synthaug vocabulary, not manual ground
 truth; ``dataset.json`` says so. The channel name is ``"CT"`` for CT-only scenarios (nnU-Net's CT
@@ -46,9 +49,10 @@ from synthaug.data.scenarios import (
 )
 from synthaug.errors import DataError, LabelError, ValidationError
 
-__all__ = ["FILE_ENDING", "dataset_folder_name", "export_nnunet", "check_nnunet_raw", "write_nifti"]
+__all__ = ["FILE_ENDING", "GENERATOR_FOLDER", "dataset_folder_name", "export_nnunet", "check_nnunet_raw", "write_nifti"]
 
 FILE_ENDING = ".nii.gz"
+GENERATOR_FOLDER = "imagesGen"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 _REFERENCE = (
     "Images: open sample volumes distributed with TotalSegmentator (Wasserthal et al., Radiology: AI 2023). "
@@ -146,7 +150,7 @@ def export_nnunet(
     labels = {"background": 0, **{n: i for i, n in enumerate(names) if i > 0}}
     label_dtype = np.uint8 if len(names) <= 256 else np.int16
     if cases is None:
-        cases = build_cases(scenario, roles=("train", "test", "report"), loader=loader)
+        cases = build_cases(scenario, roles=("train", "test", "report", "generator"), loader=loader)
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}.tmp-", dir=out))
@@ -154,11 +158,17 @@ def export_nnunet(
         for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
             (tmp / sub).mkdir()
         written: dict[str, Case] = {}
+        generator: dict[str, Case] = {}
         for case, image, label, affine in cases:
-            if case.role == "generator":
-                continue  # generator images are not segmentation data
-            if case.id in written:
+            if case.id in written or case.id in generator:
                 raise ValidationError(f"Case id {case.id!r} appears twice in cases; case ids must be unique.")
+            if case.role == "generator":
+                # Images only: generator cases are not segmentation data, their labels are never written.
+                (tmp / GENERATOR_FOLDER).mkdir(exist_ok=True)
+                write_nifti(tmp / GENERATOR_FOLDER / f"{case.id}_0000{FILE_ENDING}", np.asarray(image, np.float32),
+                            affine)
+                generator[case.id] = case
+                continue
             label = np.asarray(label)
             if label.shape != np.shape(image):
                 raise ValidationError(
@@ -202,7 +212,7 @@ def export_nnunet(
                 "normalization": scenario.normalization,
                 "label_note": LABEL_NOTE,
                 "test_groups": groups,
-                "cases": [c.to_dict() for c in written.values()],
+                "cases": [c.to_dict() for c in (*written.values(), *generator.values())],
             },
         }
         (tmp / "dataset.json").write_text(json.dumps(dataset_json, indent=2))

@@ -219,7 +219,9 @@ class StyleBank:
         label_suffix: str = "_label",
     ) -> StyleBank:
         """Read ``<id>_image.nii[.gz]`` + ``<id>_label.nii[.gz]`` pairs, or an nnU-Net raw dataset
-        (``imagesTr/<id>_0000.nii.gz`` + ``labelsTr/<id>.nii.gz``; ``imagesTs`` is never read).
+        (``imagesTr/<id>_0000.nii.gz`` + ``labelsTr/<id>.nii.gz``; ``imagesTs`` is never read), or a
+        folder of nnU-Net images only (``<id>_0000.nii.gz``, e.g. a scenario's ``imagesGen``): unlabelled
+        cases, usable only by generators with a global style code (the unpaired mode).
 
         An optional ``roles.json`` ``{case id: role}`` marks roles; a ``"test"`` role is refused. Images
         and labels must share their affine.
@@ -235,7 +237,10 @@ class StyleBank:
                 roles = {str(k): str(v) for k, v in json.loads((root / "roles.json").read_text()).items()}
             except (json.JSONDecodeError, AttributeError) as exc:
                 raise DataError(f"{root / 'roles.json'} must hold a JSON object {{case id: role}}: {exc}") from exc
-        pairs: list[tuple[str, Path, Path]] = []
+        if root.name in ("imagesTs", "labelsTs"):
+            raise LeakageError(f"style bank folder {str(root)!r} is an nnU-Net test split; use training cases.")
+        pairs: list[tuple[str, Path, Path | None]] = []
+        images_only = [p for p in sorted(root.iterdir()) if (_strip_nifti(p.name) or "").endswith("_0000")]
         if (root / "imagesTr").is_dir():
             for img in sorted((root / "imagesTr").iterdir()):
                 name = _strip_nifti(img.name)
@@ -250,18 +255,21 @@ class StyleBank:
                     continue
                 cid = name[: -len(image_suffix)]
                 pairs.append((cid, img, _find_nifti(root, cid + label_suffix)))
+            if not pairs:  # an images-only folder: unlabelled cases
+                pairs = [(str(_strip_nifti(p.name))[: -len("_0000")], p, None) for p in images_only]
         if not pairs:
             raise DataError(
                 f"no style cases in {str(root)!r}: expected <id>{image_suffix}.nii.gz + <id>{label_suffix}.nii.gz "
-                "pairs or an nnU-Net imagesTr/labelsTr layout."
+                "pairs, an nnU-Net imagesTr/labelsTr layout, or unlabelled <id>_0000.nii.gz images."
             )
         cases = []
         for cid, img_path, lab_path in pairs:
-            img, lab = nib.load(str(img_path)), nib.load(str(lab_path))
+            img = nib.load(str(img_path))
+            lab = None if lab_path is None else nib.load(str(lab_path))
             cases.append({
-                "id": cid, "role": roles.get(cid, "style"),
-                "image": np.asarray(img.dataobj, dtype=np.float32), "label": np.asarray(lab.dataobj).astype(np.int64),
-                "image_affine": img.affine, "label_affine": lab.affine,
+                "id": cid, "role": roles.get(cid, "style"), "image": np.asarray(img.dataobj, dtype=np.float32),
+                "label": None if lab is None else np.asarray(lab.dataobj).astype(np.int64),
+                "image_affine": img.affine, "label_affine": None if lab is None else lab.affine,
             })
         return cls(cases, test_cases=test_cases)
 

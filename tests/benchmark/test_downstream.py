@@ -232,3 +232,34 @@ def test_translate_arm_when_training_and_test_modalities_differ():
                                                      {"subject": "ct_b", "role": "test"}]}}
     assert "translate" not in {a.name for a in builtin_arms(same, cards=cards)}
     assert dataset_modalities({"labels": labels}) == (set(), set())
+
+
+def test_unpaired_style_arm_uses_the_unlabelled_bank_and_paired_style_stays_in_one_modality(tmp_path):
+    from types import SimpleNamespace
+
+    labels = {"background": 0, "liver": 1}
+    names = ("background", "liver")
+    cards = [SimpleNamespace(name="usis", family="style", labels=names, source_modality="CT", target_modality="MR"),
+             SimpleNamespace(name="paired", family="style", labels=names, source_modality="CT", target_modality="CT")]
+    cross = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
+                                                      {"subject": "mr_c", "role": "test"}]}}
+    arms = {a.name: a for a in builtin_arms(cross, cards=cards, style_bank="raw", unlabelled_bank="raw/imagesGen")}
+    assert arms["style"].recipe["transforms"][0]["options"]["weights"] == "paired"
+    u = arms["style_unpaired"].recipe["transforms"][0]
+    assert u["name"] == "style_swap" and u["options"]["weights"] == "usis" and u["options"]["bank"] == "raw/imagesGen"
+    assert "style_unpaired" not in {a.name for a in builtin_arms(cross, cards=cards, style_bank="raw")}
+    same = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
+                                                     {"subject": "ct_b", "role": "test"}]}}
+    assert "style_unpaired" not in {a.name for a in builtin_arms(same, cards=cards, unlabelled_bank="raw/imagesGen")}
+    # the leakage check reads the bank folder's case ids and refuses one that overlaps a test case
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=973, name="Bank", shape=(16, 16, 1))
+    bank = tmp_path / "gen"
+    bank.mkdir()
+    (bank / "case_007_0000.nii.gz").write_bytes(b"")
+    ds = open_dataset(folder)
+    arm = Arm("style_unpaired", "", {"transforms": [{"name": "style_swap", "probability": 0.5,
+                                                     "options": {"bank": str(bank)}}]})
+    with pytest.raises(LeakageError, match="style bank"):
+        check_leakage(ds, [Arm("default", ""), arm])
+    (bank / "case_007_0000.nii.gz").rename(bank / "case_100_0000.nii.gz")
+    assert check_leakage(ds, [Arm("default", ""), arm]) == {}

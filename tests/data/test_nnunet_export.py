@@ -69,7 +69,12 @@ def test_export_layout_and_dataset_json(exported: Path) -> None:
         "mrC_z000-004.nii.gz",
         "mrC_z000-009.nii.gz",
     ]
-    assert "mrC_z005-009" not in json.dumps(meta)  # generator slab is not exported
+    # the generator slab: image only, in imagesGen (never a label, never in imagesTr/imagesTs), listed as such
+    assert [p.name for p in (exported / "imagesGen").iterdir()] == ["mrC_z005-009_0000.nii.gz"]
+    assert not list(exported.glob("labels*/mrC_z005-009*")) and not list(exported.glob("imagesT*/mrC_z005-009*"))
+    gen = [c for c in meta["synthaug"]["cases"] if c["id"] == "mrC_z005-009"]
+    assert len(gen) == 1 and gen[0]["role"] == "generator"
+    assert "mrC_z005-009" not in json.dumps(meta["synthaug"]["test_groups"])
 
 
 def test_exported_files_have_dtypes_and_affines(exported: Path) -> None:

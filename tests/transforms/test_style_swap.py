@@ -219,6 +219,20 @@ def test_bank_from_folder(tmp_path, tiny_style_weights):
     nib.save(nib.Nifti1Image(lab[0].numpy().astype(np.int16), affine), str(nn_dir / "labelsTr" / "case_001.nii.gz"))
     nib.save(nib.Nifti1Image(img[0].numpy(), affine), str(nn_dir / "imagesTs" / "case_009_0000.nii.gz"))
     assert StyleBank.from_folder(nn_dir).ids == ("case_001",)  # imagesTs is never read
+    with pytest.raises(LeakageError, match="test split"):
+        StyleBank.from_folder(nn_dir / "imagesTs")
+    # a folder of nnU-Net images only (a scenario's imagesGen): unlabelled cases, for global-code generators
+    gen = nn_dir / "imagesGen"
+    gen.mkdir()
+    nib.save(nib.Nifti1Image(img[0].numpy(), affine), str(gen / "mrC_z010-019_0000.nii.gz"))
+    unlabelled = StyleBank.from_folder(gen)
+    assert unlabelled.ids == ("mrC_z010-019",) and unlabelled.cases[0].label is None
+    out, _ = StyleSwap("tiny_style_mr", unlabelled).apply(img, lab, StyleSwapParams(0, True))
+    assert out.shape == img.shape
+    with pytest.raises(ValidationError, match="pools style codes per labelled region"):
+        StyleSwap("tiny_style", unlabelled)
+    with pytest.raises(LeakageError):
+        StyleBank.from_folder(gen, test_cases=["mrC_z015-015"])
     with pytest.raises(DataError, match="does not exist"):
         StyleBank.from_folder(tmp_path / "missing")
 
