@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from synthaug._optional import require
 from synthaug.errors import DataError, SynthAugError, ValidationError
+from synthaug.transforms.slicewise import resolve_chunk
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -312,7 +313,8 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
             return t.apply_batch(image, label, seeds=[seed])
 
         transform = "ContextTextureSynth"
-        notes = "defaults: elastic label deformation, 'perturb' features, region calibration; 2D slices along axis 2"
+        notes = ("defaults: elastic label deformation, 'perturb' features, region calibration; 2D slices along axis 2, "
+                 f"{resolve_chunk(t.chunk, device)} slices per call")
     elif family == "style":
         from synthaug.transforms.style_swap import StyleSwap
 
@@ -322,7 +324,8 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
             return t.apply_batch(image, label, seeds=[seed])
 
         transform = "StyleSwap"
-        notes = "no style bank (learned default codes; bank codes are computed once and cached)"
+        notes = ("no style bank (learned default codes; bank codes are computed once and cached); "
+                 f"{resolve_chunk(t.chunk, device)} slices per call")
     elif family == "translate":
         try:
             from synthaug.transforms.modality_translate import ModalityTranslate
@@ -333,7 +336,11 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
                 return t.apply_batch(image, None, seeds=[seed])
 
             transform = "ModalityTranslate"
-            notes = f"mode {t.mode}, patch {t.patch_size}, overlap {t.overlap}, {t.chunk} patches per call"
+            per_call = resolve_chunk(t.chunk, device)
+            if card.spatial_dims == 3 or t.mode == "patches":
+                notes = f"mode {t.mode}, patch {t.patch_size}, overlap {t.overlap}, {per_call} patches per call"
+            else:
+                notes = f"mode {t.mode}: 2D slices along axis {t.slice_axis}, {per_call} slices per call"
         except ImportError:  # the transform module is optional here: time its inference directly
             from synthaug.inference.sliding_window import sliding_window_inference
 

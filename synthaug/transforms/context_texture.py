@@ -36,7 +36,14 @@ from synthaug.features.calibrate import calibrate_regions
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
 from synthaug.transforms.sampling import SeededSampling
-from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
+from synthaug.transforms.slicewise import (
+    crop_padding,
+    from_slices,
+    pad_to_multiple,
+    resolve_chunk,
+    run_in_chunks,
+    to_slices,
+)
 from synthaug.weights.registry import card_of, load
 
 __all__ = ["ContextTextureParams", "ContextTextureSynth", "DEFAULT_CONTEXT_WEIGHTS"]
@@ -67,7 +74,7 @@ class ContextTextureSynth(SeededSampling):
         label_map: ``{your label value: generator class index}`` when your labels are not already the
             generator's class indices (``card.labels``); values not in the map are refused.
         slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
-        chunk: slices per generator call (bounds memory on large volumes).
+        chunk: slices per generator call (bounds memory on large volumes); None: 8 on CPU, 32 on a GPU.
         calibrate: after the generator, move each labelled region's mean and texture to the request
             (:func:`synthaug.features.calibrate.calibrate_regions`): training-free; on held-out CT it
             cut the controllability error from ~11% to <1% and also lowered KID (see
@@ -92,7 +99,7 @@ class ContextTextureSynth(SeededSampling):
         ranges: Mapping[str, tuple[float, float]] | None = None,
         label_map: Mapping[int, int] | None = None,
         slice_axis: int = 2,
-        chunk: int = 32,
+        chunk: int | None = None,
         calibrate: bool = True,
     ) -> None:
         self.weights = weights
@@ -107,7 +114,7 @@ class ContextTextureSynth(SeededSampling):
         self.features = check_choice("features", features, _FEATURE_MODES)
         self.perturbation = check_positive("perturbation", perturbation, allow_zero=True)
         self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
-        self.chunk = int(check_positive("chunk", chunk))
+        self.chunk = None if chunk is None else int(check_positive("chunk", chunk))
         self.names = tuple(self.card.features)
         self.bins = int(self.card.feature_options.get("bins", 32))
         self.n_labels = self.card.n_labels
@@ -208,7 +215,7 @@ class ContextTextureSynth(SeededSampling):
                 out = calibrate_regions(out, cs_p[part], requested[part], names=self.names, n_labels=self.n_labels, bins=self.bins)
             return out
 
-        fake = run_in_chunks(render, cs_p.shape[0], self.chunk)
+        fake = run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device))
         fake = crop_padding(fake, pads)
         out = from_slices(fake, b, self.slice_axis, images.ndim)
         # 4. back to the input's intensity scale

@@ -54,7 +54,14 @@ from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp_labels
 from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
 from synthaug.transforms.sampling import SeededSampling
-from synthaug.transforms.slicewise import crop_padding, from_slices, pad_to_multiple, run_in_chunks, to_slices
+from synthaug.transforms.slicewise import (
+    crop_padding,
+    from_slices,
+    pad_to_multiple,
+    resolve_chunk,
+    run_in_chunks,
+    to_slices,
+)
 from synthaug.weights.registry import card_of, load
 
 __all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "StyleSwapParams", "StyleSwap"]
@@ -315,7 +322,7 @@ class StyleSwap(SeededSampling):
         label_map: ``{your label value: generator class}`` for the content and bank labels, when they are
             not already the generator's class indices (``card.labels``).
         slice_axis: axis along which 3D volumes are cut into 2D slices.
-        chunk: slices per generator call.
+        chunk: slices per generator call; None: 8 on CPU, 32 on a GPU.
 
     Example:
         >>> bank = StyleBank.from_folder("style_cases/", test_cases=scenario.test_case_ids())  # doctest: +SKIP
@@ -336,7 +343,7 @@ class StyleSwap(SeededSampling):
         truncation: float | None = 1.0,
         label_map: Mapping[int, int] | None = None,
         slice_axis: int = 2,
-        chunk: int = 32,
+        chunk: int | None = None,
     ) -> None:
         self.weights = weights
         self.card = card_of(weights)
@@ -353,7 +360,7 @@ class StyleSwap(SeededSampling):
         self.max_displacement = check_positive("max_displacement", max_displacement, allow_zero=True)
         self.truncation = None if truncation is None else check_positive("truncation", float(truncation))
         self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
-        self.chunk = int(check_positive("chunk", chunk))
+        self.chunk = None if chunk is None else int(check_positive("chunk", chunk))
         self.n_labels = self.card.n_labels
         self.label_map = {int(k): int(v) for k, v in label_map.items()} if label_map else None
         if self.label_map is not None:
@@ -435,8 +442,9 @@ class StyleSwap(SeededSampling):
                 ls = to_slices(self._to_classes(case.label.to(device))[None], self.slice_axis)[:, 0]
                 ls = self._body(net, xs, ls)
             sums = None
-            for i in range(0, xs.shape[0], self.chunk):
-                part = net.region_sums(xs[i : i + self.chunk], None if ls is None else ls[i : i + self.chunk])
+            step = resolve_chunk(self.chunk, device)
+            for i in range(0, xs.shape[0], step):
+                part = net.region_sums(xs[i : i + step], None if ls is None else ls[i : i + step])
                 part = tuple(p.sum(0, keepdim=True) for p in part)
                 sums = part if sums is None else tuple(a + b for a, b in zip(sums, part))
             style = net.codes_from_sums(*sums)
@@ -517,7 +525,7 @@ class StyleSwap(SeededSampling):
             kw = {"noise": noise[part]} if noise is not None else {}
             return net.render(cs_p[part], codes[part], **kw)
 
-        fake = crop_padding(run_in_chunks(render, cs_p.shape[0], self.chunk), pads)
+        fake = crop_padding(run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device)), pads)
         out = from_slices(fake, b, self.slice_axis, images.ndim)
         # 5. back to the input's intensity convention
         out = conv.denormalise(out, fit).to(dtype)
