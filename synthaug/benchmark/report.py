@@ -201,7 +201,7 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()]
     if notes:
-        lines += ["", "## Notes", ""] + list(notes)
+        lines += ["", "## Notes", ""] + [n if n.lstrip().startswith("- ") else f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 

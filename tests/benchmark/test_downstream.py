@@ -147,6 +147,8 @@ def test_report_is_built_from_stored_results_and_shows_a_loss_plainly():
     assert "| worse | 50.0 |" in md and "-20.0" in md and "| default | 70.0 |" in md
     assert "`g`: c0" in md and "Command: `cmd`" in md and "Slice level" in md
     assert g["worse"]["slice"]["n"] == 7 and g["worse"]["slice_diff"]["mean"] < 0
+    noted = markdown_report(meta, results, title="T", notes=["plain note", "- already a bullet"])
+    assert "## Notes\n\n- plain note\n- already a bullet" in noted
     assert s["cost"]["worse"]["synthetic_fraction"] == 0.5
     m, lo, hi, n = mean_ci([1.0])
     assert m == 1.0 and n == 1 and lo != lo
