@@ -150,6 +150,7 @@ def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[s
     """
     from synthaug.data.scenarios import check_no_overlap
     from synthaug.integrations.nnunet.expand import check_card_leakage
+    from synthaug.transforms.style_swap import bank_files
     from synthaug.weights.registry import card_of
 
     tests = list(ds.test_ids)
@@ -178,20 +179,9 @@ def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[s
         for folder in bank:
             if Path(folder).resolve() in {(ds.folder / "imagesTs").resolve(), (ds.folder / "labelsTs").resolve()}:
                 raise LeakageError(f"arm {arm.name!r}: its style bank {folder} is the test split.")
-            check_no_overlap(_bank_case_ids(Path(folder)), tests, what=f"arm {arm.name!r} style bank")
+            ids = [cid for cid, _, _ in bank_files(folder)]
+            check_no_overlap(ids, tests, what=f"arm {arm.name!r} style bank")
     return seen
-
-
-def _bank_case_ids(folder: Path) -> list[str]:
-    """Case ids a style-bank folder holds (nnU-Net ``imagesTr``, ``<id>_image`` or ``<id>_0000`` files)."""
-    root = folder / "imagesTr" if (folder / "imagesTr").is_dir() else folder
-    ids = []
-    for f in sorted(root.glob("*.nii*")) if root.is_dir() else []:
-        stem = f.name.split(".nii")[0]
-        for suffix in ("_0000", "_image"):
-            if stem.endswith(suffix):
-                ids.append(stem[: -len(suffix)])
-    return ids
 
 
 def _style_bank_folders(arm: Arm) -> list[str]:

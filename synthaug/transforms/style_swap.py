@@ -64,7 +64,7 @@ from synthaug.transforms.slicewise import (
 )
 from synthaug.weights.registry import card_of, load
 
-__all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "StyleSwapParams", "StyleSwap"]
+__all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "bank_files", "StyleSwapParams", "StyleSwap"]
 
 DEFAULT_STYLE_WEIGHTS = "style_ct_a"
 _NIFTI = (".nii.gz", ".nii")
@@ -244,31 +244,7 @@ class StyleBank:
                 roles = {str(k): str(v) for k, v in json.loads((root / "roles.json").read_text()).items()}
             except (json.JSONDecodeError, AttributeError) as exc:
                 raise DataError(f"{root / 'roles.json'} must hold a JSON object {{case id: role}}: {exc}") from exc
-        if root.name in ("imagesTs", "labelsTs"):
-            raise LeakageError(f"style bank folder {str(root)!r} is an nnU-Net test split; use training cases.")
-        pairs: list[tuple[str, Path, Path | None]] = []
-        images_only = [p for p in sorted(root.iterdir()) if (_strip_nifti(p.name) or "").endswith("_0000")]
-        if (root / "imagesTr").is_dir():
-            for img in sorted((root / "imagesTr").iterdir()):
-                name = _strip_nifti(img.name)
-                if name is None or not name.endswith("_0000"):
-                    continue
-                cid = name[: -len("_0000")]
-                pairs.append((cid, img, _find_nifti(root / "labelsTr", cid)))
-        else:
-            for img in sorted(root.iterdir()):
-                name = _strip_nifti(img.name)
-                if name is None or not name.endswith(image_suffix):
-                    continue
-                cid = name[: -len(image_suffix)]
-                pairs.append((cid, img, _find_nifti(root, cid + label_suffix)))
-            if not pairs:  # an images-only folder: unlabelled cases
-                pairs = [(str(_strip_nifti(p.name))[: -len("_0000")], p, None) for p in images_only]
-        if not pairs:
-            raise DataError(
-                f"no style cases in {str(root)!r}: expected <id>{image_suffix}.nii.gz + <id>{label_suffix}.nii.gz "
-                "pairs, an nnU-Net imagesTr/labelsTr layout, or unlabelled <id>_0000.nii.gz images."
-            )
+        pairs = bank_files(root, image_suffix=image_suffix, label_suffix=label_suffix)
         cases = []
         for cid, img_path, lab_path in pairs:
             img = nib.load(str(img_path))
@@ -279,6 +255,43 @@ class StyleBank:
                 "image_affine": img.affine, "label_affine": None if lab is None else lab.affine,
             })
         return cls(cases, test_cases=test_cases)
+
+
+def bank_files(folder: str | Path, *, image_suffix: str = "_image",
+               label_suffix: str = "_label") -> list[tuple[str, Path, Path | None]]:
+    """``(case id, image file, label file or None)`` of a style-bank folder, in the layouts
+    :meth:`StyleBank.from_folder` reads (nothing is loaded; the leakage check lists ids with it)."""
+    root = Path(folder)
+    if root.name in ("imagesTs", "labelsTs"):
+        raise LeakageError(f"style bank folder {str(root)!r} is an nnU-Net test split; use training cases.")
+    if not root.is_dir():
+        raise DataError(f"style bank folder {str(root)!r} does not exist.")
+    pairs: list[tuple[str, Path, Path | None]] = []
+    if (root / "imagesTr").is_dir():
+        for img in sorted((root / "imagesTr").iterdir()):
+            name = _strip_nifti(img.name)
+            if name is None or not name.endswith("_0000"):
+                continue
+            cid = name[: -len("_0000")]
+            pairs.append((cid, img, _find_nifti(root / "labelsTr", cid)))
+    else:
+        for img in sorted(root.iterdir()):
+            name = _strip_nifti(img.name)
+            if name is None or not name.endswith(image_suffix):
+                continue
+            cid = name[: -len(image_suffix)]
+            pairs.append((cid, img, _find_nifti(root, cid + label_suffix)))
+        if not pairs:  # an images-only folder: unlabelled cases
+            for img in sorted(root.iterdir()):
+                name = _strip_nifti(img.name)
+                if name is not None and name.endswith("_0000"):
+                    pairs.append((name[: -len("_0000")], img, None))
+    if not pairs:
+        raise DataError(
+            f"no style cases in {str(root)!r}: expected <id>{image_suffix}.nii.gz + <id>{label_suffix}.nii.gz "
+            "pairs, an nnU-Net imagesTr/labelsTr layout, or unlabelled <id>_0000.nii.gz images."
+        )
+    return pairs
 
 
 def _strip_nifti(name: str) -> str | None:
