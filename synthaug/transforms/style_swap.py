@@ -236,15 +236,13 @@ class StyleBank:
         import nibabel as nib
 
         root = Path(folder)
-        if not root.is_dir():
-            raise DataError(f"style bank folder {str(root)!r} does not exist.")
+        pairs = bank_files(root, image_suffix=image_suffix, label_suffix=label_suffix)  # checks the folder
         roles: dict[str, str] = {}
         if (root / "roles.json").is_file():
             try:
                 roles = {str(k): str(v) for k, v in json.loads((root / "roles.json").read_text()).items()}
             except (json.JSONDecodeError, AttributeError) as exc:
                 raise DataError(f"{root / 'roles.json'} must hold a JSON object {{case id: role}}: {exc}") from exc
-        pairs = bank_files(root, image_suffix=image_suffix, label_suffix=label_suffix)
         cases = []
         for cid, img_path, lab_path in pairs:
             img = nib.load(str(img_path))
