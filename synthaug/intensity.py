@@ -4,7 +4,9 @@ A convention is a small typed record stored in every model card, so a transform 
 input exactly as the generator was trained and map the output back to the input's own scale:
 
 - ``IntensityConvention.ct_window(-160, 240)``: Hounsfield units clipped to a window, linear to [-1, 1];
-  the inverse is exact inside the window.
+  the inverse is exact inside the window; values outside it (air, lung, dense bone) are not
+  representable by a generator, so image-to-image transforms put the input's own values back there
+  (:meth:`IntensityConvention.keep_outside_window`).
 - ``IntensityConvention.percentile(1, 99)``: MR (arbitrary units) clipped to the volume's own
   percentiles, linear to [-1, 1] (the NEC recipe). The percentile values are measured per volume, so
   the inverse uses the same volume's values (see :func:`fit`).
@@ -110,6 +112,29 @@ class IntensityConvention:
         """[-1, 1] -> raw scale of the fit (the input's own scale for percentile conventions)."""
         low, high = self._bounds(y, fit)
         return (y + 1) / 2 * (high - low) + low
+
+    def keep_outside_window(self, out: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``reference`` where it lies outside a fixed window, ``out`` elsewhere (raw units, same shape).
+
+        A CT-window generator saturates at the window's ends, so its output has air at the window floor
+        (e.g. -200 HU instead of -1000) and bone capped at the ceiling; a segmenter trained on such images
+        sees a background no real scan has. The input's own out-of-window values (aligned with the output,
+        i.e. deformed with the same field) are exact, so they are put back. Percentile conventions (MR,
+        per-volume ranges) return ``out`` unchanged.
+
+        >>> conv = IntensityConvention.ct_window(-200.0, 300.0)
+        >>> conv.keep_outside_window(torch.tensor([-200.0, 40.0, 300.0]), torch.tensor([-1000.0, 10.0, 900.0])).tolist()
+        [-1000.0, 40.0, 900.0]
+        """
+        if self.kind != "ct_window":
+            return out
+        if reference.shape != out.shape:
+            raise ValidationError(
+                f"keep_outside_window needs the reference in the output's shape, got {tuple(reference.shape)} "
+                f"and {tuple(out.shape)}."
+            )
+        ref = reference.to(device=out.device, dtype=out.dtype)
+        return torch.where((ref < self.low) | (ref > self.high), ref, out)
 
     def _bounds(self, x: torch.Tensor, fit: Any) -> tuple[Any, Any]:
         if fit is None:

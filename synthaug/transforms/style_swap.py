@@ -51,7 +51,7 @@ from synthaug._validate import check_choice, check_image, check_positive, check_
 from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, ValidationError
 from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.spade import truncated_normal
-from synthaug.transforms.elastic import sample_displacement, warp_labels
+from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
 from synthaug.transforms.sampling import SeededSampling
 from synthaug.transforms.slicewise import (
@@ -334,6 +334,10 @@ class StyleSwap(SeededSampling):
             not already the generator's class indices (``card.labels``).
         slice_axis: axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call; None: 8 on CPU, 32 on a GPU.
+        keep_outside_window: for a CT-window generator, voxels whose (deformed) input lies outside the
+            window (air, lung, dense bone) keep the input's value instead of the generator's saturated
+            one (:meth:`~synthaug.intensity.IntensityConvention.keep_outside_window`); no effect for MR
+            percentile conventions.
 
     Example:
         >>> bank = StyleBank.from_folder("style_cases/", test_cases=scenario.test_case_ids())  # doctest: +SKIP
@@ -355,8 +359,10 @@ class StyleSwap(SeededSampling):
         label_map: Mapping[int, int] | None = None,
         slice_axis: int = 2,
         chunk: int | None = None,
+        keep_outside_window: bool = True,
     ) -> None:
         self.weights = weights
+        self.keep_outside_window = bool(keep_outside_window)
         self.card = card_of(weights)
         if self.card.family != "style":
             raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'style' one.")
@@ -502,6 +508,7 @@ class StyleSwap(SeededSampling):
         cs = to_slices(self._to_classes(labels), self.slice_axis)[:, 0]
         n_per = cs.shape[0] // b
         cs = self._body(net, xs, cs)
+        reference = images.float()  # raw input, aligned with the output (for keep_outside_window)
         # 2. boundary perturbation: one smooth field per sample moves the returned label and the classes alike
         if self.deform and self.max_displacement > 0:
             disp = torch.cat([
@@ -512,6 +519,8 @@ class StyleSwap(SeededSampling):
             labels = warp_labels(labels, disp)
             classes = from_slices(cs[:, None], b, self.slice_axis, images.ndim)
             cs = to_slices(warp_labels(classes, disp), self.slice_axis)[:, 0]
+            if self.keep_outside_window and conv.kind == "ct_window":
+                reference = warp(reference, disp)
         # 3. style codes of each sample's bank case, broadcast to its slices
         if self.bank is not None:
             bank_codes, _ = self._bank_codes(net, device)
@@ -538,6 +547,8 @@ class StyleSwap(SeededSampling):
 
         fake = crop_padding(run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device)), pads)
         out = from_slices(fake, b, self.slice_axis, images.ndim)
-        # 5. back to the input's intensity convention
-        out = conv.denormalise(out, fit).to(dtype)
-        return out, labels.to(dtype=label_dtype)
+        # 5. back to the input's intensity convention (out-of-window voxels keep the input's values)
+        out = conv.denormalise(out, fit)
+        if self.keep_outside_window:
+            out = conv.keep_outside_window(out, reference)
+        return out.to(dtype), labels.to(dtype=label_dtype)

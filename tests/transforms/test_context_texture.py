@@ -81,6 +81,31 @@ def test_dtype_follows_input_and_output_in_input_scale(tiny_weights):
     assert out.min() >= -200 - 1e-3 and out.max() <= 300 + 1e-3  # the card's CT window, in HU
 
 
+def test_out_of_window_voxels_keep_the_input_values(tiny_weights):
+    img, lab = phantom(shape=(20, 18, 4))
+    img = img.clone()
+    img[:, :3] = -1000.0  # air rows outside the body
+    img[:, 16:, :, :] = 900.0  # dense bone rows
+    outside = (img < -200) | (img > 300)
+    out, _ = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(2, True))
+    assert torch.equal(out[outside], img[outside])
+    assert out[~outside].min() >= -200 - 1e-3 and out[~outside].max() <= 300 + 1e-3
+    raw, _ = ContextTextureSynth("tiny_ct", deform=False, keep_outside_window=False).apply(
+        img, lab, ContextTextureParams(2, True))
+    assert raw.min() >= -200 - 1e-3 and raw.max() <= 300 + 1e-3  # the generator alone saturates
+    torch.testing.assert_close(raw[~outside], out[~outside])
+    # deformed: the restored values move with the label (a constant air block stays exact inside)
+    warped, _ = ContextTextureSynth("tiny_ct", deform=True, max_displacement=1.5).apply(
+        img, lab, ContextTextureParams(3, True))
+    torch.testing.assert_close(warped[:, 0], img[:, 0], atol=1e-3, rtol=0)  # 3 air rows, displacement <= 2
+    # an MR percentile generator is untouched by the option
+    mr = ContextTextureSynth("tiny_mr_oasis", deform=False, features="card")
+    a, _ = mr.apply(img, lab, ContextTextureParams(4, True))
+    b, _ = ContextTextureSynth("tiny_mr_oasis", deform=False, features="card", keep_outside_window=False).apply(
+        img, lab, ContextTextureParams(4, True))
+    assert torch.equal(a, b)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_follows_input(tiny_weights):  # runs wherever a GPU exists
     img, lab = phantom()

@@ -133,7 +133,15 @@ def test_dtype_follows_input_and_output_in_input_convention(tiny_style_weights):
     img, lab = volume()
     out, out_lab = StyleSwap("tiny_style", bank()).apply(img.double(), lab.int(), StyleSwapParams(2, True))
     assert out.dtype == torch.float64 and out_lab.dtype == torch.int32
-    assert out.min() >= -200 - 1e-3 and out.max() <= 300 + 1e-3  # the card's CT window, in HU
+    inside = (img >= -200) & (img <= 300)
+    assert out[inside].min() >= -200 - 1e-3 and out[inside].max() <= 300 + 1e-3  # the card's CT window, in HU
+    assert torch.equal(out[~inside], img.double()[~inside])  # air keeps its -1000 HU (keep_outside_window)
+    raw, _ = StyleSwap("tiny_style", bank(), keep_outside_window=False).apply(img, lab, StyleSwapParams(2, True))
+    assert raw.min() >= -200 - 1e-3 and raw.max() <= 300 + 1e-3  # the generator alone saturates at the floor
+    t = StyleSwap("tiny_style", bank(), deform=True, max_displacement=1.5, control_points=4)
+    warped, _ = t.apply(img, lab, StyleSwapParams(5, True))
+    # the air corner (>= 3 voxels from the body), deformed with the label, keeps the input's (noisy) air
+    assert (warped[:, :2, :2] < -900).all()
     mr = StyleSwap("tiny_style_mr", None)  # percentile convention: the input's own percentile range
     scaled = img * 3 + 500
     o2, _ = mr.apply(scaled, lab, StyleSwapParams(2, True))
@@ -143,7 +151,8 @@ def test_dtype_follows_input_and_output_in_input_convention(tiny_style_weights):
 
 def test_3d_volumes_are_rendered_slice_wise_and_consistently(tiny_style_weights):
     img, lab = volume(shape=(20, 18, 5))
-    t = StyleSwap("tiny_style", bank(), chunk=2)  # several generator calls per volume
+    # several generator calls per volume; the generator alone (the restored air carries per-slice noise)
+    t = StyleSwap("tiny_style", bank(), chunk=2, keep_outside_window=False)
     out, _ = t.apply(img, lab, StyleSwapParams(4, True))
     # identical label slices and the same style codes and noise: identical output slices, up to float32
     # rounding of differently sized batches (~1e-7 relative) on an output in HU (a 500 HU window)
@@ -152,7 +161,7 @@ def test_3d_volumes_are_rendered_slice_wise_and_consistently(tiny_style_weights)
     assert interslice_ratio(out[0], axis=2) < 1e-3  # no striping across slices
     two_d, _ = t.apply(img[..., 0], lab[..., 0], StyleSwapParams(4, True))  # a 2D slice gives the same image
     torch.testing.assert_close(two_d, out[..., 0], atol=1e-3, rtol=0)
-    other_axis, _ = StyleSwap("tiny_style", bank(), slice_axis=0).apply(img, lab, StyleSwapParams(4, True))
+    other_axis, _ = StyleSwap("tiny_style", bank(), slice_axis=0, keep_outside_window=False).apply(img, lab, StyleSwapParams(4, True))
     assert other_axis.shape == img.shape
 
 

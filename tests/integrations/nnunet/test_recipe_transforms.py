@@ -108,6 +108,22 @@ def test_style_swap_recipe_with_a_bank_folder_builds_and_runs_on_a_batch(tiny_st
     assert none.bank is None
 
 
+def test_ct_window_synthesis_keeps_real_air_in_the_nnunet_batch(tiny_style_weights):
+    """A CT-window generator saturates at its floor (-200 HU); the batch keeps the real air (-990 HU)."""
+    props = {"mean": 60.0, "std": 110.0, "percentile_00_5": -990.0, "percentile_99_5": 900.0}
+    ct = ChannelNormalization("CTNormalization", props)
+    data, lab = _batch()
+    air = (-990.0 - 60.0) / 110.0
+    data[:, :, :3] = air  # three rows of air outside the body, as nnU-Net's CTNormalization stores it
+    res = BatchSynthesizer(_recipe("style_swap", {"weights": "tiny_style"}), normalization=ct,
+                           dataset_labels=LABELS, seed=1)(data, lab, epoch=0)
+    assert res.choice == [0, 0] and not torch.equal(res.data, data)
+    torch.testing.assert_close(res.data[:, :, :3], data[:, :, :3])
+    off = BatchSynthesizer(_recipe("style_swap", {"weights": "tiny_style", "keep_outside_window": False}),
+                           normalization=ct, dataset_labels=LABELS, seed=1)(data, lab, epoch=0)
+    assert off.data[:, :, :3].min() >= (-200.0 - 60.0) / 110.0 - 1e-4  # the generator's floor, not air
+
+
 def test_style_swap_recipe_bank_errors(tiny_style_weights, tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         build_transform(_recipe("style_swap", {"weights": "tiny_style", "bank": str(tmp_path / "nope")}).transforms[0])
