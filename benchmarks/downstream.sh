@@ -9,5 +9,5 @@ select=()
 if [ -n "${1:-}" ]; then select=(--arms "$1"); fi
 for scenario in cross-modality cross-scanner in-domain; do
   .venv/bin/synthaug benchmark downstream --scenario "$scenario" --profile cpu-quick \
-    --work "runs/bench/$scenario" "${select[@]}" --out "benchmarks/results/downstream_$scenario"
+    --work "runs/bench/$scenario" ${select[@]+"${select[@]}"} --out "benchmarks/results/downstream_$scenario"
 done
