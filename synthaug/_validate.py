@@ -20,6 +20,8 @@ __all__ = [
     "check_positive",
     "check_range",
     "check_probability",
+    "check_int",
+    "check_axis",
     "check_image",
     "check_labels",
     "check_same_spatial",
@@ -58,6 +60,22 @@ def check_range(name: str, value: float, low: float, high: float) -> float:
 
 def check_probability(name: str, value: float) -> float:
     return check_range(name, float(value), 0.0, 1.0)
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an int (an integral float is accepted; a bool or a fraction is not), inside [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        raise ValidationError(f"{name} must be an integer, got {value!r}.")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        rule = f">= {low}" if high is None else (f"<= {high}" if low is None else f"in [{low}, {high}]")
+        raise ValidationError(f"{name} must be {rule}, got {value!r}.")
+    return v
+
+
+def check_axis(name: str, value: Any, dims: int = 3) -> int:
+    """A spatial axis index 0..dims-1 (of the image without its channel axis)."""
+    return check_int(name, value, low=0, high=dims - 1)
 
 
 def check_image(

@@ -56,21 +56,27 @@ def _summary(x: torch.Tensor) -> dict[str, float]:
 
 
 def compute() -> dict[str, dict]:
-    from synthaug.transforms import ContextTextureSynth, GaussianMixtureSynth, ModalityTranslate, StyleBank, StyleSwap
+    from synthaug.transforms import (
+        ContextTextureSynth,
+        GaussianMixtureSynth,
+        ModalityTranslate,
+        StyleBank,
+        StyleSwap,
+    )
 
     torch.set_num_threads(1)
     out: dict[str, dict] = {}
     img, lab = _ct_phantom()
     for name, kw in {"context_ct_a": {}, "context_ct_a_nodeform_card": {"deform": False, "features": "card"}}.items():
-        t = ContextTextureSynth("context_ct_a", **kw)
+        t = ContextTextureSynth("context_ct_a", labels_are_classes=True, **kw)
         y, new_lab = t.apply_batch(img[None], lab[None], seeds=[1234, ])
         out[name] = {"image": _summary(y), "label": _summary(new_lab.float())}
     bimg, blab = _brain_phantom()
-    y, _ = ContextTextureSynth("context_mni", deform=False).apply_batch(bimg[None], blab[None], seeds=[99])
+    y, _ = ContextTextureSynth("context_mni", deform=False, labels_are_classes=True).apply_batch(bimg[None], blab[None], seeds=[99])
     out["context_mni"] = {"image": _summary(y)}
     img2, lab2 = _ct_phantom(seed=5)
     bank = StyleBank([{"image": img2, "label": lab2, "id": "style_case"}])
-    y, new_lab = StyleSwap("style_ct_a", bank).apply_batch(img[None], lab[None], seeds=[77])
+    y, new_lab = StyleSwap("style_ct_a", bank, labels_are_classes=True).apply_batch(img[None], lab[None], seeds=[77])
     out["style_ct_a"] = {"image": _summary(y), "label": _summary(new_lab.float())}
     y, _ = GaussianMixtureSynth().apply_batch(img[None], lab[None], seeds=[5])
     out["gaussian_mixture"] = {"image": _summary(y)}
@@ -81,12 +87,8 @@ def compute() -> dict[str, dict]:
 
 def compute_batch() -> dict[str, dict]:
     """The nnU-Net batch path: a recipe with every generator family on a CT-normalised 2D batch."""
-    try:
-        from synthaug.recipes import BatchSynthesizer, Recipe
-        from synthaug.integrations.nnunet.normalization import ChannelNormalization
-    except ImportError:  # the layout before the redesign
-        from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer, ChannelNormalization
-        from synthaug.integrations.nnunet.recipe import Recipe
+    from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for
+    from synthaug.recipes import BatchSynthesizer, Recipe
 
     torch.set_num_threads(1)
     props = {"mean": 60.0, "std": 110.0, "percentile_00_5": -980.0, "percentile_99_5": 600.0}
@@ -100,7 +102,7 @@ def compute_batch() -> dict[str, dict]:
         {"name": "gaussian_mixture", "probability": 0.3},
         {"name": "style_swap", "probability": 0.3, "options": {"weights": "style_ct_a"}},
     ]})
-    synth = BatchSynthesizer(recipe, normalization=norm, dataset_labels=labels, seed=3)
+    synth = BatchSynthesizer(recipe, intensity=intensity_for(norm), dataset_labels=labels, seed=3)
     imgs, labs = zip(*(_ct_phantom(shape=(48, 44), seed=s) for s in range(6)))
     data = (torch.stack(imgs) - props["mean"]) / props["std"]
     target = torch.stack(labs).to(torch.int16)
@@ -112,17 +114,19 @@ def compute_faces() -> dict[str, dict]:
     """MONAI (``set_random_state``) and TorchIO (torch's seed, TorchIO's convention) faces on the same phantom."""
     import torchio as tio
 
-    from synthaug.transforms import RandContextTextureSynthd, RandomContextTextureSynth
+    from synthaug.integrations.monai import RandContextTextureSynthd
+    from synthaug.integrations.torchio import RandomContextTextureSynth
 
     torch.set_num_threads(1)
     img, lab = _ct_phantom()
-    t = RandContextTextureSynthd(image_key="image", label_key="label", weights="context_ct_a", prob=1.0)
+    t = RandContextTextureSynthd(image_key="image", label_key="label", weights="context_ct_a", prob=1.0,
+                                 labels_are_classes=True)
     t.set_random_state(0)
     d = t({"image": img, "label": lab})
     out = {"monai_context": {"image": _summary(d["image"]), "label": _summary(d["label"].float())}}
     torch.manual_seed(0)
     subject = tio.Subject(image=tio.ScalarImage(tensor=img), label=tio.LabelMap(tensor=lab))
-    s = RandomContextTextureSynth(weights="context_ct_a")(subject)
+    s = RandomContextTextureSynth(weights="context_ct_a", labels_are_classes=True)(subject)
     out["torchio_context"] = {"image": _summary(s["image"].data), "label": _summary(s["label"].data.float())}
     return out
 

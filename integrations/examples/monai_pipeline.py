@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
     from monai.data import CacheDataset, MetaTensor, ThreadDataLoader
     from monai.transforms import Compose, EnsureTyped, Lambdad
 
-    from synthaug.transforms import RandContextTextureSynthd
+    from synthaug.data.vocabulary import superclass_vocabulary
+    from synthaug.integrations.monai import RandContextTextureSynthd
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--weights", default="context_ct_a")
@@ -48,8 +49,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
+    names = {n: i for i, n in enumerate(superclass_vocabulary().names)}  # what the label values mean
+
     def to_meta(d: dict) -> dict:
-        return {"image": MetaTensor(d["image"], affine=d["affine"]), "label": MetaTensor(d["label"], affine=d["affine"])}
+        return {"image": MetaTensor(d["image"], affine=d["affine"]),
+                "label": MetaTensor(d["label"], affine=d["affine"], meta={"labels": names})}
 
     cached = Compose([Lambdad(keys="image", func=lambda x: x), to_meta])  # your loading/resampling goes here
     ds = CacheDataset(build_cases(), transform=cached, cache_rate=1.0, progress=False, num_workers=0)

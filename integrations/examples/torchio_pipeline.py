@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torchio as tio
 
     from synthaug.data.subjects import load_subject
-    from synthaug.data.vocabulary import to_shared, to_superclasses
-    from synthaug.transforms import RandomContextTextureSynth
+    from synthaug.data.vocabulary import superclass_vocabulary, to_shared, to_superclasses
+    from synthaug.integrations.torchio import RandomContextTextureSynth
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--weights", default="context_ct_a")
@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     s = load_subject("ct_a")
     label = to_superclasses(to_shared(s.label, "total")).astype(np.int16)
+    names = {n: i for i, n in enumerate(superclass_vocabulary().names)}  # what the label values mean
     subjects = []
     for k in range(4):
         z = slice(k * 16, (k + 1) * 16)
         subjects.append(tio.Subject(
             image=tio.ScalarImage(tensor=torch.from_numpy(s.image[None, :, :, z].astype(np.float32)), affine=s.affine),
-            label=tio.LabelMap(tensor=torch.from_numpy(label[None, :, :, z]), affine=s.affine),
+            label=tio.LabelMap(tensor=torch.from_numpy(label[None, :, :, z]), affine=s.affine, labels=names),
         ))
     transform = tio.Compose([RandomContextTextureSynth(weights=args.weights, p=0.5, max_displacement=4.0)])
     dataset = tio.SubjectsDataset(subjects, transform=transform)

@@ -149,7 +149,7 @@ def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[s
     id otherwise; the nnU-Net training cases are checked against the test cases the same way.
     """
     from synthaug.data.scenarios import check_no_overlap
-    from synthaug.integrations.nnunet.expand import check_card_leakage
+    from synthaug.recipes.expand import check_card_leakage
     from synthaug.transforms.style_swap import bank_files
     from synthaug.weights.registry import card_of
 
@@ -286,7 +286,7 @@ def _free_dataset_id(env: _Env, start: int) -> int:
 
 def _expand(arm: Arm, ds: BenchmarkDataset, env: _Env, profile: Profile, work: Path, log: Log) -> tuple[int, str]:
     """Expanded dataset for ``arm`` (made once per arm definition): returns (dataset id, folder name)."""
-    from synthaug.integrations.nnunet.expand import expand_dataset
+    from synthaug.recipes.expand import expand_dataset
 
     record = work / "expanded" / f"{arm.name}.json"
     if record.exists():

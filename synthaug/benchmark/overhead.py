@@ -37,9 +37,22 @@ from typing import Any
 import torch
 
 from synthaug._optional import require
-from synthaug.errors import DataError, ValidationError
+from synthaug.errors import DataError, MissingDependencyError, ValidationError
 
 __all__ = ["measure_overhead", "recipe_all_samples", "overhead_markdown"]
+
+
+def _trainer_class() -> type:
+    """``nnUNetTrainerSynthAug`` found by its name the way nnUNetv2_train finds it (``nnUNet_extTrainer``)."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from synthaug.integrations.nnunet import TRAINER_NAME, trainer_folder
+
+    with _env(nnUNet_extTrainer=str(trainer_folder())):
+        try:
+            return recursive_find_trainer_class_by_name(TRAINER_NAME)
+        except RuntimeError as exc:
+            raise MissingDependencyError(f"nnU-Net could not find the trainer {TRAINER_NAME!r}: {exc}") from exc
 
 
 def recipe_all_samples(recipe: Any) -> Any:
@@ -110,9 +123,9 @@ def measure_overhead(
     require("nnunetv2")
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-    from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer
-    from synthaug.integrations.nnunet.recipe import load_recipe
-    from synthaug.integrations.nnunet.trainer import nnUNetTrainerSynthAug
+    from synthaug.recipes import BatchSynthesizer, load_recipe
+
+    trainer_class = _trainer_class()
 
     if repeats < 1 or warmup < 0:
         raise ValidationError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}.")
@@ -128,7 +141,7 @@ def measure_overhead(
     results = folder.parent.parent / "synthaug_overhead_results"
     with _env(SYNTHAUG_RECIPE=str(recipe), nnUNet_n_proc_DA="0",
               nnUNet_preprocessed=str(folder.parent), nnUNet_results=str(results)):
-        trainer = nnUNetTrainerSynthAug({**plans_dict, "continue_training": False}, configuration, fold,
+        trainer = trainer_class({**plans_dict, "continue_training": False}, configuration, fold,
                                         dataset_json, device=device)
         trainer.initialize()
         dl_train, _ = trainer.get_dataloaders()
@@ -137,20 +150,14 @@ def measure_overhead(
     data = batch["data"].to(device)
     target = batch["target"]
     target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
-    from synthaug.integrations.nnunet.batch_synth import nnunet_targets
-
     # The trainer leaves deep-supervision downsampling to its hook; plain nnU-Net gets the same list here.
-    plain_target = target if isinstance(target, list) else nnunet_targets(
-        target, ds_scales=trainer._get_deep_supervision_scales(),
-        regions=trainer.label_manager.foreground_regions if trainer.label_manager.has_regions else None,
-        ignore_label=trainer.label_manager.ignore_label,
-    )
+    plain_target = target if isinstance(target, list) else trainer.synthaug_targets(target)
     on_device = {**batch, "data": data, "target": plain_target}
 
     recipe_obj = load_recipe(recipe)
     default = trainer.synthaug
     every = BatchSynthesizer(
-        recipe_all_samples(recipe_obj), normalization=default.normalization,
+        recipe_all_samples(recipe_obj), intensity=default.intensity,
         dataset_labels=default.dataset_labels, ignore_label=default.ignore_label,
         slice_axis=default.slice_axis, seed=0,
     )

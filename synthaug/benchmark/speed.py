@@ -307,7 +307,7 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
     if family == "context":
         from synthaug.transforms.context_texture import ContextTextureSynth
 
-        t = ContextTextureSynth(name)
+        t = ContextTextureSynth(name, labels_are_classes=True)  # labels are cut in the generator's own classes
 
         def run(seed: int) -> Any:
             return t.apply_batch(image, label, seeds=[seed])
@@ -318,7 +318,7 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
     elif family == "style":
         from synthaug.transforms.style_swap import StyleSwap
 
-        t = StyleSwap(name)  # no bank: learned default codes (a bank's codes are cached after the first call)
+        t = StyleSwap(name, labels_are_classes=True)  # no bank: learned default codes (a bank's codes are cached after the first call)
 
         def run(seed: int) -> Any:
             return t.apply_batch(image, label, seeds=[seed])
@@ -344,16 +344,15 @@ def _generator_item(name: str, card: Any, image: torch.Tensor, label: torch.Tens
         except ImportError:  # the transform module is optional here: time its inference directly
             from synthaug.inference.sliding_window import sliding_window_inference
 
-            inf = dict(card.training.get("inference", {}))
+            inf = card.inference
             conv = card.intensity_convention
 
             @torch.no_grad()
             def run(seed: int) -> Any:
                 x = conv.normalise(image, conv.fit_batch(image))
-                return sliding_window_inference(x, net, patch_size=int(inf.get("patch", 32)),
-                                                overlap=float(inf.get("overlap", 0.5)),
-                                                weighting=str(inf.get("weighting", "uniform")), batch_size=16,
-                                                pad_mode="constant", pad_value=float(inf.get("pad_value", -1.0)))
+                return sliding_window_inference(x, net, patch_size=int(inf.patch[0]) if inf.patch else 32,
+                                                overlap=inf.overlap, weighting=inf.weighting, batch_size=16,
+                                                pad_mode="constant", pad_value=inf.pad_value)
 
             transform = "sliding_window_inference"
             notes = "synthaug.transforms.modality_translate unavailable: the generator's sliding-window inference"

@@ -50,7 +50,12 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
     from synthaug.data.mr_simulator import simulate_brain_mr
     from synthaug.data.nnunet_export import write_nifti
     from synthaug.data.subjects import load_mni_tissue_maps, load_subject
-    from synthaug.data.vocabulary import to_shared, to_superclasses
+    from synthaug.data.vocabulary import (
+        brain_tissue_vocabulary,
+        superclass_vocabulary,
+        to_shared,
+        to_superclasses,
+    )
     from synthaug.visualize import write_grid
     from synthaug.weights.registry import list_weights
 
@@ -87,14 +92,17 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
             continue
         subject = load_subject(subject_name)
         label = subject.label
+        vocabulary = brain_tissue_vocabulary()
         if subject_name.startswith("ct"):
             label = to_superclasses(to_shared(label, "total"))
+            vocabulary = superclass_vocabulary()
         card = context_cards[weights]
         if card.spacing:  # bring the volume to the generator's in-plane spacing (as monai Spacingd would)
             subject, label = _resample_in_plane(subject, label, card.spacing[0])
         image_t = torch.from_numpy(subject.image)[None].float().to(args.device)
         label_t = torch.from_numpy(np.asarray(label, dtype=np.int64))[None].to(args.device)
-        synth = ContextTextureSynth(weights, deform=True, features="perturb")
+        names = {n: i for i, n in enumerate(vocabulary.names)}  # the label map is read by name
+        synth = ContextTextureSynth(weights, deform=True, features="perturb", label_names=names)
         params = synth.sample_params(generator=gen)
         t = time.perf_counter()
         new_image, new_label = synth.apply(image_t, label_t, params)

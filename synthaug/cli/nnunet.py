@@ -50,7 +50,7 @@ def _path(args: argparse.Namespace) -> int:
 
 
 def _expand(args: argparse.Namespace) -> int:
-    from synthaug.integrations.nnunet.expand import expand_dataset
+    from synthaug.recipes.expand import expand_dataset
 
     out = expand_dataset(
         args.dataset,

@@ -1,5 +1,10 @@
-"""Adapters to MONAI, TorchIO and nnU-Net. Each module imports its framework on first use.
+"""Thin adapters to MONAI, TorchIO and nnU-Net; each module imports its framework on first use.
 
-- :mod:`synthaug.integrations.monai_transforms` - MONAI array and dictionary transforms.
-- :mod:`synthaug.integrations.torchio_transforms` - TorchIO random transforms + deterministic twins.
+- :mod:`synthaug.integrations.monai` - MONAI array and dictionary forms of every registered transform;
+- :mod:`synthaug.integrations.torchio` - TorchIO random forms of every registered transform + the deterministic
+  twin :class:`~synthaug.integrations.torchio.SynthAugReplay`;
+- :mod:`synthaug.integrations.nnunet` - the ``nnUNetTrainerSynthAug`` trainer and nnU-Net's normalisation mapping.
+
+The faces are generated from :mod:`synthaug.recipes.registry` (one declaration per transform); the engine
+(recipes, batch synthesis, expansion) is :mod:`synthaug.recipes`.
 """

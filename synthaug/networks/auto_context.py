@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import check_input, check_int, check_spatial_dims
 from synthaug.networks.unet_generator import UNetGenerator
 
 __all__ = ["AutoContextGenerator"]
 
 
-class AutoContextGenerator(nn.Module):
+class AutoContextGenerator(GeneratorModule):
     """A chain of residual U-Nets (ResGAN + auto-context): stage ``k > 0`` takes ``[y_{k-1}, x]``.
 
     Stage 0 maps the source ``x`` ``(B, in_channels, *S)`` to ``y_0``; stage ``k`` maps

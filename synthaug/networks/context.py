@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from synthaug._validate import check_choice
 from synthaug.errors import ShapeError, ValidationError
 from synthaug.networks.fusion import FeatureFusion
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.spade import SPADEGenerator
 from synthaug.networks.unet_generator import UNetGenerator
 
@@ -31,7 +32,7 @@ __all__ = ["ContextGenerator", "VARIANTS"]
 VARIANTS = ("p2p", "p2pf", "oasis")
 
 
-class ContextGenerator(nn.Module):
+class ContextGenerator(GeneratorModule):
     """Generator of ConText-GAN (P2P, P2PF or OASIS variant).
 
     Example:
@@ -94,7 +95,12 @@ class ContextGenerator(nn.Module):
             self.noise_filter = conv(self.noise_channels, 1, kernel_size=3, padding=1, bias=False)
 
     @property
-    def divisor(self) -> int:
+    def z_dim(self) -> int:  # type: ignore[override]
+        """The OASIS variant's per-image latent (0 for P2P / P2PF)."""
+        return int(self.generator.z_dim) if self.variant == "oasis" else 0
+
+    @property
+    def divisor(self) -> int:  # type: ignore[override]
         """Spatial sizes must be multiples of this."""
         return 2 ** len(self.generator.widths)
 

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from synthaug._validate import check_choice
 from synthaug.errors import ShapeError
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import (
     check_divisible,
     check_input,
@@ -160,7 +161,7 @@ class _ResBlock(nn.Module):
         return self._pool(self.shortcut(x) + h)
 
 
-class SegmentationDiscriminator(nn.Module):
+class SegmentationDiscriminator(GeneratorModule):
     """OASIS U-Net discriminator: per-pixel logits over ``n_classes`` (= N_L + 1, last = "fake").
 
     Encoder: a stem convolution and residual blocks, each halving the size (average pooling);

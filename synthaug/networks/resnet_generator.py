@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from synthaug._validate import check_choice
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import (
     Pad,
     check_divisible,
@@ -53,7 +54,7 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(GeneratorModule):
     """ResNet translation generator ``(B, in_channels, *S) -> (B, out_channels, *S)``.
 
     Args:

@@ -27,6 +27,7 @@ from torch import nn
 
 from synthaug._validate import check_choice, check_positive
 from synthaug.errors import ShapeError, ValidationError
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import (
     check_divisible,
     check_input,
@@ -152,7 +153,7 @@ def truncated_normal(
     return z.clamp(-bound, bound).to(device=target, dtype=dtype)
 
 
-class SPADEGenerator(nn.Module):
+class SPADEGenerator(GeneratorModule):
     """OASIS-style generator: conditioning map (+ 3D noise) -> image.
 
     Args:

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthaug.errors import LabelError, ShapeError, ValidationError
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import check_input, check_int, check_spatial_dims, check_widths, conv
 from synthaug.networks.spade import SPADEGenerator
 
@@ -132,7 +133,7 @@ class StyleCodes:
     present: torch.Tensor
 
 
-class StyleSwapGenerator(nn.Module):
+class StyleSwapGenerator(GeneratorModule):
     """Content label map + style image and labels -> image with the style patient's per-organ look.
 
     Args:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from synthaug._validate import check_choice, check_range
+from synthaug.networks.interface import GeneratorModule
 from synthaug.networks.layers import (
     check_divisible,
     check_input,
@@ -47,7 +48,7 @@ def _up(spatial_dims: int, cin: int, cout: int, mode: str) -> nn.Module:
     )
 
 
-class UNetGenerator(nn.Module):
+class UNetGenerator(GeneratorModule):
     """Encoder-decoder with skip concatenations; ``(B, in_channels, *S) -> (B, out_channels, *S)``.
 
     Args:

@@ -29,17 +29,18 @@ from synthaug.training.context import measure_features
 from synthaug.training.datasets import get_training_data
 from synthaug.training.slices import cut_slices
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.weights.card import FeatureStats
 from synthaug.weights.registry import load
 
 __all__ = ["evaluate_context", "sample_random_context", "markdown_table"]
 
 
 def sample_random_context(
-    present: torch.Tensor, stats: dict[str, Any], *, generator: torch.Generator
+    present: torch.Tensor, stats: FeatureStats, *, generator: torch.Generator
 ) -> torch.Tensor:
     """Requested normalised features (B, N_F, N_L), uniform in each class's [min, max] from the card."""
-    lo = torch.tensor(stats["min"], dtype=torch.float32).T  # (N_F, N_L)
-    hi = torch.tensor(stats["max"], dtype=torch.float32).T
+    lo = torch.tensor(stats.min, dtype=torch.float32).T  # (N_F, N_L)
+    hi = torch.tensor(stats.max, dtype=torch.float32).T
     b = present.shape[0]
     u = torch.rand((b, *lo.shape), generator=generator)
     return (lo + u * (hi - lo)).clamp(0, 1).to(present.device)
@@ -77,7 +78,7 @@ def evaluate_context(
     size = int(cfg["size"])
     held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,
                       size=(size, size), axis=int(cfg.get("axis", 2)))
-    names, bins, n_labels = tuple(card.features), int(card.feature_options["bins"]), card.n_labels
+    names, bins, n_labels = card.features.names, card.features.bins, card.n_labels
     gen = torch.Generator().manual_seed(seed)
     l1s, psnrs, ssims, ssims_smooth, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], [], []
     ctrl_c, ctrl_per_feature_c, calibrated_imgs = [], [], []
@@ -95,7 +96,7 @@ def evaluate_context(
         ssims.append(ssim(a, b, data_range=1.0))
         ssims_smooth.append(ssim(_smooth(a), _smooth(b), data_range=1.0))
         # Random context
-        req = sample_random_context(present, card.feature_stats, generator=gen)
+        req = sample_random_context(present, card.features.stats, generator=gen)
         fake_r = g(lab_d, req, generator=torch.Generator().manual_seed(noise_seed + 1))
         fake_c = calibrate_regions(fake_r, lab_d, req, names=names, n_labels=n_labels, bins=bins)
         for out, per_feature_list, all_list in ((fake_r, ctrl_per_feature, ctrl), (fake_c, ctrl_per_feature_c, ctrl_c)):

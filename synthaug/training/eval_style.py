@@ -172,8 +172,8 @@ def _style_match(out, content_img, content_lab, style_img, style_lab, names, *, 
 
 
 def _mask_threshold(card: Any) -> float:
-    opts = card.feature_options.get("body_mask", {}) if isinstance(card.feature_options, dict) else {}
-    return float(opts.get("threshold", 0.05))
+    body = card.features.body_mask
+    return float(body.threshold) if body is not None else 0.05
 
 
 def _with_body(g: StyleSwapGenerator, images: torch.Tensor, labels: torch.Tensor, threshold: float) -> torch.Tensor:

@@ -60,7 +60,7 @@ from synthaug.training.translate_data import (
     normalise_case,
     subject_of,
 )
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import InferenceSpec, ModelCard
 
 __all__ = [
     "Segmenter",
@@ -105,9 +105,9 @@ def frozen_segmenter(weights: str | Path, data: TranslationData, *, device: str 
             f"produces {data.intensity.to_dict()}; train the segmenter with the same convention."
         )
     check_no_overlap(card.training_cases, data.case_ids["test"], what=f"training (segmenter {card.name!r})")
-    canvas = int(card.training.get("config", {}).get("size", 0))
+    canvas = int(card.inference.canvas[0]) if card.inference.canvas else 0
     if canvas <= 0:
-        raise WeightsError(f"segmenter card {card.name!r} does not record its training size (training.config.size).")
+        raise WeightsError(f"segmenter card {card.name!r} does not record its training size (inference.canvas).")
 
     def judge(images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
@@ -127,21 +127,22 @@ def translate_volume(
     source: torch.Tensor,
     *,
     spatial_dims: int,
-    inference: dict[str, Any],
+    inference: InferenceSpec,
     overlap: float = 0.5,
     weighting: str = "uniform",
     batch_size: int = 16,
 ) -> torch.Tensor:
     """Translate one normalised ``(X, Y, Z)`` volume: slice-wise (2D) or by overlapping patches (3D)."""
     x = source[None, None]
-    divisor = int(getattr(network, "divisor", 1))
+    divisor = int(inference.divisor)
     if spatial_dims == 2:
         out = slice_inference(
-            x, network, axis=-1, batch_size=batch_size, multiple=divisor, min_size=int(inference.get("size", 0)), pad_value=-1.0
+            x, network, axis=-1, batch_size=batch_size, multiple=divisor,
+            min_size=int(inference.canvas[0]) if inference.canvas else 0, pad_value=-1.0
         )
     else:
         out = sliding_window_inference(
-            x, network, patch_size=int(inference["patch"]), overlap=overlap, weighting=weighting,
+            x, network, patch_size=int(inference.patch[0]), overlap=overlap, weighting=weighting,
             batch_size=batch_size, pad_mode="constant", pad_value=-1.0,
         )
     return out[0, 0]
@@ -363,9 +364,9 @@ def evaluate_translation(
                    best_step=None, parameters=0, inference_seconds=round(time.perf_counter() - t0, 2))
         rows.append(row)
     for w, (net, card) in zip(weights, loaded):
-        inference = dict(card.training.get("inference", {}))
-        if card.spatial_dims == 3 and "patch" not in inference:
-            raise WeightsError(f"model card {card.name!r} (3D) does not record its training patch size (training.inference.patch).")
+        inference = card.inference
+        if card.spatial_dims == 3 and not inference.patch:
+            raise WeightsError(f"model card {card.name!r} (3D) does not record its training patch size (inference.patch).")
         t0 = time.perf_counter()
         outs = []
         for c in cases:

@@ -23,13 +23,12 @@ from synthaug.networks.context import VARIANTS, ContextGenerator
 from synthaug.training.config import config_to_dict
 from synthaug.training.context import ContextLossWeights, ContextStep, measure_features
 from synthaug.training.datasets import get_training_data
-from synthaug.training.distributed import is_main
+from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, cut_slices
 from synthaug.visualize import write_grid
-from synthaug.weights.card import ModelCard
-from synthaug.weights.store import save_weights
+from synthaug.weights.card import FeatureSpec, InferenceSpec, ModelCard
 
 __all__ = ["ContextConfig", "ContextRun", "train_context", "feature_statistics", "parse_intensity"]
 
@@ -204,9 +203,9 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         labels=data.labels,
         spacing=(data.spacing,) * 2 if data.spacing else (),
         modality=data.modality,
-        features=tuple(cfg.features),
-        feature_options={"bins": cfg.bins, "value_range": [-1.0, 1.0], "normalised": "0..1 per feature (see synthaug.features.maps)"},
-        feature_stats=feature_statistics(train, n_labels=n_labels, names=tuple(cfg.features), bins=cfg.bins),
+        features=FeatureSpec(names=tuple(cfg.features), bins=cfg.bins, value_range=(-1.0, 1.0),
+                             stats=feature_statistics(train, n_labels=n_labels, names=tuple(cfg.features), bins=cfg.bins)),
+        inference=InferenceSpec(canvas=(cfg.size, cfg.size)),
         training_cases=data.training_cases,
         training={
             "config": config,
@@ -219,8 +218,5 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         },
         notes=f"ConText-GAN {cfg.variant.upper()} trained by synthaug on {cfg.data}. Labels: {data.label_source}.",
     )
-    weights = out_dir / f"{cfg.name}.safetensors"
-    if is_main():  # under torchrun only rank 0 exports
-        card = save_weights(g, card, weights)
-        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    card, weights = export_weights(g, card, out_dir)
     return ContextRun(result, card, weights, heldout)

@@ -41,13 +41,12 @@ from synthaug.losses.adversarial import class_balance_weights
 from synthaug.networks.discriminators import SegmentationDiscriminator
 from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data
-from synthaug.training.distributed import is_main
+from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, Volume, cut_slices
 from synthaug.visualize import write_grid
-from synthaug.weights.card import ModelCard
-from synthaug.weights.store import save_weights
+from synthaug.weights.card import InferenceSpec, ModelCard
 
 __all__ = [
     "SEGMENTER_DATA",
@@ -256,6 +255,7 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path | str, *, resume: bool =
     card = ModelCard(
         name=cfg.name,
         family="segmenter",
+        inference=InferenceSpec(canvas=(cfg.size, cfg.size)),
         architecture="segmentation_unet",
         arguments=arguments,
         spatial_dims=2,
@@ -279,8 +279,5 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path | str, *, resume: bool =
         notes=f"2D U-Net segmenter trained by synthaug on real {cfg.data} slices only (frozen judge / consistency "
               f"network of the style family). Labels: {data.label_source}.",
     )
-    weights = out_dir / f"{cfg.name}.safetensors"
-    if is_main():  # under torchrun only rank 0 exports
-        card = save_weights(net, card, weights)
-        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    card, weights = export_weights(net, card, out_dir)
     return SegmenterRun(result, card, weights, {**per_class, "mean": round(mean_fg, 4)})

@@ -45,6 +45,7 @@ from synthaug.losses.style import extract_mask
 from synthaug.networks.style import StyleSwapGenerator
 from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data
+from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.slices import SliceSet, Volume, cut_slices
@@ -58,8 +59,7 @@ from synthaug.training.style import (
     UnpairedStyleStep,
 )
 from synthaug.visualize import write_grid
-from synthaug.weights.card import ModelCard
-from synthaug.weights.store import save_weights
+from synthaug.weights.card import BodyMaskSpec, FeatureSpec, ModelCard
 
 __all__ = ["MODES", "StyleConfig", "StyleData", "StyleRun", "load_style_data", "train_style", "body_masks"]
 
@@ -348,8 +348,8 @@ def train_style(cfg: StyleConfig, out_dir: Path | str, *, resume: bool = True, p
         source_modality=data.source_modality,
         target_modality=data.modality,
         training_cases=data.training_cases,
-        feature_options={"body_mask": {"threshold": cfg.mask_threshold, "value_range": [-1.0, 1.0], "opening_size": 3,
-                                       "largest_component": True, "slice_axis": 2}},
+        features=FeatureSpec(body_mask=BodyMaskSpec(threshold=cfg.mask_threshold, value_range=(-1.0, 1.0),
+                                                     opening_size=3, largest_component=True, slice_axis=2)),
         training={
             "mode": cfg.mode,
             "config": config,
@@ -371,7 +371,5 @@ def train_style(cfg: StyleConfig, out_dir: Path | str, *, resume: bool = True, p
             + f"Labels: {data.label_source}."
         ),
     )
-    path = out_dir / f"{cfg.name}.safetensors"
-    card = save_weights(g, card, path)
-    (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    card, path = export_weights(g, card, out_dir)
     return StyleRun(result, card, path, data)

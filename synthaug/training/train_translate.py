@@ -34,8 +34,8 @@ from synthaug._validate import check_choice, check_positive, check_probability
 from synthaug.errors import ValidationError
 from synthaug.networks.discriminators import MultiScalePatchDiscriminator, PatchDiscriminator
 from synthaug.training.config import config_to_dict
-from synthaug.training.distributed import is_main
 from synthaug.training.eval_translate import slice_metrics, translate_volume
+from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
 from synthaug.training.translate import (
@@ -56,8 +56,7 @@ from synthaug.training.translate_data import (
     normalise_case,
 )
 from synthaug.visualize import write_grid
-from synthaug.weights.card import ModelCard
-from synthaug.weights.store import save_weights
+from synthaug.weights.card import InferenceSpec, ModelCard
 
 __all__ = ["TranslateConfig", "TranslateRun", "build_step", "train_translate", "generator_spec"]
 
@@ -380,10 +379,9 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
     sample = make_sampler(cfg, data)
     torch.manual_seed(cfg.seed)  # parameter initialisation only; every sampled value uses explicit generators
     inner = build_step(cfg)
-    if cfg.spatial_dims == 2:
-        inference = {"kind": "slices", "axis": 2, "size": cfg.size, "multiple": cfg.divisor, "pad_value": -1.0}
-    else:
-        inference = {"kind": "patches", "patch": cfg.patch, "overlap": 0.5, "weighting": "uniform", "pad_value": -1.0}
+    inference = (InferenceSpec(canvas=(cfg.size, cfg.size), divisor=cfg.divisor, pad_value=-1.0) if cfg.spatial_dims == 2
+                 else InferenceSpec(patch=(cfg.patch,) * 3, divisor=cfg.divisor, overlap=0.5, weighting="uniform",
+                                    pad_value=-1.0))
     out_dir.mkdir(parents=True, exist_ok=True)
     step: Any = inner
     if select == "ssim":
@@ -407,6 +405,7 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
     card = ModelCard(
         name=cfg.name,
         family="translate",
+        inference=inference,
         architecture=arch,
         arguments=args,
         spatial_dims=cfg.spatial_dims,
@@ -429,7 +428,6 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
             "seconds": round(result.seconds, 1),
             "machine": machine_line(),
             "date": today(),
-            "inference": inference,
             "selection": {
                 "by": select,
                 "best_step": best_step,
@@ -447,8 +445,5 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
             f"Intensities: each volume clipped to its 1-99 percentiles and scaled to [-1, 1]. {data.notes}"
         ),
     )
-    weights = out_dir / f"{cfg.name}.safetensors"
-    if is_main():  # under torchrun only rank 0 exports
-        card = save_weights(export, card, weights)
-        (out_dir / f"{cfg.name}.json").write_text(card.to_json())
+    card, weights = export_weights(export, card, out_dir)
     return TranslateRun(result, card, weights, best_step, best_score)

@@ -1,51 +1,62 @@
-"""The augmentation transforms.
+"""The augmentation transforms (array forms; no MONAI/TorchIO needed).
 
-Core (no MONAI/TorchIO needed): :class:`ContextTextureSynth` (array form with ``sample_params`` /
-``apply``), ``StyleSwap`` (+ ``StyleBank``), ``ModalityTranslate``, ``GaussianMixtureSynth`` (the generator-free
-SynthSeg-style label-to-image baseline), elastic deformation helpers.
+- :class:`ContextTextureSynth` (ConText-GAN label map + texture features -> image), :class:`StyleSwap` (+
+  :class:`StyleBank`), :class:`ModalityTranslate`, :class:`GaussianMixtureSynth` (the generator-free
+  SynthSeg-style baseline); each has an options record (``ContextTextureOptions`` ...) that declares its options
+  once, ``sample_params`` / a pure ``apply`` / a batched ``apply_batch``;
+- elastic deformation helpers (:mod:`synthaug.transforms.elastic`).
 
-MONAI and TorchIO forms are imported lazily on first access, so ``import synthaug.transforms``
-imports neither framework:
-
-- ``RandContextTextureSynthd``, ``RandContextTextureSynth`` (MONAI)
-- ``RandomContextTextureSynth`` (TorchIO)
-- ``RandStyleSwapd``, ``RandStyleSwap`` (MONAI), ``RandomStyleSwap`` (TorchIO)
-- ``ModalityTranslated`` and ``RandModalityTranslate`` (MONAI dictionary and array forms; the array class is
-  ``synthaug.integrations.monai_transforms.ModalityTranslate``), ``RandomModalityTranslate`` (TorchIO, the class
-  ``synthaug.integrations.torchio_transforms.ModalityTranslate``). ``synthaug.transforms.ModalityTranslate`` is
-  the framework-free core.
+The MONAI and TorchIO faces are generated from the transform registry (:mod:`synthaug.recipes.registry`) and
+live in :mod:`synthaug.integrations.monai` (``RandContextTextureSynthd``, ``RandStyleSwapd``,
+``ModalityTranslated``, ``RandGaussianMixtureSynthd`` ...) and :mod:`synthaug.integrations.torchio`
+(``RandomContextTextureSynth`` ...).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from synthaug.transforms.context_texture import ContextTextureParams, ContextTextureSynth
+from synthaug.transforms.context_texture import (
+    ContextTextureOptions,
+    ContextTextureParams,
+    ContextTextureSynth,
+)
+from synthaug.transforms.labels_to_image import (
+    GaussianMixtureOptions,
+    GaussianMixtureParams,
+    GaussianMixtureSynth,
+)
+from synthaug.transforms.modality_translate import (
+    ModalityTranslate,
+    ModalityTranslateOptions,
+    ModalityTranslateParams,
+)
+from synthaug.transforms.style_swap import StyleBank, StyleSwap, StyleSwapOptions, StyleSwapParams
 
-_LAZY = {
-    "RandContextTextureSynthd": "synthaug.integrations.monai_transforms",
-    "RandContextTextureSynth": "synthaug.integrations.monai_transforms",
-    "RandomContextTextureSynth": "synthaug.integrations.torchio_transforms",
-    "RandStyleSwapd": "synthaug.integrations.monai_transforms",
-    "RandStyleSwap": "synthaug.integrations.monai_transforms",
-    "RandomStyleSwap": "synthaug.integrations.torchio_transforms",
-    "StyleSwap": "synthaug.transforms.style_swap",
-    "StyleBank": "synthaug.transforms.style_swap",
-    "StyleSwapParams": "synthaug.transforms.style_swap",
-    "ModalityTranslate": "synthaug.transforms.modality_translate",
-    "ModalityTranslateParams": "synthaug.transforms.modality_translate",
-    "ModalityTranslated": "synthaug.integrations.monai_transforms",
-    "RandModalityTranslate": "synthaug.integrations.monai_transforms",
-    "RandomModalityTranslate": "synthaug.integrations.torchio_transforms",
-    "GaussianMixtureSynth": "synthaug.transforms.labels_to_image",
-    "GaussianMixtureParams": "synthaug.transforms.labels_to_image",
-}
-
-__all__ = ["ContextTextureParams", "ContextTextureSynth", *_LAZY]
-
+__all__ = [
+    "ContextTextureOptions",
+    "ContextTextureParams",
+    "ContextTextureSynth",
+    "GaussianMixtureOptions",
+    "GaussianMixtureParams",
+    "GaussianMixtureSynth",
+    "ModalityTranslate",
+    "ModalityTranslateOptions",
+    "ModalityTranslateParams",
+    "StyleBank",
+    "StyleSwap",
+    "StyleSwapOptions",
+    "StyleSwapParams",
+]
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+    from synthaug.recipes.registry import declarations  # the faces' names are derived from the registry
+
+    for decl in declarations():
+        home = "monai" if name in (decl.monai, decl.monai_dict) else "torchio" if name == decl.torchio else None
+        if home is not None:
+            raise AttributeError(
+                f"{name} lives in synthaug.integrations.{home} (generated from the transform registry): "
+                f"from synthaug.integrations.{home} import {name}"
+            )
     raise AttributeError(f"module 'synthaug.transforms' has no attribute {name!r}")

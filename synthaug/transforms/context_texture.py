@@ -29,13 +29,18 @@ from pathlib import Path
 
 import torch
 
-from synthaug._validate import check_choice, check_positive, check_probability
-from synthaug.errors import ValidationError
+from synthaug._validate import check_axis, check_choice, check_int, check_positive
+from synthaug.errors import ValidationError, WeightsError
 from synthaug.features import normalise_features, region_features
 from synthaug.features.calibrate import calibrate_regions
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
-from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
-from synthaug.transforms.sampling import SeededSampling
+from synthaug.transforms.labels import (
+    LabelOptions,
+    LabelVocabulary,
+    check_image_label_batch,
+    warn_sparse_labels,
+)
+from synthaug.transforms.options import OptionsTransform
 from synthaug.transforms.slicewise import (
     crop_padding,
     from_slices,
@@ -46,7 +51,7 @@ from synthaug.transforms.slicewise import (
 )
 from synthaug.weights.registry import card_of, load
 
-__all__ = ["ContextTextureParams", "ContextTextureSynth", "DEFAULT_CONTEXT_WEIGHTS"]
+__all__ = ["ContextTextureOptions", "ContextTextureParams", "ContextTextureSynth", "DEFAULT_CONTEXT_WEIGHTS"]
 
 DEFAULT_CONTEXT_WEIGHTS = "context_ct_a"
 _FEATURE_MODES = ("perturb", "card", "ranges")
@@ -60,19 +65,19 @@ class ContextTextureParams:
     apply: bool
 
 
-class ContextTextureSynth(SeededSampling):
-    """Synthesise a new image for a label map with a frozen ConText-GAN generator.
+@dataclass(frozen=True)
+class ContextTextureOptions(LabelOptions):
+    """Options of :class:`ContextTextureSynth` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
         weights: registry name or path of a ``context`` family weights file.
-        prob: probability that a call synthesises (otherwise image and label pass unchanged).
         deform: elastically deform the label map first (a new shape, returned with the image).
         control_points, max_displacement: the elastic field (displacement in voxels).
         features: ``"perturb"``, ``"card"`` or ``"ranges"`` (see the module docstring).
         perturbation: half-width of the uniform offset (normalised units, 0..1) in ``"perturb"`` mode.
         ranges: ``{feature: (low, high)}`` in normalised units for ``"ranges"`` mode.
-        label_map: ``{your label value: generator class index}`` when your labels are not already the
-            generator's class indices (``card.labels``); values not in the map are refused.
+        label_names, label_map, labels_are_classes: what your label values mean
+            (:class:`~synthaug.transforms.labels.LabelOptions`); a label map is read by name, never guessed.
         slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call (bounds memory on large volumes); None: 8 on CPU, 32 on a GPU.
         calibrate: after the generator, move each labelled region's mean and texture to the request
@@ -83,6 +88,47 @@ class ContextTextureSynth(SeededSampling):
             window (air, lung, dense bone) keep the input's value instead of the generator's saturated
             one (:meth:`~synthaug.intensity.IntensityConvention.keep_outside_window`); no effect for MR
             percentile conventions.
+    """
+
+    weights: str | Path = DEFAULT_CONTEXT_WEIGHTS
+    deform: bool = True
+    control_points: int = 4
+    max_displacement: float = 6.0
+    features: str = "perturb"
+    perturbation: float = 0.1
+    ranges: Mapping[str, tuple[float, float]] | None = None
+    slice_axis: int = 2
+    chunk: int | None = None
+    calibrate: bool = True
+    keep_outside_window: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        self._set("deform", bool(self.deform))
+        self._set("calibrate", bool(self.calibrate))
+        self._set("keep_outside_window", bool(self.keep_outside_window))
+        self._set("control_points", check_int("control_points", self.control_points, low=2))
+        self._set("max_displacement", float(check_positive("max_displacement", float(self.max_displacement), allow_zero=True)))
+        check_choice("features", self.features, _FEATURE_MODES)
+        self._set("perturbation", float(check_positive("perturbation", float(self.perturbation), allow_zero=True)))
+        self._set("slice_axis", check_axis("slice_axis", self.slice_axis))
+        if self.chunk is not None:
+            self._set("chunk", check_int("chunk", self.chunk, low=1))
+        if self.features == "ranges" and not self.ranges:
+            raise ValidationError("features='ranges' needs ranges={feature: (low, high)} in normalised 0..1 units.")
+        if self.ranges is not None:
+            for n, pair in self.ranges.items():
+                lo, hi = pair
+                if not 0.0 <= lo <= hi <= 1.0:
+                    raise ValidationError(f"ranges[{n!r}] must satisfy 0 <= low <= high <= 1, got ({lo}, {hi}).")
+            self._set("ranges", {str(k): (float(v[0]), float(v[1])) for k, v in self.ranges.items()})
+
+
+class ContextTextureSynth(LabelVocabulary, OptionsTransform):
+    """Synthesise a new image for a label map with a frozen ConText-GAN generator.
+
+    Options: :class:`ContextTextureOptions` (``weights`` may be given by position); ``prob`` is the
+    probability that a call synthesises (otherwise image and label pass unchanged).
 
     Example:
         >>> synth = ContextTextureSynth("context_ct_a", deform=False)  # doctest: +SKIP
@@ -90,57 +136,23 @@ class ContextTextureSynth(SeededSampling):
         >>> new_image, new_label = synth.apply(image, label, params)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        weights: str | Path = DEFAULT_CONTEXT_WEIGHTS,
-        *,
-        prob: float = 1.0,
-        deform: bool = True,
-        control_points: int = 4,
-        max_displacement: float = 6.0,
-        features: str = "perturb",
-        perturbation: float = 0.1,
-        ranges: Mapping[str, tuple[float, float]] | None = None,
-        label_map: Mapping[int, int] | None = None,
-        slice_axis: int = 2,
-        chunk: int | None = None,
-        calibrate: bool = True,
-        keep_outside_window: bool = True,
-    ) -> None:
-        self.weights = weights
-        self.calibrate = bool(calibrate)
-        self.keep_outside_window = bool(keep_outside_window)
-        self.card = card_of(weights)
+    Options = ContextTextureOptions
+    positional = ("weights",)
+    options: ContextTextureOptions
+
+    def _setup(self) -> None:
+        self.card = card_of(self.weights)
         if self.card.family != "context":
-            raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'context' one.")
-        self.prob = check_probability("prob", prob)
-        self.deform = bool(deform)
-        self.control_points = int(control_points)
-        self.max_displacement = check_positive("max_displacement", max_displacement, allow_zero=True)
-        self.features = check_choice("features", features, _FEATURE_MODES)
-        self.perturbation = check_positive("perturbation", perturbation, allow_zero=True)
-        self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
-        self.chunk = None if chunk is None else int(check_positive("chunk", chunk))
-        self.names = tuple(self.card.features)
-        self.bins = int(self.card.feature_options.get("bins", 32))
+            raise ValidationError(f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'context' one.")
+        self.names = self.card.features.names
+        self.bins = self.card.features.bins
         self.n_labels = self.card.n_labels
         if self.features == "ranges":
-            if not ranges:
-                raise ValidationError("features='ranges' needs ranges={feature: (low, high)} in normalised 0..1 units.")
-            missing = [n for n in self.names if n not in ranges]
+            missing = [n for n in self.names if n not in self.ranges]
             if missing:
                 raise ValidationError(f"ranges lacks feature(s) {missing}; the generator needs {list(self.names)}.")
-            for n, (lo, hi) in ranges.items():
-                if not 0.0 <= lo <= hi <= 1.0:
-                    raise ValidationError(f"ranges[{n!r}] must satisfy 0 <= low <= high <= 1, got ({lo}, {hi}).")
-        self.ranges = dict(ranges) if ranges else None
-        self.label_map = dict(label_map) if label_map else None
-        if self.label_map is not None:
-            bad = {k: v for k, v in self.label_map.items() if not 0 <= int(v) < self.n_labels}
-            if bad:
-                raise ValidationError(
-                    f"label_map targets {bad} are not generator classes 0..{self.n_labels - 1} ({list(self.card.labels)})."
-                )
+        if self._vocabulary_setup():
+            self.class_table(None)  # refuse a bad vocabulary now, not at the first call
 
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> ContextTextureParams:
@@ -148,22 +160,22 @@ class ContextTextureSynth(SeededSampling):
 
     # ------------------------------------------------------------------ application
     def apply(
-        self, image: torch.Tensor, label: torch.Tensor, params: ContextTextureParams
+        self, image: torch.Tensor, label: torch.Tensor, params: ContextTextureParams, *,
+        label_names: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial)."""
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``label_names``: the
+        names the data carries (used when the ``label_names`` option is not set)."""
         if not params.apply:
             return image, label
         squeeze = label.ndim == image.ndim - 1
         lab = label[None] if squeeze else label
-        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed])
+        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed], label_names=label_names)
         return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
-
-    def _to_classes(self, labels: torch.Tensor) -> torch.Tensor:
-        return to_generator_classes(labels, generator_name=self.card.name, class_names=self.card.labels, label_map=self.label_map)
 
     @torch.no_grad()
     def apply_batch(
-        self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]
+        self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int],
+        label_names: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched synthesis: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
 
@@ -173,6 +185,7 @@ class ContextTextureSynth(SeededSampling):
         """
         label_dtype = labels.dtype
         labels = check_image_label_batch(images, labels, purpose="synthesise")
+        self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
         if len(seeds) != images.shape[0]:
             raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
         device, dtype = images.device, images.dtype
@@ -194,15 +207,17 @@ class ContextTextureSynth(SeededSampling):
             x = warp(x, disp)
             if self.keep_outside_window and conv.kind == "ct_window":
                 reference = warp(reference, disp)
-        classes = self._to_classes(labels)
+        classes = self._to_classes(labels, label_names)
+        warn_sparse_labels(classes, generator=self.card.name)
         # 2. requested features per slice (B*n, N_F, N_L), normalised to [0, 1]
         xs, cs = to_slices(x, self.slice_axis), to_slices(classes, self.slice_axis)[:, 0]
         n_per = xs.shape[0] // b
         requested = self._requested(xs, cs, gens, n_per)
         # 3. the generator over every slice; OASIS noise shared by the slices of one volume
-        canvas = self._canvas()
-        xs_p, pads = pad_to_multiple(xs, self._divisor(net), -1.0, minimum=canvas)
-        cs_p, _ = pad_to_multiple(cs, self._divisor(net), 0, minimum=canvas)
+        spec = card.inference  # canvas, divisor and noise inputs: the card's typed inference section
+        canvas = tuple(spec.canvas) if spec.canvas else (0, 0)
+        xs_p, pads = pad_to_multiple(xs, spec.divisor, -1.0, minimum=canvas)
+        cs_p, _ = pad_to_multiple(cs, spec.divisor, 0, minimum=canvas)
         noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
         # Per-voxel noise: one device generator per sample, drawn slice after slice in order, so the
         # draws do not depend on the chunk size or on which samples share the batch.
@@ -211,9 +226,9 @@ class ContextTextureSynth(SeededSampling):
         def render(part: slice) -> torch.Tensor:
             idx = torch.arange(part.start, part.stop)
             owner = (idx // n_per).tolist()
-            noise = self._noise(net, [noise_seeds[o] for o in owner], cs_p.shape[-2:], device)
+            noise = _latent(spec.noise.z_dim, [noise_seeds[o] for o in owner], cs_p.shape[-2:], device)
             kw = {"noise": noise} if noise is not None else {}
-            if getattr(net, "noise_channels", 0):
+            if spec.noise.pixel_channels:
                 draws = []
                 for o in sorted(set(owner)):  # at most B owners per chunk; tiny loop, no host sync
                     count = owner.count(o)
@@ -233,22 +248,6 @@ class ContextTextureSynth(SeededSampling):
             out = conv.keep_outside_window(out, reference)
         return out.to(dtype), labels.to(dtype=label_dtype)
 
-    def _canvas(self) -> tuple[int, int]:
-        """The slice size the generator was trained on (smaller slices are padded up to it)."""
-        size = int(self.card.training.get("config", {}).get("size", 0) or 0)
-        return (size, size)
-
-    def _divisor(self, net: torch.nn.Module) -> int:
-        return int(getattr(net, "divisor", 16))
-
-    def _noise(self, net, seeds: list[int], hw, device) -> torch.Tensor | None:
-        gen = getattr(net, "generator", None)
-        z_dim = getattr(gen, "z_dim", 0) if net.variant == "oasis" else 0
-        if not z_dim:
-            return None
-        z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-        return z.to(device)[:, :, None, None].expand(-1, -1, *hw)
-
     def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int) -> torch.Tensor:
         nf, nl = len(self.names), self.n_labels
         if self.features == "perturb":
@@ -258,12 +257,22 @@ class ContextTextureSynth(SeededSampling):
             offset = offset.to(xs.device, xs.dtype).repeat_interleave(n_per, dim=0)
             return (base + offset).clamp(0, 1)
         if self.features == "card":
-            stats = self.card.feature_stats
-            lo = torch.tensor(stats["min"], dtype=xs.dtype).T  # (N_F, N_L)
-            hi = torch.tensor(stats["max"], dtype=xs.dtype).T
+            stats = self.card.features.stats
+            if stats is None:
+                raise WeightsError(f"model card {self.card.name!r} records no feature statistics; use features='perturb'.")
+            lo = torch.tensor(stats.min, dtype=xs.dtype).T  # (N_F, N_L)
+            hi = torch.tensor(stats.max, dtype=xs.dtype).T
         else:
             lo = torch.tensor([[self.ranges[n][0]] * nl for n in self.names], dtype=xs.dtype)
             hi = torch.tensor([[self.ranges[n][1]] * nl for n in self.names], dtype=xs.dtype)
         u = torch.stack([torch.rand(nf, nl, generator=g, dtype=xs.dtype) for g in gens])
         req = (lo + u * (hi - lo)).to(xs.device)
         return req.repeat_interleave(n_per, dim=0)
+
+
+def _latent(z_dim: int, seeds: list[int], hw: Sequence[int], device: torch.device) -> torch.Tensor | None:
+    """One latent per owning volume (``seeds``), broadcast over the slice (None for generators without one)."""
+    if not z_dim:
+        return None
+    z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    return z.to(device)[:, :, None, None].expand(-1, -1, *hw)

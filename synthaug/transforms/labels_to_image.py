@@ -42,12 +42,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from synthaug._validate import check_positive, check_probability
+from synthaug._validate import check_positive
 from synthaug.errors import LabelError, ValidationError
 from synthaug.transforms.labels import check_image_label_batch
-from synthaug.transforms.sampling import SeededSampling
+from synthaug.transforms.options import Options, OptionsTransform
 
-__all__ = ["GaussianMixtureParams", "GaussianMixtureSynth", "OUTPUT_RANGES"]
+__all__ = ["GaussianMixtureOptions", "GaussianMixtureParams", "GaussianMixtureSynth", "OUTPUT_RANGES"]
 
 OUTPUT_RANGES: tuple[str, ...] = ("input", "unit")
 _MAX_LABEL = 2**16  # the class table has (largest label value + 1) rows per sample
@@ -114,11 +114,11 @@ def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, radius: int) -> torch.
     return x
 
 
-class GaussianMixtureSynth(SeededSampling):
-    """Synthesise a new image from a label map with a random Gaussian mixture (see the module docstring).
+@dataclass(frozen=True)
+class GaussianMixtureOptions(Options):
+    """Options of :class:`GaussianMixtureSynth` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
-        prob: probability that a call synthesises (otherwise image and label pass unchanged).
         mean_range: per-class means are uniform in this range ([0, 1] scale before the final rescale).
         std_range: per-class standard deviations (voxel noise) are uniform in this range.
         random_background: draw the background class (0, negative values, ``ignore_label``) like any class;
@@ -129,6 +129,48 @@ class GaussianMixtureSynth(SeededSampling):
         gamma_std: standard deviation of the log gamma exponent; 0 disables gamma augmentation.
         output_range: ``"input"`` (each sample's own input [min, max]), ``"unit"`` ([0, 1]) or ``(low, high)``.
         ignore_label: a label value treated as background for the intensities (labels stay unchanged).
+    """
+
+    mean_range: tuple[float, float] = (0.0, 1.0)
+    std_range: tuple[float, float] = (0.01, 0.1)
+    random_background: bool = True
+    sigma_range: tuple[float, float] = (0.0, 1.0)
+    bias_strength: float = 0.3
+    bias_points: int = 4
+    gamma_std: float = 0.25
+    output_range: str | tuple[float, float] = "input"
+    ignore_label: int | None = None
+
+    def validate(self) -> None:
+        self._set("mean_range", _pair("mean_range", self.mean_range))
+        self._set("std_range", _pair("std_range", self.std_range, low=0.0))
+        self._set("random_background", bool(self.random_background))
+        self._set("sigma_range", _pair("sigma_range", self.sigma_range, low=0.0, high=20.0))
+        self._set("bias_strength", float(check_positive("bias_strength", float(self.bias_strength), allow_zero=True)))
+        if isinstance(self.bias_points, bool) or not isinstance(self.bias_points, int) or not 2 <= self.bias_points <= 64:
+            raise ValidationError(f"bias_points must be an integer in [2, 64], got {self.bias_points!r}.")
+        self._set("gamma_std", float(check_positive("gamma_std", float(self.gamma_std), allow_zero=True)))
+        self._set("output_range", _output_range(self.output_range))
+        if self.ignore_label is not None and (isinstance(self.ignore_label, bool) or not isinstance(self.ignore_label, int)):
+            raise ValidationError(f"ignore_label must be an integer label value or None, got {self.ignore_label!r}.")
+
+
+def _output_range(value: Any) -> str | tuple[float, float]:
+    if isinstance(value, str):
+        if value not in OUTPUT_RANGES:
+            raise ValidationError(f"output_range={value!r} is not one of {list(OUTPUT_RANGES)} or a pair (low, high).")
+        return value
+    low, high = _pair("output_range", value)
+    if not low < high:
+        raise ValidationError(f"output_range (low, high) needs low < high, got {value!r}.")
+    return (low, high)
+
+
+class GaussianMixtureSynth(OptionsTransform):
+    """Synthesise a new image from a label map with a random Gaussian mixture (see the module docstring).
+
+    Options: :class:`GaussianMixtureOptions`; ``prob`` is the probability that a call synthesises (otherwise
+    image and label pass unchanged).
 
     Example:
         >>> synth = GaussianMixtureSynth(sigma_range=(0.0, 0.5))
@@ -139,54 +181,11 @@ class GaussianMixtureSynth(SeededSampling):
         True
     """
 
-    #: No model card: the batch synthesiser treats the output as raw values in the input's own scale.
-    card = None
+    Options = GaussianMixtureOptions
+    options: GaussianMixtureOptions
 
-    def __init__(
-        self,
-        *,
-        prob: float = 1.0,
-        mean_range: Sequence[float] = (0.0, 1.0),
-        std_range: Sequence[float] = (0.01, 0.1),
-        random_background: bool = True,
-        sigma_range: Sequence[float] = (0.0, 1.0),
-        bias_strength: float = 0.3,
-        bias_points: int = 4,
-        gamma_std: float = 0.25,
-        output_range: str | Sequence[float] = "input",
-        ignore_label: int | None = None,
-    ) -> None:
-        self.prob = check_probability("prob", prob)
-        self.mean_range = _pair("mean_range", mean_range)
-        self.std_range = _pair("std_range", std_range, low=0.0)
-        self.random_background = bool(random_background)
-        self.sigma_range = _pair("sigma_range", sigma_range, low=0.0, high=20.0)
-        self.bias_strength = float(check_positive("bias_strength", float(bias_strength), allow_zero=True))
-        if isinstance(bias_points, bool) or not isinstance(bias_points, int) or not 2 <= bias_points <= 64:
-            raise ValidationError(f"bias_points must be an integer in [2, 64], got {bias_points!r}.")
-        self.bias_points = bias_points
-        self.gamma_std = float(check_positive("gamma_std", float(gamma_std), allow_zero=True))
-        self.output_range = self._output_range(output_range)
-        if ignore_label is not None and (isinstance(ignore_label, bool) or not isinstance(ignore_label, int)):
-            raise ValidationError(f"ignore_label must be an integer label value or None, got {ignore_label!r}.")
-        self.ignore_label = ignore_label
+    def _setup(self) -> None:
         self._radius = math.ceil(3.0 * self.sigma_range[1])
-
-    @staticmethod
-    def _output_range(value: Any) -> str | tuple[float, float]:
-        if isinstance(value, str):
-            if value not in OUTPUT_RANGES:
-                raise ValidationError(f"output_range={value!r} is not one of {list(OUTPUT_RANGES)} or a pair (low, high).")
-            return value
-        low, high = _pair("output_range", value)
-        if not low < high:
-            raise ValidationError(f"output_range (low, high) needs low < high, got {value!r}.")
-        return (low, high)
-
-    def __repr__(self) -> str:
-        return (f"GaussianMixtureSynth(mean_range={self.mean_range}, std_range={self.std_range}, "
-                f"sigma_range={self.sigma_range}, bias_strength={self.bias_strength}, gamma_std={self.gamma_std}, "
-                f"output_range={self.output_range!r}, prob={self.prob})")
 
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> GaussianMixtureParams:

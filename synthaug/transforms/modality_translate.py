@@ -47,10 +47,10 @@ from typing import Any
 
 import torch
 
-from synthaug._validate import check_choice, check_image, check_positive, check_probability, check_range
+from synthaug._validate import check_axis, check_choice, check_image, check_int, check_range
 from synthaug.errors import ShapeError, ValidationError, WeightsError
 from synthaug.inference.sliding_window import WEIGHTINGS, sliding_window_inference
-from synthaug.transforms.sampling import SeededSampling
+from synthaug.transforms.options import Options, OptionsTransform
 from synthaug.transforms.slicewise import (
     crop_padding,
     from_slices,
@@ -62,7 +62,8 @@ from synthaug.transforms.slicewise import (
 from synthaug.weights.card import ModelCard
 from synthaug.weights.registry import card_of, list_weights, load
 
-__all__ = ["DEFAULT_TRANSLATE_WEIGHTS", "MODES", "OUTPUT_RANGES", "ModalityTranslateParams", "ModalityTranslate"]
+__all__ = ["DEFAULT_TRANSLATE_WEIGHTS", "MODES", "OUTPUT_RANGES", "ModalityTranslateOptions", "ModalityTranslateParams",
+           "ModalityTranslate"]
 
 DEFAULT_TRANSLATE_WEIGHTS = "translate_brain_pd_t2_resgan"
 MODES: tuple[str, ...] = ("auto", "slices", "patches")
@@ -115,14 +116,14 @@ def _check_modalities(card: ModelCard, weights: Any, source: str | None, target:
     return card.source_modality, card.target_modality
 
 
-class ModalityTranslate(SeededSampling):
-    """Translate a source-modality image into the target modality with a frozen generator.
+@dataclass(frozen=True)
+class ModalityTranslateOptions(Options):
+    """Options of :class:`ModalityTranslate` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
         weights: registry name or path of a ``translate`` family weights file.
         source, target: the modality names you expect (e.g. ``"PDw"``, ``"T2w"``); checked against the
             card (case-insensitive), a mismatch raises naming the card's modalities. None: take the card's.
-        prob: probability that a call translates (otherwise image and label pass unchanged).
         mode: ``"auto"`` (the card's: 2D generators slice-wise, 3D generators by patches), ``"slices"``
             (2D generators only) or ``"patches"`` (overlapping patches, averaged; 2D generators run 2D
             patches over each slice).
@@ -132,87 +133,100 @@ class ModalityTranslate(SeededSampling):
         slice_axis: spatial axis along which 2D generators cut 3D volumes into slices.
         chunk: slices (2D) or patches (3D) per generator call: bounds memory; None: 8 on CPU, 32 on a GPU.
         output_range: ``"input"``, ``"normalised"`` or ``(low, high)``; see the module docstring.
+    """
+
+    weights: str | Path = DEFAULT_TRANSLATE_WEIGHTS
+    source: str | None = None
+    target: str | None = None
+    mode: str = "auto"
+    overlap: float | None = None
+    weighting: str | None = None
+    patch_size: int | tuple[int, ...] | None = None
+    slice_axis: int = 2
+    chunk: int | None = None
+    output_range: str | tuple[float, float] = "input"
+
+    def validate(self) -> None:
+        check_choice("mode", self.mode, MODES)
+        if self.overlap is not None:
+            self._set("overlap", float(check_range("overlap", float(self.overlap), 0.0, 0.999)))
+        if self.weighting is not None:
+            check_choice("weighting", str(self.weighting), WEIGHTINGS)
+        self._set("slice_axis", check_axis("slice_axis", self.slice_axis))
+        if self.chunk is not None:
+            self._set("chunk", check_int("chunk", self.chunk, low=1))
+        self._set("output_range", _output_range(self.output_range))
+        if self.patch_size is not None and not isinstance(self.patch_size, (int, float)):
+            self._set("patch_size", tuple(self.patch_size))
+
+
+def _output_range(value: Any) -> str | tuple[float, float]:
+    if isinstance(value, str):
+        return check_choice("output_range", value, OUTPUT_RANGES)
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValidationError(
+            f"output_range must be 'input', 'normalised' or a (low, high) pair of numbers, got {value!r}."
+        ) from None
+    if not low < high:
+        raise ValidationError(f"output_range (low, high) needs low < high, got {value!r}.")
+    return (low, high)
+
+
+class ModalityTranslate(OptionsTransform):
+    """Translate a source-modality image into the target modality with a frozen generator.
+
+    Options: :class:`ModalityTranslateOptions` (``weights`` may be given by position); ``prob`` is the
+    probability that a call translates (otherwise image and label pass unchanged).
 
     Example:
         >>> t = ModalityTranslate("translate_brain_pd_t2_resgan", source="PDw", target="T2w")  # doctest: +SKIP
         >>> t2w, _ = t(pdw_volume)  # (1, X, Y, Z) -> (1, X, Y, Z), on pdw_volume's device  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        weights: str | Path = DEFAULT_TRANSLATE_WEIGHTS,
-        *,
-        source: str | None = None,
-        target: str | None = None,
-        prob: float = 1.0,
-        mode: str = "auto",
-        overlap: float | None = None,
-        weighting: str | None = None,
-        patch_size: int | Sequence[int] | None = None,
-        slice_axis: int = 2,
-        chunk: int | None = None,
-        output_range: str | Sequence[float] = "input",
-    ) -> None:
-        self.weights = weights
-        self.card = card_of(weights)
+    Options = ModalityTranslateOptions
+    positional = ("weights",)
+    options: ModalityTranslateOptions
+
+    def _setup(self) -> None:
+        self.card = card_of(self.weights)
         if self.card.family != "translate":
             raise ValidationError(
-                f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'translate' one; known translation "
+                f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'translate' one; known translation "
                 f"weights: {_directions()}."
             )
-        self.source, self.target = _check_modalities(self.card, weights, source, target)
-        self.prob = check_probability("prob", prob)
-        check_choice("mode", mode, MODES)
+        self.source, self.target = _check_modalities(self.card, self.weights, self.options.source, self.options.target)
         dims = self.card.spatial_dims
-        if mode == "slices" and dims == 3:
+        if self.options.mode == "slices" and dims == 3:
             raise ValidationError(
                 f"weights {self.card.name!r} are a 3D generator: it runs on overlapping 3D patches, not on slices. "
                 "Use mode='patches' (or 'auto')."
             )
-        self.mode = ("slices" if dims == 2 else "patches") if mode == "auto" else mode
-        inference = dict(self.card.training.get("inference", {}))
-        self.overlap = float(check_range("overlap", float(inference.get("overlap", 0.5) if overlap is None else overlap),
-                                         0.0, 0.999))
-        self.weighting = check_choice("weighting", str(inference.get("weighting", "uniform") if weighting is None
-                                                       else weighting), WEIGHTINGS)
-        self.pad_value = float(inference.get("pad_value", -1.0))
-        self.size = int(inference.get("size", 0) or self.card.training.get("config", {}).get("size", 0) or 0)
-        self.patch_size = self._patch_size(patch_size, inference)
-        self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
-        if chunk is not None and (isinstance(chunk, bool) or int(chunk) != chunk):
-            raise ValidationError(f"chunk must be a positive integer or None, got {chunk!r}.")
-        self.chunk = None if chunk is None else int(check_positive("chunk", chunk))
-        self.output_range = self._output_range(output_range)
+        self.mode = ("slices" if dims == 2 else "patches") if self.options.mode == "auto" else self.options.mode
+        spec = self.card.inference
+        o = self.options
+        self.overlap = float(check_range("overlap", spec.overlap if o.overlap is None else o.overlap, 0.0, 0.999))
+        self.weighting = check_choice("weighting", spec.weighting if o.weighting is None else str(o.weighting), WEIGHTINGS)
+        self.pad_value = spec.pad_value
+        self.size = int(spec.canvas[0]) if spec.canvas else 0
+        self.patch_size = self._patch_size(o.patch_size, spec.patch)
 
-    def _patch_size(self, patch_size: Any, inference: dict[str, Any]) -> tuple[int, ...] | None:
+    def _patch_size(self, patch_size: Any, trained: tuple[int, ...]) -> tuple[int, ...] | None:
         if self.mode != "patches":
             return None
         dims = self.card.spatial_dims
         if patch_size is None:
-            patch_size = inference.get("patch") or (self.size if dims == 2 else None)
+            patch_size = trained or (self.size if dims == 2 else None)
             if not patch_size:
                 raise WeightsError(
-                    f"model card {self.card.name!r} does not record its training patch size (training.inference.patch); "
+                    f"model card {self.card.name!r} does not record its training patch size (inference.patch); "
                     "pass patch_size=..."
                 )
         sizes = (patch_size,) * dims if isinstance(patch_size, (int, float)) else tuple(patch_size)
         if len(sizes) != dims or any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
             raise ValidationError(f"patch_size must be a positive integer or {dims} of them, got {patch_size!r}.")
         return tuple(int(s) for s in sizes)
-
-    @staticmethod
-    def _output_range(value: Any) -> str | tuple[float, float]:
-        if isinstance(value, str):
-            return check_choice("output_range", value, OUTPUT_RANGES)
-        try:
-            low, high = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ValidationError(
-                f"output_range must be 'input', 'normalised' or a (low, high) pair of numbers, got {value!r}."
-            ) from None
-        if not low < high:
-            raise ValidationError(f"output_range (low, high) needs low < high, got {value!r}.")
-        return (low, high)
 
     def __repr__(self) -> str:
         return (f"ModalityTranslate({self.card.name!r}, {self.source or '?'} -> {self.target or '?'}, mode={self.mode!r}, "
@@ -267,7 +281,7 @@ class ModalityTranslate(SeededSampling):
         conv = card.intensity_convention
         x = images.float()
         fit = conv.fit_batch(x)
-        y = self._translate(net, conv.normalise(x, fit))
+        y = self._translate(net, conv.normalise(x, fit), card.inference.divisor)
         if self.output_range == "input":
             y = conv.denormalise(y, fit)
         elif isinstance(self.output_range, tuple):
@@ -275,9 +289,8 @@ class ModalityTranslate(SeededSampling):
             y = (y + 1) / 2 * (high - low) + low
         return y.to(dtype), labels
 
-    def _translate(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _translate(self, net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
         """``x`` (B, 1, *spatial) in the card's convention -> the generator's output, same shape."""
-        divisor = int(getattr(net, "divisor", 1))
         if self.patch_size is not None and any(p % divisor for p in self.patch_size):
             raise ValidationError(
                 f"patch_size {self.patch_size} must be divisible by {divisor} (the size divisor of {self.card.name!r})."

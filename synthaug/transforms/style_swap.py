@@ -18,7 +18,7 @@ Per call:
 4. the output is mapped back to the input's intensity convention (the card's: a fixed CT window, or the
    content volume's own percentiles for MR).
 
-Generators trained with a body class (``card.arguments["body_class"]``) get it from the Med-USIS body
+Generators trained with a body class (the network's ``body_class``) get it from the Med-USIS body
 mask of the content image itself (normalised with the card's convention, binarised at the card's
 threshold, opened, largest connected component per slice; on slices larger than 128 pixels the
 component is chosen on a max-pooled copy, an approximation at the component boundaries only); bank
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -47,13 +48,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthaug._validate import check_choice, check_image, check_positive, check_probability
+from synthaug._validate import check_axis, check_image, check_int, check_positive
 from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, ValidationError
 from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
-from synthaug.transforms.labels import check_image_label_batch, to_generator_classes
-from synthaug.transforms.sampling import SeededSampling
+from synthaug.transforms.labels import LabelOptions, LabelVocabulary, check_image_label_batch
+from synthaug.transforms.options import OptionsTransform
 from synthaug.transforms.slicewise import (
     crop_padding,
     from_slices,
@@ -62,14 +63,16 @@ from synthaug.transforms.slicewise import (
     run_in_chunks,
     to_slices,
 )
+from synthaug.weights.card import BodyMaskSpec
 from synthaug.weights.registry import card_of, load
 
-__all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "bank_files", "StyleSwapParams", "StyleSwap"]
+__all__ = ["DEFAULT_STYLE_WEIGHTS", "StyleCase", "StyleBank", "bank_files", "StyleSwapOptions", "StyleSwapParams", "StyleSwap"]
 
 DEFAULT_STYLE_WEIGHTS = "style_ct_a"
 _NIFTI = (".nii.gz", ".nii")
 _CODE_CACHE: dict[tuple[str, str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 _CACHE_LOCK = threading.Lock()
+_BANK_CACHE: dict[tuple, StyleBank] = {}
 
 
 # ------------------------------------------------------------------------------------------ the bank
@@ -193,6 +196,14 @@ class StyleBank:
 
             check_no_overlap(ids, tests, what="style bank")
         self.cases: tuple[StyleCase, ...] = tuple(made)
+        self._reference: tuple[str, tuple[str, ...], str, str] | None = None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """A bank read from a folder pickles (and deep-copies) as its folder reference: the receiving process
+        reads it once (:meth:`from_folder` caches per process), so transforms holding it stay small."""
+        if self._reference is not None:
+            return (_bank_from_reference, self._reference)
+        return super().__reduce_ex__(protocol)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -237,6 +248,14 @@ class StyleBank:
 
         root = Path(folder)
         pairs = bank_files(root, image_suffix=image_suffix, label_suffix=label_suffix)  # checks the folder
+        tests = tuple(sorted(str(t) for t in test_cases))
+        files = [p for _, i, lab in pairs for p in (i, lab) if p] + [p for p in (root / "roles.json",) if p.is_file()]
+        state = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+        key = (str(root.resolve()), tests, image_suffix, label_suffix, state)
+        with _CACHE_LOCK:
+            cached = _BANK_CACHE.get(key)
+        if cached is not None:
+            return cached
         roles: dict[str, str] = {}
         if (root / "roles.json").is_file():
             try:
@@ -252,7 +271,16 @@ class StyleBank:
                 "label": None if lab is None else np.asarray(lab.dataobj).astype(np.int64),
                 "image_affine": img.affine, "label_affine": None if lab is None else lab.affine,
             })
-        return cls(cases, test_cases=test_cases)
+        bank = cls(cases, test_cases=tests)
+        bank._reference = (str(root.resolve()), tests, image_suffix, label_suffix)
+        with _CACHE_LOCK:
+            _BANK_CACHE[key] = bank
+        return bank
+
+
+def _bank_from_reference(folder: str, test_cases: tuple[str, ...], image_suffix: str, label_suffix: str) -> StyleBank:
+    """Unpickle a folder bank: read it (once per process) from its folder."""
+    return StyleBank.from_folder(folder, test_cases=test_cases, image_suffix=image_suffix, label_suffix=label_suffix)
 
 
 def bank_files(folder: str | Path, *, image_suffix: str = "_image",
@@ -320,24 +348,63 @@ class StyleSwapParams:
     style_id: str = ""
 
 
-class StyleSwap(SeededSampling):
-    """Render the content label map with a random bank patient's per-organ style (frozen generator).
+@dataclass(frozen=True)
+class StyleSwapOptions(LabelOptions):
+    """Options of :class:`StyleSwap` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
         weights: registry name or path of a ``style`` family weights file.
-        bank: the :class:`StyleBank` of style patients (None: every class uses its learned default code).
-        prob: probability that a call swaps the style (otherwise image and label pass unchanged).
+        bank: the style patients: a folder (read once per process by :meth:`StyleBank.from_folder` and held by
+            reference, so the transform stays cheap to copy and pickle), a :class:`StyleBank`, or None (every
+            class uses its learned default code).
+        test_cases: ids of test cases the bank must not hold (leakage guard, see :class:`StyleBank`).
         deform: perturb the content label boundaries with a smooth elastic field first (returned label).
         control_points, max_displacement: that field (displacement in voxels).
         truncation: bound ``a`` of the truncated-normal noise (None: standard normal).
-        label_map: ``{your label value: generator class}`` for the content and bank labels, when they are
-            not already the generator's class indices (``card.labels``).
+        label_names, label_map, labels_are_classes: what the content and bank label values mean
+            (:class:`~synthaug.transforms.labels.LabelOptions`); a label map is read by name, never guessed.
         slice_axis: axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call; None: 8 on CPU, 32 on a GPU.
         keep_outside_window: for a CT-window generator, voxels whose (deformed) input lies outside the
             window (air, lung, dense bone) keep the input's value instead of the generator's saturated
             one (:meth:`~synthaug.intensity.IntensityConvention.keep_outside_window`); no effect for MR
             percentile conventions.
+    """
+
+    weights: str | Path = DEFAULT_STYLE_WEIGHTS
+    bank: StyleBank | str | Path | None = None
+    test_cases: tuple[str, ...] = ()
+    deform: bool = False
+    control_points: int = 4
+    max_displacement: float = 4.0
+    truncation: float | None = 1.0
+    slice_axis: int = 2
+    chunk: int | None = None
+    keep_outside_window: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.bank is not None and not isinstance(self.bank, (StyleBank, str, os.PathLike)):
+            raise ValidationError(f"bank must be a StyleBank, a folder path or None, got {type(self.bank).__name__}.")
+        if isinstance(self.test_cases, str):
+            raise ValidationError(f"test_cases must be a list of case ids, got the string {self.test_cases!r}.")
+        self._set("test_cases", tuple(str(t) for t in self.test_cases))
+        self._set("deform", bool(self.deform))
+        self._set("keep_outside_window", bool(self.keep_outside_window))
+        self._set("control_points", check_int("control_points", self.control_points, low=2))
+        self._set("max_displacement", float(check_positive("max_displacement", float(self.max_displacement), allow_zero=True)))
+        if self.truncation is not None:
+            self._set("truncation", float(check_positive("truncation", float(self.truncation))))
+        self._set("slice_axis", check_axis("slice_axis", self.slice_axis))
+        if self.chunk is not None:
+            self._set("chunk", check_int("chunk", self.chunk, low=1))
+
+
+class StyleSwap(LabelVocabulary, OptionsTransform):
+    """Render the content label map with a random bank patient's per-organ style (frozen generator).
+
+    Options: :class:`StyleSwapOptions` (``weights`` and ``bank`` may be given by position); ``prob`` is the
+    probability that a call swaps the style (otherwise image and label pass unchanged).
 
     Example:
         >>> bank = StyleBank.from_folder("style_cases/", test_cases=scenario.test_case_ids())  # doctest: +SKIP
@@ -346,46 +413,24 @@ class StyleSwap(SeededSampling):
         >>> new_image, new_label = swap.apply(image, label, params)  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        weights: str | Path = DEFAULT_STYLE_WEIGHTS,
-        bank: StyleBank | None = None,
-        *,
-        prob: float = 1.0,
-        deform: bool = False,
-        control_points: int = 4,
-        max_displacement: float = 4.0,
-        truncation: float | None = 1.0,
-        label_map: Mapping[int, int] | None = None,
-        slice_axis: int = 2,
-        chunk: int | None = None,
-        keep_outside_window: bool = True,
-    ) -> None:
-        self.weights = weights
-        self.keep_outside_window = bool(keep_outside_window)
-        self.card = card_of(weights)
+    Options = StyleSwapOptions
+    positional = ("weights", "bank")
+    options: StyleSwapOptions
+
+    def _setup(self) -> None:
+        self.card = card_of(self.weights)
         if self.card.family != "style":
-            raise ValidationError(f"weights {str(weights)!r} are a {self.card.family!r} model, not a 'style' one.")
-        if bank is not None and not isinstance(bank, StyleBank):
-            raise ValidationError(f"bank must be a StyleBank (or None), got {type(bank).__name__}.")
-        self.bank = bank
-        self.prob = check_probability("prob", prob)
-        self.deform = bool(deform)
-        if int(control_points) < 2:
-            raise ValidationError(f"control_points must be >= 2, got {control_points}.")
-        self.control_points = int(control_points)
-        self.max_displacement = check_positive("max_displacement", max_displacement, allow_zero=True)
-        self.truncation = None if truncation is None else check_positive("truncation", float(truncation))
-        self.slice_axis = int(check_choice("slice_axis", str(slice_axis), ("0", "1", "2")))
-        self.chunk = None if chunk is None else int(check_positive("chunk", chunk))
+            raise ValidationError(f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'style' one.")
+        bank = self.options.bank
+        if isinstance(bank, (str, os.PathLike)):
+            bank = StyleBank.from_folder(bank, test_cases=self.test_cases)
+        elif bank is not None and self.test_cases:
+            from synthaug.data.scenarios import check_no_overlap
+
+            check_no_overlap(bank.ids, self.test_cases, what="style bank")
+        self.bank: StyleBank | None = bank
         self.n_labels = self.card.n_labels
-        self.label_map = {int(k): int(v) for k, v in label_map.items()} if label_map else None
-        if self.label_map is not None:
-            bad = {k: v for k, v in self.label_map.items() if not 0 <= v < self.n_labels}
-            if bad:
-                raise ValidationError(
-                    f"label_map targets {bad} are not generator classes 0..{self.n_labels - 1} ({list(self.card.labels)})."
-                )
+        known = self._vocabulary_setup()
         if bank is not None:
             global_code = bool(self.card.arguments.get("global_code", False))
             unlabelled = [c.case_id for c in bank.cases if c.label is None]
@@ -394,9 +439,10 @@ class StyleSwap(SeededSampling):
                     f"style cases {unlabelled} have no label, but generator {self.card.name!r} pools style codes per "
                     "labelled region only; give their label maps."
                 )
-            for c in bank.cases:
-                if c.label is not None:
-                    self._to_classes(c.label, f"style case {c.case_id!r} label")
+            if known:  # refuse a bank label the vocabulary does not cover now, not at the first call
+                for c in bank.cases:
+                    if c.label is not None:
+                        self._to_classes(c.label, None, f"style case {c.case_id!r} label")
 
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> StyleSwapParams:
@@ -407,8 +453,10 @@ class StyleSwap(SeededSampling):
         return StyleSwapParams(int(seed), bool(apply), index, self.bank.ids[index] if index >= 0 else "")
 
     # ------------------------------------------------------------------ application
-    def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial)."""
+    def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams, *,
+              label_names: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``label_names``: the names
+        the data carries (used when the ``label_names`` option is not set)."""
         if not params.apply:
             return image, label
         if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
@@ -416,21 +464,16 @@ class StyleSwap(SeededSampling):
         squeeze = label.ndim == image.ndim - 1
         lab = label[None] if squeeze else label
         out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed],
-                                            style_indices=[params.style_index])
+                                            style_indices=[params.style_index], label_names=label_names)
         return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
-
-    def _to_classes(self, labels: torch.Tensor, name: str = "label") -> torch.Tensor:
-        return to_generator_classes(
-            labels, generator_name=self.card.name, class_names=self.card.labels, label_map=self.label_map, name=name
-        )
 
     def _body(self, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """``classes`` ``(N, H, W)`` with the body class from the masks of ``x`` ``(N, 1, H, W)`` in [-1, 1]."""
-        if not getattr(net, "body_class", False):
+        if not net.body_class:
             return classes
-        opts = self.card.feature_options.get("body_mask", {}) if isinstance(self.card.feature_options, dict) else {}
-        opened = extract_mask(x, threshold=float(opts.get("threshold", 0.05)), value_range=(-1.0, 1.0), hard=True,
-                              opening_size=int(opts.get("opening_size", 3)), largest=False)
+        body = self.card.features.body_mask or BodyMaskSpec()
+        opened = extract_mask(x, threshold=body.threshold, value_range=body.value_range, hard=True,
+                              opening_size=body.opening_size, largest=False)
         h, w = x.shape[-2:]
         f = max(1, -(-max(h, w) // 128))
         small = torch.nn.functional.max_pool2d(opened, f, ceil_mode=True) if f > 1 else opened
@@ -439,12 +482,13 @@ class StyleSwap(SeededSampling):
             keep = keep.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1)[..., :h, :w]
         return net.add_body(classes, opened * keep)
 
-    def _bank_codes(self, net: torch.nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _bank_codes(self, net: torch.nn.Module, device: torch.device,
+                    data_names: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Codes ``(n_cases, R, D)`` and presence ``(n_cases, R)`` of every bank case, pooled over all its slices."""
         if self.bank is None:
             raise ValidationError("this StyleSwap has no style bank.")
         key = (self.card.sha256 or str(self.weights), self.bank.fingerprint, str(device),
-               f"{self.slice_axis}:{self.label_map}")
+               f"{self.slice_axis}:{self.class_table(data_names)}")
         with _CACHE_LOCK:
             if key in _CODE_CACHE:
                 return _CODE_CACHE[key]
@@ -456,7 +500,8 @@ class StyleSwap(SeededSampling):
             xs = to_slices(x, self.slice_axis)
             ls = None
             if case.label is not None:
-                ls = to_slices(self._to_classes(case.label.to(device))[None], self.slice_axis)[:, 0]
+                ls = to_slices(self._to_classes(case.label.to(device), data_names,
+                                                f"style case {case.case_id!r} label")[None], self.slice_axis)[:, 0]
                 ls = self._body(net, xs, ls)
             sums = None
             step = resolve_chunk(self.chunk, device)
@@ -480,6 +525,7 @@ class StyleSwap(SeededSampling):
         *,
         seeds: Sequence[int],
         style_indices: Sequence[int] | None = None,
+        label_names: Mapping[str, int] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched style swap: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
 
@@ -505,7 +551,7 @@ class StyleSwap(SeededSampling):
         fit = conv.fit_batch(images.float())
         # 1. generator classes per slice (+ the body class from the content image's own body mask)
         xs = to_slices(conv.normalise(images.float(), fit), self.slice_axis)
-        cs = to_slices(self._to_classes(labels), self.slice_axis)[:, 0]
+        cs = to_slices(self._to_classes(labels, label_names), self.slice_axis)[:, 0]
         n_per = cs.shape[0] // b
         cs = self._body(net, xs, cs)
         reference = images.float()  # raw input, aligned with the output (for keep_outside_window)
@@ -523,7 +569,7 @@ class StyleSwap(SeededSampling):
                 reference = warp(reference, disp)
         # 3. style codes of each sample's bank case, broadcast to its slices
         if self.bank is not None:
-            bank_codes, _ = self._bank_codes(net, device)
+            bank_codes, _ = self._bank_codes(net, device, label_names)
             codes = bank_codes[torch.as_tensor([int(i) for i in style_indices], device=device)]
         else:
             codes = net.default_style(b, device=device).codes
@@ -539,7 +585,7 @@ class StyleSwap(SeededSampling):
                 else:
                     draws.append(truncated_normal((net.z_dim,), self.truncation, generator=ng))
             noise = torch.stack(draws).to(device).repeat_interleave(n_per, dim=0)
-        cs_p, pads = pad_to_multiple(cs, int(net.divisor), 0)
+        cs_p, pads = pad_to_multiple(cs, card.inference.divisor, 0)
 
         def render(part: slice) -> torch.Tensor:
             kw = {"noise": noise[part]} if noise is not None else {}

@@ -1,24 +1,181 @@
 """Model cards: the typed record that travels with every weights file.
 
 A card says what a generator is (architecture and its arguments), what it expects (spatial dims,
-channels, label vocabulary, spacing, intensity convention, modalities, texture features), where it
-came from (training cases, command, time, machine) and how good it is (metrics). The weights file
-is identified by its sha256; loading refuses a file whose checksum differs.
+channels, label vocabulary, spacing, intensity convention, modalities), how transforms run it (the typed
+:class:`InferenceSpec`: canvas, size divisor, patches, noise inputs) and what its conditioning means (the
+typed :class:`FeatureSpec`: texture features, bins, per-class ranges, body mask), where it came from (training
+cases, command, time, machine) and how good it is (metrics). The weights file is identified by its sha256;
+loading refuses a file whose checksum differs.
+
+Cards written before the typed sections (no ``"format"`` key) are migrated on load (:func:`migrate`): the
+sections are read from the old ``features`` / ``feature_options`` / ``feature_stats`` fields and from the
+training record; the size divisor, which old cards did not store, is filled in from the network when it is
+built (:func:`synthaug.weights.store.load_network`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from synthaug.errors import WeightsError
 from synthaug.intensity import IntensityConvention
 
-__all__ = ["ModelCard"]
+__all__ = ["ModelCard", "InferenceSpec", "NoiseSpec", "FeatureSpec", "FeatureStats", "BodyMaskSpec", "migrate",
+           "CARD_FORMAT"]
 
 _FAMILIES = ("context", "style", "translate", "segmenter")
+#: Version of the card layout; 2 = typed inference and feature sections.
+CARD_FORMAT = 2
+
+
+def _typed(cls: type, d: Any, where: str) -> Any:
+    """A section dataclass from its dict form (unknown keys refused, naming the section)."""
+    if d is None or isinstance(d, cls):
+        return d
+    if not isinstance(d, Mapping):
+        raise WeightsError(f"model card section {where!r} must be an object, got {d!r}.")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise WeightsError(f"model card section {where!r} has unknown key(s) {unknown}; known: {sorted(names)}.")
+    return cls(**d)
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Noise inputs a generator takes: a per-volume latent of ``z_dim`` and ``pixel_channels`` of per-voxel noise."""
+
+    z_dim: int = 0
+    pixel_channels: int = 0
+
+
+@dataclass(frozen=True)
+class InferenceSpec:
+    """How transforms run the network.
+
+    Attributes:
+        canvas: the 2D slice size it was trained on; smaller slices are padded up to it (instance norm and the
+            learned context see the same canvas); () for none.
+        divisor: spatial sizes must be multiples of this (inputs are padded to it); 0 until known: the export
+            writes it, and loading fills it in from the network for cards that lack it.
+        patch: training patch size for sliding-window inference (3D translators; 2D patch mode).
+        overlap, weighting: sliding-window overlap fraction and blending (``uniform`` or ``gaussian``).
+        pad_value: value (in the card's normalised convention) used to pad images.
+        noise: its noise inputs.
+    """
+
+    canvas: tuple[int, ...] = ()
+    divisor: int = 0
+    patch: tuple[int, ...] = ()
+    overlap: float = 0.5
+    weighting: str = "uniform"
+    pad_value: float = -1.0
+    noise: NoiseSpec = field(default_factory=NoiseSpec)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "canvas", tuple(int(v) for v in self.canvas))
+        object.__setattr__(self, "patch", tuple(int(v) for v in self.patch))
+        object.__setattr__(self, "noise", _typed(NoiseSpec, self.noise, "inference.noise") or NoiseSpec())
+        if int(self.divisor) < 0:
+            raise WeightsError(f"model card inference.divisor must be >= 1 (0: not yet known), got {self.divisor}.")
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Per-class feature statistics of the training data: ``min``/``max``/``mean``/``std`` are (N_L, N_F) nested
+    lists of normalised (0..1) values, ``count`` the slices per class."""
+
+    min: tuple[tuple[float, ...], ...]
+    max: tuple[tuple[float, ...], ...]
+    mean: tuple[tuple[float, ...], ...] = ()
+    std: tuple[tuple[float, ...], ...] = ()
+    count: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("min", "max", "mean", "std"):
+            object.__setattr__(self, name, tuple(tuple(float(x) for x in row) for row in getattr(self, name)))
+        object.__setattr__(self, "count", tuple(float(c) for c in self.count))
+
+
+@dataclass(frozen=True)
+class BodyMaskSpec:
+    """The Med-USIS body mask of a style generator's body class (threshold on the normalised image, opening)."""
+
+    threshold: float = 0.05
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    opening_size: int = 3
+    largest_component: bool = True
+    slice_axis: int = 2
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a label-to-image generator's conditioning means.
+
+    Attributes:
+        names: texture features it is conditioned on, in order (``synthaug.features``).
+        bins: histogram bins of the entropy feature.
+        value_range: the normalised image range the features are measured on.
+        stats: per-class statistics of the training data (the ``features="card"`` range).
+        body_mask: the body mask a style generator's body class comes from.
+    """
+
+    names: tuple[str, ...] = ()
+    bins: int = 32
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    stats: FeatureStats | None = None
+    body_mask: BodyMaskSpec | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(self.names))
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+        object.__setattr__(self, "stats", _typed(FeatureStats, self.stats, "features.stats"))
+        object.__setattr__(self, "body_mask", _typed(BodyMaskSpec, self.body_mask, "features.body_mask"))
+
+
+def migrate(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A card dict of the layout before :data:`CARD_FORMAT` 2 in the current layout (see the module docstring)."""
+    d = dict(d)
+    if d.get("format") == CARD_FORMAT:
+        return d
+    names = tuple(d.pop("features", ()) or ())
+    options = dict(d.pop("feature_options", {}) or {})
+    stats = d.pop("feature_stats", {}) or {}
+    body = options.get("body_mask")
+    d["features"] = {
+        "names": list(names), "bins": int(options.get("bins", 32)),
+        "value_range": list(options.get("value_range", (-1.0, 1.0))),
+        "stats": {k: stats[k] for k in ("min", "max", "mean", "std", "count") if k in stats} if stats else None,
+        "body_mask": {k: body[k] for k in ("threshold", "value_range", "opening_size", "largest_component",
+                                           "slice_axis") if k in body} if isinstance(body, Mapping) else None,
+    }
+    training = d.get("training", {}) or {}
+    old = dict(training.get("inference", {}) or {})
+    size = int(old.get("size", 0) or (training.get("config", {}) or {}).get("size", 0) or 0)
+    args = d.get("arguments", {}) or {}
+    arch = d.get("architecture", "")
+    z_dim = int(args.get("z_dim", 0) or 0)
+    if arch == "context_generator" and args.get("variant") != "oasis":
+        z_dim = 0  # only the OASIS variant of ConText-GAN takes a latent
+    if arch not in ("context_generator", "style_swap_generator", "spade_generator"):
+        z_dim = 0
+    d["inference"] = {
+        "canvas": [size, size] if size and d.get("spatial_dims") == 2 else [],
+        "divisor": 0,  # unknown in old cards: filled in from the network when it is built
+        "patch": list(old.get("patch") or []) if not isinstance(old.get("patch"), int) else [old["patch"]] * int(d.get("spatial_dims", 2)),
+        "overlap": float(old.get("overlap", 0.5)), "weighting": str(old.get("weighting", "uniform")),
+        "pad_value": float(old.get("pad_value", -1.0)),
+        "noise": {"z_dim": z_dim, "pixel_channels": int(args.get("noise_channels", 0) or 0)},
+    }
+    d["format"] = CARD_FORMAT
+    return d
 
 
 @dataclass(frozen=True)
@@ -38,17 +195,22 @@ class ModelCard:
     modality: str = ""
     source_modality: str = ""
     target_modality: str = ""
-    features: tuple[str, ...] = ()
-    feature_options: dict[str, Any] = field(default_factory=dict)
-    feature_stats: dict[str, Any] = field(default_factory=dict)
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    inference: InferenceSpec = field(default_factory=InferenceSpec)
     training_cases: tuple[str, ...] = ()
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     file: str = ""
     sha256: str = ""
+    format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "features", _typed(FeatureSpec, self.features, "features") or FeatureSpec())
+        object.__setattr__(self, "inference", _typed(InferenceSpec, self.inference, "inference") or InferenceSpec())
+        if self.format != CARD_FORMAT:
+            raise WeightsError(f"model card {self.name!r}: format {self.format!r} is not {CARD_FORMAT}; read it through "
+                               "ModelCard.from_dict, which migrates older cards.")
         if self.family not in _FAMILIES:
             raise WeightsError(f"model card {self.name!r}: family {self.family!r} is not one of {_FAMILIES}.")
         if self.spatial_dims not in (2, 3):
@@ -64,23 +226,20 @@ class ModelCard:
         return len(self.labels)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("labels", "spacing", "features", "training_cases"):
-            d[k] = list(d[k])
-        return d
+        return _plain(asdict(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelCard:
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) | {"feature_options", "feature_stats"}  # the latter two: old layout
         unknown = sorted(set(d) - known)
         if unknown:
             raise WeightsError(f"model card has unknown field(s) {unknown}; was it written by a newer synthaug?")
         try:
-            d = dict(d)
-            for k in ("labels", "features", "training_cases"):
+            d = migrate(d)
+            for k in ("labels", "training_cases"):
                 d[k] = tuple(d.get(k, ()))
             d["spacing"] = tuple(float(s) for s in d.get("spacing", ()))
             return cls(**d)
@@ -102,3 +261,12 @@ class ModelCard:
         d = self.to_dict()
         d.update(changes)
         return ModelCard.from_dict(d)
+
+
+def _plain(x: Any) -> Any:
+    """Tuples -> lists, recursively (the JSON form)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

@@ -36,7 +36,10 @@ def card_to_markdown(card: ModelCard) -> str:
         f"| intensity convention | {card.intensity} |",
         f"| spacing (mm, in-plane) | {list(card.spacing) or 'native grid of the training data'} |",
         f"| labels ({card.n_labels}) | {', '.join(f'{i}={n}' for i, n in enumerate(card.labels))} |",
-        f"| texture features | {', '.join(card.features)} {card.feature_options} |",
+        f"| texture features | {', '.join(card.features.names) or '-'} (bins {card.features.bins}) |",
+        f"| inference | canvas {list(card.inference.canvas) or '-'}, size divisor {card.inference.divisor}, "
+        f"patch {list(card.inference.patch) or '-'}, latent {card.inference.noise.z_dim}, "
+        f"voxel-noise channels {card.inference.noise.pixel_channels} |",
         f"| training cases | {', '.join(card.training_cases)} |",
         f"| held-out cases (never trained on) | {', '.join(t.get('heldout_cases', [])) or '-'} |",
         f"| label source | {t.get('label_source', '-')} |",

@@ -7,6 +7,7 @@ reading tensors.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -15,10 +16,11 @@ import torch.nn as nn
 
 from synthaug.data.cache import sha256_file
 from synthaug.errors import WeightsError
+from synthaug.networks.interface import GeneratorModule
 from synthaug.weights.architectures import build_network
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import InferenceSpec, ModelCard, NoiseSpec
 
-__all__ = ["save_weights", "read_card", "load_network", "sha256_file"]
+__all__ = ["save_weights", "read_card", "load_network", "inference_spec", "sha256_file"]
 
 _CARD_KEY = "synthaug_card"
 
@@ -97,4 +99,17 @@ def load_network(
     network.eval().requires_grad_(False)
     if device is not None or dtype is not None:
         network.to(device=device, dtype=dtype)
-    return network, card.replace(sha256=expected_sha256 or card.sha256)
+    card = card.replace(sha256=expected_sha256 or card.sha256)
+    if card.inference.divisor == 0:  # not written by the export (an older card): the network declares it
+        card = card.replace(inference=inference_spec(network, card.inference))
+    return network, card
+
+
+def inference_spec(network: nn.Module, base: InferenceSpec | None = None) -> InferenceSpec:
+    """``base`` (canvas, patches, blending) completed with what the network declares about itself
+    (:class:`~synthaug.networks.interface.GeneratorModule`: size divisor, latent size, voxel-noise channels)."""
+    if not isinstance(network, GeneratorModule):
+        raise WeightsError(f"{type(network).__name__} is not a synthaug GeneratorModule; it cannot be exported as weights.")
+    base = base or InferenceSpec()
+    noise = NoiseSpec(z_dim=int(network.z_dim), pixel_channels=int(network.noise_channels))
+    return dataclasses.replace(base, divisor=int(network.divisor), noise=noise)

@@ -157,10 +157,11 @@ def test_report_is_built_from_stored_results_and_shows_a_loss_plainly():
 def test_empty_recipe_leaves_the_batch_untouched():
     import torch
 
-    from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer, ChannelNormalization
-    from synthaug.integrations.nnunet.recipe import Recipe
+    from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for
+    from synthaug.recipes.batch import BatchSynthesizer
+    from synthaug.recipes.recipe import Recipe
 
-    synth = BatchSynthesizer(Recipe.from_dict({"transforms": []}), normalization=ChannelNormalization("ZScoreNormalization"))
+    synth = BatchSynthesizer(Recipe.from_dict({"transforms": []}), intensity=intensity_for(ChannelNormalization("ZScoreNormalization")))
     data = torch.randn(2, 1, 8, 8)
     target = torch.randint(0, 3, (2, 1, 8, 8))
     out = synth(data, target)

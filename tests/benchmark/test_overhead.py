@@ -10,7 +10,7 @@ import pytest
 
 from synthaug.benchmark.overhead import measure_overhead, overhead_markdown, recipe_all_samples
 from synthaug.errors import DataError, ValidationError
-from synthaug.integrations.nnunet.recipe import Recipe
+from synthaug.recipes.recipe import Recipe
 from tests.integrations.nnunet import make_raw_dataset, write_recipe
 
 

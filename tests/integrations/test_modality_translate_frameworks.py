@@ -6,7 +6,8 @@ from monai.data import CacheDataset, DataLoader, MetaTensor
 from monai.transforms import Compose, EnsureTyped
 
 from synthaug.errors import ValidationError
-from synthaug.transforms import ModalityTranslated, RandModalityTranslate, RandomModalityTranslate
+from synthaug.integrations.monai import ModalityTranslated, RandModalityTranslate
+from synthaug.integrations.torchio import RandomModalityTranslate
 from synthaug.transforms.modality_translate import ModalityTranslate as Core
 from synthaug.transforms.modality_translate import ModalityTranslateParams
 from synthaug.weights import registry
@@ -50,8 +51,9 @@ def test_monai_dict_in_place_keeps_meta_and_labels():
     assert out["image"].shape == item["image"].shape and out["image"].dtype == torch.float32
     torch.testing.assert_close(out["image"].affine, AFFINE.double())
     assert out["image"].meta["filename_or_obj"] == "pd_0.nii.gz"
-    assert out["image"].meta["synthaug_modality_translate"] == {
-        "weights": SHIPPED, "source": "PDw", "target": "T2w", "output_range": "input"}
+    record = out["image"].meta["synthaug_modality_translate"]
+    assert {k: record[k] for k in ("weights", "source", "target", "apply")} == {
+        "weights": SHIPPED, "source": "PDw", "target": "T2w", "apply": True}
     assert torch.equal(out["image"].as_tensor(), _core(item["image"].as_tensor()))
 
 

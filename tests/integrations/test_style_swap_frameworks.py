@@ -6,7 +6,8 @@ from monai.data import CacheDataset, DataLoader, MetaTensor
 from monai.transforms import Compose, EnsureTyped
 
 from synthaug.errors import ValidationError
-from synthaug.transforms import RandomStyleSwap, RandStyleSwap, RandStyleSwapd
+from synthaug.integrations.monai import RandStyleSwap, RandStyleSwapd
+from synthaug.integrations.torchio import RandomStyleSwap
 from synthaug.weights import registry
 from tests.transforms.test_style_swap import bank, make_tiny_style_registry, volume
 
@@ -29,7 +30,8 @@ def _one_thread():
 
 def _item(seed=0):
     img, lab = volume(seed=seed)
-    return {"image": MetaTensor(img, affine=AFFINE), "label": MetaTensor(lab.float(), affine=AFFINE)}
+    names = {"background": 0, "a": 1, "b": 2, "c": 3}
+    return {"image": MetaTensor(img, affine=AFFINE), "label": MetaTensor(lab.float(), affine=AFFINE, meta={"labels": names})}
 
 
 def test_monai_dict_transform_keeps_meta_records_the_style_and_replays(tiny_style_weights):
@@ -43,7 +45,8 @@ def test_monai_dict_transform_keeps_meta_records_the_style_and_replays(tiny_styl
     torch.testing.assert_close(a["image"].affine, AFFINE.double())
     assert a["label"].dtype == torch.float32 and torch.equal(a["label"].as_tensor(), _item()["label"].as_tensor())
     record = a["image"].meta["synthaug_style_swap"]
-    assert record["style_case"] in ("ctA_z000-003", "ctA_z010-013") and isinstance(record["seed"], int)
+    assert record["style_id"] in ("ctA_z000-003", "ctA_z010-013") and isinstance(record["seed"], int)
+    assert record["weights"] == "tiny_style"
     assert not torch.equal(a["image"].as_tensor(), _item()["image"].as_tensor())
     c = t(_item())  # the random state moved on
     assert not torch.equal(a["image"].as_tensor(), c["image"].as_tensor())
@@ -79,7 +82,7 @@ def test_monai_refuses_mismatched_affines_and_missing_keys(tiny_style_weights):
 
 def test_monai_array_form_on_numpy(tiny_style_weights):
     img, lab = volume()
-    t = RandStyleSwap(weights="tiny_style", bank=bank())
+    t = RandStyleSwap(weights="tiny_style", bank=bank(), labels_are_classes=True)  # numpy: no names
     t.set_random_state(1)
     out, out_lab = t(img.numpy(), lab.numpy())
     assert isinstance(out, np.ndarray) and out.shape == img.shape and out.dtype == np.float32
@@ -89,7 +92,7 @@ def test_monai_array_form_on_numpy(tiny_style_weights):
 def _subject(seed=0):
     img, lab = volume(seed=seed)
     return tio.Subject(image=tio.ScalarImage(tensor=img, affine=AFFINE.numpy()),
-                       label=tio.LabelMap(tensor=lab, affine=AFFINE.numpy()))
+                       label=tio.LabelMap(tensor=lab, labels={"background": 0, "a": 1, "b": 2, "c": 3}, affine=AFFINE.numpy()))
 
 
 def test_torchio_compose_and_history_replay(tiny_style_weights):

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from synthaug.data.vocabulary import superclass_vocabulary
 from synthaug.intensity import IntensityConvention
 from synthaug.networks.context import ContextGenerator
 from synthaug.weights import registry
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import FeatureSpec, FeatureStats, ModelCard
 from synthaug.weights.store import save_weights
 
 
@@ -16,10 +17,10 @@ def _save(root, name, variant, intensity, noise_channels=0, n_labels=4):
     card = ModelCard(
         name=name, family="context", architecture="context_generator", arguments=args, spatial_dims=2,
         in_channels=n_labels, out_channels=1, intensity=intensity.to_dict(),
-        labels=("background", "a", "b", "c") if n_labels == 4 else ("background", *(f"class_{i}" for i in range(1, n_labels))),
-        features=("mean", "entropy"), feature_options={"bins": 16},
-        feature_stats={"min": [[0.2, 0.1]] * n_labels, "max": [[0.8, 0.6]] * n_labels, "mean": [[0.5, 0.3]] * n_labels,
-                       "std": [[0.1, 0.1]] * n_labels, "count": [10] * n_labels},
+        labels=("background", "a", "b", "c") if n_labels == 4 else superclass_vocabulary().names,
+        features=FeatureSpec(names=("mean", "entropy"), bins=16, stats=FeatureStats(
+            min=[[0.2, 0.1]] * n_labels, max=[[0.8, 0.6]] * n_labels, mean=[[0.5, 0.3]] * n_labels,
+            std=[[0.1, 0.1]] * n_labels, count=[10] * n_labels)),
         training_cases=("ctA_z000-093",),
     )
     stored = save_weights(net, card, root / "files" / f"{name}.safetensors")

@@ -9,7 +9,7 @@ from tests.transforms.conftest import phantom
 
 def test_same_seed_same_output_and_different_seed_differs(tiny_weights):
     img, lab = phantom()
-    t = ContextTextureSynth("tiny_ct")
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True)
     p = ContextTextureParams(seed=7, apply=True)
     a, la = t.apply(img, lab, p)
     b, lb = t.apply(img, lab, p)
@@ -19,7 +19,7 @@ def test_same_seed_same_output_and_different_seed_differs(tiny_weights):
 
 
 def test_sample_params_replays_from_generator(tiny_weights):
-    t = ContextTextureSynth("tiny_ct", prob=0.5)
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True, prob=0.5)
     p1 = [t.sample_params(generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     assert p1[0] == p1[1]
     g = torch.Generator().manual_seed(0)
@@ -29,21 +29,21 @@ def test_sample_params_replays_from_generator(tiny_weights):
 
 def test_prob_zero_is_identity(tiny_weights):
     img, lab = phantom()
-    t = ContextTextureSynth("tiny_ct", prob=0.0)
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True, prob=0.0)
     out, out_lab = t(img, lab, generator=torch.Generator().manual_seed(0))
     assert out is img and out_lab is lab
 
 
 def test_without_deformation_labels_are_untouched(tiny_weights):
     img, lab = phantom()
-    out, out_lab = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(1, True))
+    out, out_lab = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=False).apply(img, lab, ContextTextureParams(1, True))
     assert torch.equal(out_lab, lab)
     assert out.shape == img.shape and not torch.equal(out, img)
 
 
 def test_deformed_label_is_returned_with_the_image(tiny_weights):
     img, lab = phantom(shape=(24, 24, 4))
-    t = ContextTextureSynth("tiny_ct", deform=True, max_displacement=4.0, control_points=4)
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=True, max_displacement=4.0, control_points=4)
     _, out_lab = t.apply(img, lab, ContextTextureParams(5, True))
     disp = sample_displacement((24, 24, 4), batch=1, control_points=4, max_displacement=4.0,
                                generator=torch.Generator().manual_seed(5))
@@ -53,7 +53,7 @@ def test_deformed_label_is_returned_with_the_image(tiny_weights):
 
 def test_batched_equals_per_sample(tiny_weights):
     (i1, l1), (i2, l2) = phantom(seed=1), phantom(seed=2)
-    t = ContextTextureSynth("tiny_mr_oasis", features="card")
+    t = ContextTextureSynth("tiny_mr_oasis", labels_are_classes=True, features="card")
     batch_img, batch_lab = t.apply_batch(torch.stack([i1, i2]), torch.stack([l1, l2]), seeds=[11, 12])
     one, one_lab = t.apply(i1, l1, ContextTextureParams(11, True))
     two, _ = t.apply(i2, l2, ContextTextureParams(12, True))
@@ -65,8 +65,8 @@ def test_batched_equals_per_sample(tiny_weights):
 @pytest.mark.parametrize("weights", ["tiny_ct_noise", "tiny_mr_oasis"])
 def test_noise_draws_do_not_depend_on_chunking_or_batching(tiny_weights, weights):
     (i1, l1), (i2, l2) = phantom(seed=1), phantom(seed=2)
-    big = ContextTextureSynth(weights, chunk=64)
-    small = ContextTextureSynth(weights, chunk=4)
+    big = ContextTextureSynth(weights, labels_are_classes=True, chunk=64)
+    small = ContextTextureSynth(weights, labels_are_classes=True, chunk=4)
     a, _ = big.apply_batch(torch.stack([i1, i2]), torch.stack([l1, l2]), seeds=[5, 6])
     b, _ = small.apply(i2, l2, ContextTextureParams(6, True))
     torch.testing.assert_close(a[1], b)
@@ -76,7 +76,7 @@ def test_noise_draws_do_not_depend_on_chunking_or_batching(tiny_weights, weights
 
 def test_dtype_follows_input_and_output_in_input_scale(tiny_weights):
     img, lab = phantom()
-    out, out_lab = ContextTextureSynth("tiny_ct").apply(img.double(), lab.int(), ContextTextureParams(2, True))
+    out, out_lab = ContextTextureSynth("tiny_ct", labels_are_classes=True).apply(img.double(), lab.int(), ContextTextureParams(2, True))
     assert out.dtype == torch.float64 and out_lab.dtype == torch.int32
     assert out.min() >= -200 - 1e-3 and out.max() <= 300 + 1e-3  # the card's CT window, in HU
 
@@ -87,21 +87,21 @@ def test_out_of_window_voxels_keep_the_input_values(tiny_weights):
     img[:, :3] = -1000.0  # air rows outside the body
     img[:, 16:, :, :] = 900.0  # dense bone rows
     outside = (img < -200) | (img > 300)
-    out, _ = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(2, True))
+    out, _ = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=False).apply(img, lab, ContextTextureParams(2, True))
     assert torch.equal(out[outside], img[outside])
     assert out[~outside].min() >= -200 - 1e-3 and out[~outside].max() <= 300 + 1e-3
-    raw, _ = ContextTextureSynth("tiny_ct", deform=False, keep_outside_window=False).apply(
+    raw, _ = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=False, keep_outside_window=False).apply(
         img, lab, ContextTextureParams(2, True))
     assert raw.min() >= -200 - 1e-3 and raw.max() <= 300 + 1e-3  # the generator alone saturates
     torch.testing.assert_close(raw[~outside], out[~outside])
     # deformed: the restored values move with the label (a constant air block stays exact inside)
-    warped, _ = ContextTextureSynth("tiny_ct", deform=True, max_displacement=1.5).apply(
+    warped, _ = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=True, max_displacement=1.5).apply(
         img, lab, ContextTextureParams(3, True))
     torch.testing.assert_close(warped[:, 0], img[:, 0], atol=1e-3, rtol=0)  # 3 air rows, displacement <= 2
     # an MR percentile generator is untouched by the option
-    mr = ContextTextureSynth("tiny_mr_oasis", deform=False, features="card")
+    mr = ContextTextureSynth("tiny_mr_oasis", labels_are_classes=True, deform=False, features="card")
     a, _ = mr.apply(img, lab, ContextTextureParams(4, True))
-    b, _ = ContextTextureSynth("tiny_mr_oasis", deform=False, features="card", keep_outside_window=False).apply(
+    b, _ = ContextTextureSynth("tiny_mr_oasis", labels_are_classes=True, deform=False, features="card", keep_outside_window=False).apply(
         img, lab, ContextTextureParams(4, True))
     assert torch.equal(a, b)
 
@@ -109,13 +109,13 @@ def test_out_of_window_voxels_keep_the_input_values(tiny_weights):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_device_follows_input(tiny_weights):  # runs wherever a GPU exists
     img, lab = phantom()
-    out, out_lab = ContextTextureSynth("tiny_ct").apply(img.cuda(), lab.cuda(), ContextTextureParams(2, True))
+    out, out_lab = ContextTextureSynth("tiny_ct", labels_are_classes=True).apply(img.cuda(), lab.cuda(), ContextTextureParams(2, True))
     assert out.is_cuda and out_lab.is_cuda
 
 
 def test_2d_input_and_odd_sizes(tiny_weights):
     img, lab = phantom(shape=(21, 19, 3))
-    out, _ = ContextTextureSynth("tiny_ct", features="ranges", ranges={"mean": (0.4, 0.6), "entropy": (0.1, 0.3)}).apply(
+    out, _ = ContextTextureSynth("tiny_ct", labels_are_classes=True, features="ranges", ranges={"mean": (0.4, 0.6), "entropy": (0.1, 0.3)}).apply(
         img[..., 1], lab[..., 1], ContextTextureParams(0, True))
     assert out.shape == img[..., 1].shape
 
@@ -125,14 +125,14 @@ def test_label_map_translates_user_values(tiny_weights):
     user = torch.tensor([0, 10, 20, 30])[lab]
     t = ContextTextureSynth("tiny_ct", deform=False, label_map={0: 0, 10: 1, 20: 2, 30: 3})
     out_user, lab_out = t.apply(img, user, ContextTextureParams(3, True))
-    out_plain, _ = ContextTextureSynth("tiny_ct", deform=False).apply(img, lab, ContextTextureParams(3, True))
+    out_plain, _ = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=False).apply(img, lab, ContextTextureParams(3, True))
     torch.testing.assert_close(out_user, out_plain)
     assert torch.equal(lab_out, user)
 
 
 def test_bad_inputs_raise_clear_errors(tiny_weights):
     img, lab = phantom()
-    t = ContextTextureSynth("tiny_ct")
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True)
     p = ContextTextureParams(0, True)
     with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
         t.apply(img, torch.where(lab == 3, 9, lab), p)
@@ -163,7 +163,7 @@ def test_unknown_and_corrupted_weights(tiny_weights):
     path.write_bytes(bytes(data))
     img, lab = phantom()
     with pytest.raises(WeightsError, match="sha256"):
-        ContextTextureSynth("tiny_ct").apply(img, lab, ContextTextureParams(0, True))
+        ContextTextureSynth("tiny_ct", labels_are_classes=True).apply(img, lab, ContextTextureParams(0, True))
 
 
 def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
@@ -171,8 +171,8 @@ def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
 
     img, lab = phantom(shape=(32, 32, 4))
     ranges = {"mean": (0.55, 0.6), "entropy": (0.3, 0.35)}
-    plain = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges, calibrate=False)
-    calib = ContextTextureSynth("tiny_ct9", deform=False, features="ranges", ranges=ranges, calibrate=True)
+    plain = ContextTextureSynth("tiny_ct9", labels_are_classes=True, deform=False, features="ranges", ranges=ranges, calibrate=False)
+    calib = ContextTextureSynth("tiny_ct9", labels_are_classes=True, deform=False, features="ranges", ranges=ranges, calibrate=True)
     p = ContextTextureParams(3, True)
 
     def mean_feature(out):

@@ -9,7 +9,7 @@ from synthaug.networks.unet_generator import UNetGenerator
 from synthaug.training.eval_translate import translate_volume
 from synthaug.transforms.modality_translate import ModalityTranslate, ModalityTranslateParams
 from synthaug.weights import registry
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import InferenceSpec, ModelCard
 from synthaug.weights.store import save_weights
 
 SHIPPED = "translate_brain_pd_t2_resgan"
@@ -32,13 +32,13 @@ def _save_translate(root, name, *, dims, identity=False, source="T1w", target="T
         torch.nn.init.zeros_(net.final.weight)
         torch.nn.init.zeros_(net.final.bias)
     if inference is None:
-        inference = ({"kind": "slices", "axis": 2, "size": 16, "multiple": 4, "pad_value": -1.0} if dims == 2 else
-                     {"kind": "patches", "patch": 8, "overlap": 0.5, "weighting": "uniform", "pad_value": -1.0})
+        inference = (InferenceSpec(canvas=(16, 16), pad_value=-1.0) if dims == 2 else
+                     InferenceSpec(patch=(8, 8, 8), overlap=0.5, weighting="uniform", pad_value=-1.0))
     card = ModelCard(
         name=name, family="translate", architecture="unet_generator", arguments=args, spatial_dims=dims,
         in_channels=1, out_channels=1, intensity=IntensityConvention.percentile(1, 99).to_dict(),
         modality=target, source_modality=source, target_modality=target, training_cases=("simmr_2024_000:T1w",),
-        training={"inference": inference, "config": {"size": 16}},
+        inference=inference, training={"config": {"size": 16}},
     )
     stored = save_weights(net, card, root / "files" / f"{name}.safetensors")
     (root / "cards" / f"{name}.json").write_text(stored.to_json())
@@ -143,7 +143,7 @@ def test_same_inference_as_the_evaluation_protocol():
     net, card = registry.load(SHIPPED)
     conv = card.intensity_convention
     x = conv.normalise(img[0], conv.fit(img[0]))
-    ref = translate_volume(net, x, spatial_dims=3, inference=card.training["inference"], overlap=0.5)
+    ref = translate_volume(net, x, spatial_dims=3, inference=card.inference, overlap=0.5)
     torch.testing.assert_close(out[0], ref, atol=1e-4, rtol=1e-4)
 
 

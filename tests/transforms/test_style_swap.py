@@ -9,7 +9,7 @@ from synthaug.networks.style import StyleSwapGenerator
 from synthaug.transforms.elastic import sample_displacement, warp_labels
 from synthaug.transforms.style_swap import StyleBank, StyleCase, StyleSwap, StyleSwapParams
 from synthaug.weights import registry
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import BodyMaskSpec, FeatureSpec, ModelCard
 from synthaug.weights.store import save_weights
 
 LABELS = ("background", "a", "b", "c")
@@ -32,7 +32,7 @@ def _save_style(root, name, intensity, **kw):
     card = ModelCard(
         name=name, family="style", architecture="style_swap_generator", arguments=args, spatial_dims=2,
         in_channels=4, out_channels=1, intensity=intensity.to_dict(), labels=LABELS,
-        feature_options={"body_mask": {"threshold": 0.05, "value_range": [-1.0, 1.0], "opening_size": 3}},
+        features=FeatureSpec(body_mask=BodyMaskSpec(threshold=0.05, value_range=(-1.0, 1.0), opening_size=3)),
         training_cases=("ctA_z000-093",), training={"mode": "paired"},
     )
     stored = save_weights(net, card, root / "files" / f"{name}.safetensors")
@@ -80,7 +80,7 @@ def bank(**kw) -> StyleBank:
 
 def test_same_seed_same_output_and_different_seed_differs(tiny_style_weights):
     img, lab = volume()
-    t = StyleSwap("tiny_style", bank())
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank())
     p = t.params_from_seed(7)
     a, la = t.apply(img, lab, p)
     b, lb = t.apply(img, lab, p)
@@ -90,7 +90,7 @@ def test_same_seed_same_output_and_different_seed_differs(tiny_style_weights):
 
 
 def test_sample_params_record_and_replay(tiny_style_weights):
-    t = StyleSwap("tiny_style", bank(), prob=0.5)
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), prob=0.5)
     p1 = [t.sample_params(generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     assert p1[0] == p1[1] and p1[0].style_id in t.bank.ids
     assert t.bank.ids[p1[0].style_index] == p1[0].style_id
@@ -102,16 +102,16 @@ def test_sample_params_record_and_replay(tiny_style_weights):
 
 def test_prob_zero_is_identity(tiny_style_weights):
     img, lab = volume()
-    t = StyleSwap("tiny_style", bank(), prob=0.0)
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), prob=0.0)
     out, out_lab = t(img, lab, generator=torch.Generator().manual_seed(0))
     assert out is img and out_lab is lab
 
 
 def test_labels_are_returned_consistently(tiny_style_weights):
     img, lab = volume(shape=(24, 24, 3))
-    out, out_lab = StyleSwap("tiny_style", bank()).apply(img, lab, StyleSwapParams(1, True))
+    out, out_lab = StyleSwap("tiny_style", labels_are_classes=True, bank=bank()).apply(img, lab, StyleSwapParams(1, True))
     assert torch.equal(out_lab, lab) and out.shape == img.shape and not torch.equal(out, img)
-    t = StyleSwap("tiny_style", bank(), deform=True, max_displacement=3.0, control_points=4)
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), deform=True, max_displacement=3.0, control_points=4)
     _, warped = t.apply(img, lab, StyleSwapParams(5, True))
     disp = sample_displacement((24, 24, 3), batch=1, control_points=4, max_displacement=3.0,
                                generator=torch.Generator().manual_seed(5))
@@ -120,7 +120,7 @@ def test_labels_are_returned_consistently(tiny_style_weights):
 
 def test_batched_equals_per_sample(tiny_style_weights):
     (i1, l1), (i2, l2) = volume(seed=3), volume(seed=4)
-    t = StyleSwap("tiny_style", bank())
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank())
     out, out_lab = t.apply_batch(torch.stack([i1, i2]), torch.stack([l1, l2]), seeds=[11, 12])
     one, _ = t.apply(i1, l1, t.params_from_seed(11))
     two, _ = t.apply(i2, l2, t.params_from_seed(12))
@@ -131,18 +131,18 @@ def test_batched_equals_per_sample(tiny_style_weights):
 
 def test_dtype_follows_input_and_output_in_input_convention(tiny_style_weights):
     img, lab = volume()
-    out, out_lab = StyleSwap("tiny_style", bank()).apply(img.double(), lab.int(), StyleSwapParams(2, True))
+    out, out_lab = StyleSwap("tiny_style", labels_are_classes=True, bank=bank()).apply(img.double(), lab.int(), StyleSwapParams(2, True))
     assert out.dtype == torch.float64 and out_lab.dtype == torch.int32
     inside = (img >= -200) & (img <= 300)
     assert out[inside].min() >= -200 - 1e-3 and out[inside].max() <= 300 + 1e-3  # the card's CT window, in HU
     assert torch.equal(out[~inside], img.double()[~inside])  # air keeps its -1000 HU (keep_outside_window)
-    raw, _ = StyleSwap("tiny_style", bank(), keep_outside_window=False).apply(img, lab, StyleSwapParams(2, True))
+    raw, _ = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), keep_outside_window=False).apply(img, lab, StyleSwapParams(2, True))
     assert raw.min() >= -200 - 1e-3 and raw.max() <= 300 + 1e-3  # the generator alone saturates at the floor
-    t = StyleSwap("tiny_style", bank(), deform=True, max_displacement=1.5, control_points=4)
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), deform=True, max_displacement=1.5, control_points=4)
     warped, _ = t.apply(img, lab, StyleSwapParams(5, True))
     # the air corner (>= 3 voxels from the body), deformed with the label, keeps the input's (noisy) air
     assert (warped[:, :2, :2] < -900).all()
-    mr = StyleSwap("tiny_style_mr", None)  # percentile convention: the input's own percentile range
+    mr = StyleSwap("tiny_style_mr", labels_are_classes=True, bank=None)  # percentile convention: the input's own percentile range
     scaled = img * 3 + 500
     o2, _ = mr.apply(scaled, lab, StyleSwapParams(2, True))
     lo, hi = torch.quantile(scaled.flatten(), torch.tensor([0.01, 0.99]))
@@ -152,7 +152,7 @@ def test_dtype_follows_input_and_output_in_input_convention(tiny_style_weights):
 def test_3d_volumes_are_rendered_slice_wise_and_consistently(tiny_style_weights):
     img, lab = volume(shape=(20, 18, 5))
     # several generator calls per volume; the generator alone (the restored air carries per-slice noise)
-    t = StyleSwap("tiny_style", bank(), chunk=2, keep_outside_window=False)
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), chunk=2, keep_outside_window=False)
     out, _ = t.apply(img, lab, StyleSwapParams(4, True))
     # identical label slices and the same style codes and noise: identical output slices, up to float32
     # rounding of differently sized batches (~1e-7 relative) on an output in HU (a 500 HU window)
@@ -161,13 +161,13 @@ def test_3d_volumes_are_rendered_slice_wise_and_consistently(tiny_style_weights)
     assert interslice_ratio(out[0], axis=2) < 1e-3  # no striping across slices
     two_d, _ = t.apply(img[..., 0], lab[..., 0], StyleSwapParams(4, True))  # a 2D slice gives the same image
     torch.testing.assert_close(two_d, out[..., 0], atol=1e-3, rtol=0)
-    other_axis, _ = StyleSwap("tiny_style", bank(), slice_axis=0, keep_outside_window=False).apply(img, lab, StyleSwapParams(4, True))
+    other_axis, _ = StyleSwap("tiny_style", labels_are_classes=True, bank=bank(), slice_axis=0, keep_outside_window=False).apply(img, lab, StyleSwapParams(4, True))
     assert other_axis.shape == img.shape
 
 
 def test_the_style_patient_matters_and_missing_classes_use_defaults(tiny_style_weights):
     img, lab = volume()
-    t = StyleSwap("tiny_style", bank())
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank())
     a, _ = t.apply(img, lab, StyleSwapParams(1, True, 0, "ctA_z000-003"))
     b, _ = t.apply(img, lab, StyleSwapParams(1, True, 1, "ctA_z010-013"))
     assert not torch.allclose(a, b)
@@ -176,7 +176,7 @@ def test_the_style_patient_matters_and_missing_classes_use_defaults(tiny_style_w
     assert codes.shape == (2, 5, 4)  # 4 labels + body class
     assert present[0].all() and present[1].tolist() == [True, True, True, False, True]  # no class c
     torch.testing.assert_close(codes[1, 3], net.default_codes[3])
-    none, _ = StyleSwap("tiny_style", None).apply(img, lab, StyleSwapParams(1, True))
+    none, _ = StyleSwap("tiny_style", labels_are_classes=True, bank=None).apply(img, lab, StyleSwapParams(1, True))
     assert none.shape == img.shape and not torch.allclose(none, a)
 
 
@@ -205,7 +205,7 @@ def test_bank_from_folder(tmp_path, tiny_style_weights):
         nib.save(nib.Nifti1Image(lab[0].numpy().astype(np.int16), affine), str(folder / f"{cid}_label.nii.gz"))
     b = StyleBank.from_folder(folder)
     assert b.ids == ("ctA_z000-003", "ctA_z040-043") and b.cases[0].image.shape == (1, 20, 18, 4)
-    out, _ = StyleSwap("tiny_style", b).apply(img, lab, StyleSwapParams(0, True))
+    out, _ = StyleSwap("tiny_style", labels_are_classes=True, bank=b).apply(img, lab, StyleSwapParams(0, True))
     assert out.shape == img.shape
     with pytest.raises(LeakageError):
         StyleBank.from_folder(folder, test_cases=["ctA_z040-050"])
@@ -236,10 +236,10 @@ def test_bank_from_folder(tmp_path, tiny_style_weights):
     nib.save(nib.Nifti1Image(img[0].numpy(), affine), str(gen / "mrC_z010-019_0000.nii.gz"))
     unlabelled = StyleBank.from_folder(gen)
     assert unlabelled.ids == ("mrC_z010-019",) and unlabelled.cases[0].label is None
-    out, _ = StyleSwap("tiny_style_mr", unlabelled).apply(img, lab, StyleSwapParams(0, True))
+    out, _ = StyleSwap("tiny_style_mr", labels_are_classes=True, bank=unlabelled).apply(img, lab, StyleSwapParams(0, True))
     assert out.shape == img.shape
     with pytest.raises(ValidationError, match="pools style codes per labelled region"):
-        StyleSwap("tiny_style", unlabelled)
+        StyleSwap("tiny_style", labels_are_classes=True, bank=unlabelled)
     with pytest.raises(LeakageError):
         StyleBank.from_folder(gen, test_cases=["mrC_z015-015"])
     with pytest.raises(DataError, match="does not exist"):
@@ -251,7 +251,7 @@ def test_label_map_translates_user_values(tiny_style_weights):
     user = torch.tensor([0, 10, 20, 30])[lab]
     t_user = StyleSwap("tiny_style", None, label_map={0: 0, 10: 1, 20: 2, 30: 3})
     out_user, lab_out = t_user.apply(img, user, StyleSwapParams(3, True))
-    out_plain, _ = StyleSwap("tiny_style", None).apply(img, lab, StyleSwapParams(3, True))
+    out_plain, _ = StyleSwap("tiny_style", labels_are_classes=True, bank=None).apply(img, lab, StyleSwapParams(3, True))
     torch.testing.assert_close(out_user, out_plain)
     assert torch.equal(lab_out, user)
 
@@ -260,14 +260,14 @@ def test_unlabelled_style_cases_need_a_global_code(tiny_style_weights):
     img, lab = volume()
     unlabelled = StyleBank([{"image": img, "label": None, "id": "mrC_z010-019"}])
     with pytest.raises(ValidationError, match="pools style codes per labelled region"):
-        StyleSwap("tiny_style", unlabelled)
-    out, _ = StyleSwap("tiny_style_mr", unlabelled).apply(img, lab, StyleSwapParams(0, True))
+        StyleSwap("tiny_style", labels_are_classes=True, bank=unlabelled)
+    out, _ = StyleSwap("tiny_style_mr", labels_are_classes=True, bank=unlabelled).apply(img, lab, StyleSwapParams(0, True))
     assert out.shape == img.shape
 
 
 def test_bad_inputs_raise_clear_errors(tiny_style_weights):
     img, lab = volume()
-    t = StyleSwap("tiny_style", bank())
+    t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank())
     p = StyleSwapParams(0, True)
     with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
         t.apply(img, torch.where(lab == 3, 9, lab), p)
@@ -286,7 +286,7 @@ def test_bad_inputs_raise_clear_errors(tiny_style_weights):
     with pytest.raises(LabelError, match="label_map does not cover"):
         StyleSwap("tiny_style", None, label_map={0: 0, 1: 1}).apply(img, lab, p)
     with pytest.raises(LabelError, match="style case"):
-        StyleSwap("tiny_style", StyleBank([(img, torch.where(lab == 3, 7, lab))]))
+        StyleSwap("tiny_style", labels_are_classes=True, bank=StyleBank([(img, torch.where(lab == 3, 7, lab))]))
     with pytest.raises(LabelError, match="empty"):
         StyleBank([(img, torch.zeros_like(lab))])
     with pytest.raises(ShapeError, match="must match image"):
@@ -298,8 +298,8 @@ def test_bad_inputs_raise_clear_errors(tiny_style_weights):
     with pytest.raises(ValidationError, match="unique"):
         StyleBank([(img, lab), {"image": img, "label": lab, "id": "case_000"}])
     with pytest.raises(ValidationError, match="StyleBank"):
-        StyleSwap("tiny_style", [(img, lab)])
+        StyleSwap("tiny_style", labels_are_classes=True, bank=[(img, lab)])
     with pytest.raises(ValidationError, match="prob"):
-        StyleSwap("tiny_style", None, prob=1.5)
+        StyleSwap("tiny_style", labels_are_classes=True, bank=None, prob=1.5)
     with pytest.raises(ValidationError, match="seeds"):
         t.apply_batch(img[None], lab[None], seeds=[1, 2])

@@ -3,7 +3,7 @@ import torch
 
 from synthaug.intensity import IntensityConvention
 from synthaug.networks.context import ContextGenerator
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import FeatureSpec, ModelCard
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def tiny_context():
         out_channels=1,
         intensity=IntensityConvention.ct_window().to_dict(),
         labels=("background", "a", "b"),
-        features=("mean", "entropy"),
+        features=FeatureSpec(names=("mean", "entropy")),
         training_cases=("ctA_z000-009",),
     )
     return net, card

@@ -57,7 +57,7 @@ def test_ct_model_renders_plausible_hounsfield_units():
     vol = data.heldout[0]
     img = torch.from_numpy(vol.image.astype(np.float32))[None]
     lab = torch.from_numpy(vol.label.astype(np.int64))[None]
-    out, _ = ContextTextureSynth("context_ct_a", deform=False, perturbation=0.0).apply(img, lab, ContextTextureParams(0, True))
+    out, _ = ContextTextureSynth("context_ct_a", deform=False, perturbation=0.0, labels_are_classes=True).apply(img, lab, ContextTextureParams(0, True))
     liver = data.labels.index("liver")
     mask = lab == liver
     real_hu, fake_hu = float(img[mask].mean()), float(out[mask].mean())

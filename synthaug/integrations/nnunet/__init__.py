@@ -1,9 +1,11 @@
-"""nnU-Net v2 integration: the ``nnUNetTrainerSynthAug`` trainer, recipes, batched synthesis, expansion.
+"""nnU-Net v2 integration: the ``nnUNetTrainerSynthAug`` trainer and nnU-Net's normalisation mapping.
 
-- :mod:`~synthaug.integrations.nnunet.recipe` - typed recipes (JSON/YAML) and the transform registry;
-- :mod:`~synthaug.integrations.nnunet.batch_synth` - synthesis on an nnU-Net batch on its device;
-- :mod:`~synthaug.integrations.nnunet.trainer` - ``nnUNetTrainerSynthAug`` (imports nnunetv2);
-- :mod:`~synthaug.integrations.nnunet.expand` - offline expansion of an nnU-Net raw dataset.
+- :mod:`~synthaug.integrations.nnunet.trainer` - ``nnUNetTrainerSynthAug`` (imports nnunetv2): the recipe's
+  :class:`synthaug.recipes.BatchSynthesizer` in ``train_step``;
+- :mod:`~synthaug.integrations.nnunet.normalization` - nnU-Net's intensity normalisation inverted and
+  re-applied around the synthesiser, and nnU-Net's last target transforms on the device.
+
+Recipes, batched synthesis and offline expansion are framework-independent: :mod:`synthaug.recipes`.
 
 nnU-Net finds the trainer through the folder that :func:`trainer_folder` returns (``synthaug
 nnunet-path``): set ``nnUNet_extTrainer`` to it. Importing this package imports no nnunetv2; the
@@ -12,37 +14,19 @@ trainer class is resolved on first access.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["trainer_folder", "nnUNetTrainerSynthAug", "TRAINER_FILE"]
+__all__ = ["TRAINER_NAME", "trainer_folder", "nnUNetTrainerSynthAug"]
 
-TRAINER_FILE = "nnUNetTrainerSynthAug.py"
-_THIN = '''"""Thin re-export for nnU-Net's trainer lookup (nnUNet_extTrainer); the code lives in synthaug."""
-
-from synthaug.integrations.nnunet.trainer import nnUNetTrainerSynthAug
-
-__all__ = ["nnUNetTrainerSynthAug"]
-'''
+#: The trainer's class name (what ``nnUNetv2_train ... -tr`` takes).
+TRAINER_NAME = "nnUNetTrainerSynthAug"
 
 
 def trainer_folder() -> Path:
-    """The folder for ``nnUNet_extTrainer``: the checkout's ``integrations/nnunet`` when synthaug runs
-    from a source tree, else a copy of the thin re-export written once under the synthaug cache."""
-    repo = Path(__file__).resolve().parents[3] / "integrations" / "nnunet"
-    if (repo / TRAINER_FILE).is_file():
-        return repo
-    from synthaug.data.cache import cache_root
-
-    folder = cache_root() / "nnunet_ext"
-    target = folder / TRAINER_FILE
-    if not target.is_file() or target.read_text() != _THIN:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{TRAINER_FILE}.tmp-{os.getpid()}"
-        tmp.write_text(_THIN)
-        os.replace(tmp, target)
-    return folder
+    """The folder for ``nnUNet_extTrainer``: a thin re-export of the trainer shipped inside the package
+    (``synthaug/integrations/nnunet/ext/``), so it exists in a source checkout and in an installed wheel."""
+    return Path(__file__).resolve().parent / "ext"
 
 
 def __getattr__(name: str) -> Any:

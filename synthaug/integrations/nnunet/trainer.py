@@ -3,7 +3,7 @@
 Use::
 
     export nnUNet_extTrainer=$(synthaug nnunet-path)
-    export SYNTHAUG_RECIPE=$(synthaug nnunet-path)/recipes/context_ct.json
+    export SYNTHAUG_RECIPE=$(synthaug recipe path context_ct)
     nnUNetv2_train DATASET CONFIG FOLD -tr nnUNetTrainerSynthAug [-device cpu]
     nnUNetv2_predict -i ... -o ... -d DATASET -c CONFIG -f FOLD -tr nnUNetTrainerSynthAug [-device cpu]
 
@@ -37,8 +37,9 @@ import torch
 
 from synthaug._optional import require
 from synthaug.errors import ValidationError
-from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer, ChannelNormalization, nnunet_targets
-from synthaug.integrations.nnunet.recipe import budget_from_env, derive_seed, recipe_from_env
+from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for, nnunet_targets
+from synthaug.recipes import BatchSynthesizer, derive_seed
+from synthaug.recipes.recipe import budget_from_env, recipe_from_env
 
 nnUNetTrainer = require("nnunetv2.training.nnUNetTrainer.nnUNetTrainer").nnUNetTrainer
 _RemoveLabelTransform = require("batchgeneratorsv2.transforms.utils.remove_label").RemoveLabelTransform
@@ -155,7 +156,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         rank = self.local_rank if self.is_ddp else 0
         self.synthaug = BatchSynthesizer(
             recipe,
-            normalization=norm,
+            intensity=intensity_for(norm),
             dataset_labels=dataset_labels,
             ignore_label=self.label_manager.ignore_label,
             slice_axis=self._synthaug_slice_axis(),
@@ -176,18 +177,22 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             self._synthaug_setup()
 
     # ------------------------------------------------------------------ training
+    def synthaug_targets(self, target: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        """nnU-Net's last target transforms (left out of the workers), batched on the device."""
+        return nnunet_targets(
+            target,
+            ds_scales=self._get_deep_supervision_scales(),
+            regions=self.label_manager.foreground_regions if self.label_manager.has_regions else None,
+            ignore_label=self.label_manager.ignore_label,
+        )
+
     def _synthaug_apply(self, data: torch.Tensor, target: Any) -> tuple[torch.Tensor, Any]:
         if self.synthaug is None:
             self._synthaug_setup()
         result = self.synthaug(data, target, epoch=self.current_epoch)
         target = result.target
         if not isinstance(target, list):
-            target = nnunet_targets(
-                target,
-                ds_scales=self._get_deep_supervision_scales(),
-                regions=self.label_manager.foreground_regions if self.label_manager.has_regions else None,
-                ignore_label=self.label_manager.ignore_label,
-            )
+            target = self.synthaug_targets(target)
         return result.data, target
 
     def train_step(self, batch: dict) -> dict:

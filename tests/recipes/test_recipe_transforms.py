@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from synthaug.errors import DataError, LeakageError, ValidationError
-from synthaug.integrations.nnunet import recipe as R
-from synthaug.integrations.nnunet.batch_synth import BatchSynthesizer, ChannelNormalization, build_transform
+from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for
+from synthaug.recipes import recipe as R
+from synthaug.recipes.batch import BatchSynthesizer, build_transform
 from synthaug.transforms.modality_translate import ModalityTranslate
 from synthaug.transforms.style_swap import StyleSwap
 from synthaug.weights import registry
@@ -74,7 +75,7 @@ def test_modality_translate_recipe_builds_and_runs_on_a_batch():
     data, lab = _batch()
     out, out_lab = t.apply_batch(data.float(), lab.long(), seeds=[1, 2])
     assert out.shape == data.shape and torch.isfinite(out).all() and torch.equal(out_lab, lab.long())
-    synth = BatchSynthesizer(recipe, normalization=ZS, dataset_labels=LABELS, seed=0)
+    synth = BatchSynthesizer(recipe, intensity=intensity_for(ZS), dataset_labels=LABELS, seed=0)
     res = synth(data, lab, epoch=0)
     assert res.choice == [0, 0] and res.accepted == [True, True]
     assert torch.equal(res.target, lab) and not torch.equal(res.data, data)
@@ -89,7 +90,7 @@ def test_modality_translate_recipe_errors(tmp_path):
         _recipe("modality_translate", {"prob": 0.5})
     bad = _recipe("modality_translate", {"weights": "translate_brain_pd_t2_resgan", "source": "CT", "target": "T2w"})
     with pytest.raises(ValidationError, match="translate PDw -> T2w: source='CT'"):
-        BatchSynthesizer(bad, normalization=ZS, dataset_labels=LABELS)
+        BatchSynthesizer(bad, intensity=intensity_for(ZS), dataset_labels=LABELS)
 
 
 def test_style_swap_recipe_with_a_bank_folder_builds_and_runs_on_a_batch(tiny_style_weights, tmp_path):
@@ -102,7 +103,7 @@ def test_style_swap_recipe_with_a_bank_folder_builds_and_runs_on_a_batch(tiny_st
     out, out_lab = t.apply_batch(torch.stack([img, img]), torch.stack([lab, lab]), seeds=[3, 4])
     assert out.shape == (2, *img.shape) and torch.equal(out_lab[0], lab)
     data, blab = _batch()
-    res = BatchSynthesizer(recipe, normalization=CT, dataset_labels=LABELS, seed=1)(data, blab, epoch=0)
+    res = BatchSynthesizer(recipe, intensity=intensity_for(CT), dataset_labels=LABELS, seed=1)(data, blab, epoch=0)
     assert res.choice == [0, 0] and torch.equal(res.target, blab) and not torch.equal(res.data, data)
     none = build_transform(_recipe("style_swap", {"weights": "tiny_style"}).transforms[0])
     assert none.bank is None
@@ -115,12 +116,12 @@ def test_ct_window_synthesis_keeps_real_air_in_the_nnunet_batch(tiny_style_weigh
     data, lab = _batch()
     air = (-990.0 - 60.0) / 110.0
     data[:, :, :3] = air  # three rows of air outside the body, as nnU-Net's CTNormalization stores it
-    res = BatchSynthesizer(_recipe("style_swap", {"weights": "tiny_style"}), normalization=ct,
+    res = BatchSynthesizer(_recipe("style_swap", {"weights": "tiny_style"}), intensity=intensity_for(ct),
                            dataset_labels=LABELS, seed=1)(data, lab, epoch=0)
     assert res.choice == [0, 0] and not torch.equal(res.data, data)
     torch.testing.assert_close(res.data[:, :, :3], data[:, :, :3])
     off = BatchSynthesizer(_recipe("style_swap", {"weights": "tiny_style", "keep_outside_window": False}),
-                           normalization=ct, dataset_labels=LABELS, seed=1)(data, lab, epoch=0)
+                           intensity=intensity_for(ct), dataset_labels=LABELS, seed=1)(data, lab, epoch=0)
     assert off.data[:, :, :3].min() >= (-200.0 - 60.0) / 110.0 - 1e-4  # the generator's floor, not air
 
 

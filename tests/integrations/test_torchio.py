@@ -1,14 +1,15 @@
 import torch
 import torchio as tio
 
-from synthaug.transforms import RandomContextTextureSynth
+from synthaug.integrations.torchio import RandomContextTextureSynth
 from tests.transforms.conftest import phantom
 
 
 def _subject():
     img, lab = phantom()
     affine = torch.diag(torch.tensor([3.0, 3.0, 3.0, 1.0])).numpy()
-    return tio.Subject(image=tio.ScalarImage(tensor=img, affine=affine), label=tio.LabelMap(tensor=lab, affine=affine))
+    return tio.Subject(image=tio.ScalarImage(tensor=img, affine=affine), label=tio.LabelMap(tensor=lab, affine=affine,
+                                                                                    labels={"background": 0, "a": 1, "b": 2, "c": 3}))
 
 
 def test_random_transform_in_compose_and_history_replays(tiny_weights):

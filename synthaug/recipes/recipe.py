@@ -1,8 +1,9 @@
-"""Augmentation recipes for the nnU-Net integration: typed, validated, loaded from JSON (or YAML).
+"""Augmentation recipes: typed, validated, loaded from JSON (or YAML).
 
 A recipe says which synthaug transforms run on the training batches, how often, and under which
-schedule. One file serves the trainer (``SYNTHAUG_RECIPE=recipe.json nnUNetv2_train ... -tr
-nnUNetTrainerSynthAug``) and the offline expansion (``synthaug expand --recipe recipe.json``).
+schedule. One file serves the nnU-Net trainer (``SYNTHAUG_RECIPE=recipe.json nnUNetv2_train ... -tr
+nnUNetTrainerSynthAug``), the offline expansion (``synthaug expand --recipe recipe.json``) and any batch
+pipeline through :class:`synthaug.recipes.BatchSynthesizer`.
 
 Example (every key except ``transforms`` is optional)::
 
@@ -37,23 +38,23 @@ Semantics:
 - ``budget``: nnU-Net epochs / iterations; the environment variables ``SYNTHAUG_NUM_EPOCHS``,
   ``SYNTHAUG_ITERS_PER_EPOCH`` and ``SYNTHAUG_VAL_ITERS`` override it.
 
-Transforms are looked up by name in a small registry (:func:`register_transform`): a later transform
-(style swap, modality translation) plugs in with one :func:`register_transform` call.
+Transforms are looked up by name in the registry (:mod:`synthaug.recipes.registry`); a transform's
+``options`` are the fields of its core class's options record (the one declaration of its options).
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from synthaug._validate import closest
 from synthaug.errors import DataError, MissingDependencyError, ValidationError
+from synthaug.recipes.registry import get_transform, transform_names
 
 __all__ = [
     "RECIPE_ENV",
@@ -65,11 +66,6 @@ __all__ = [
     "GateSpec",
     "Budget",
     "Recipe",
-    "TransformEntry",
-    "register_transform",
-    "unregister_transform",
-    "get_transform",
-    "transform_names",
     "load_recipe",
     "recipe_from_env",
     "budget_from_env",
@@ -84,7 +80,7 @@ BUDGET_ENV = {
 }
 _FORMAT_VERSION = 1
 _EXAMPLE = (
-    f"export {RECIPE_ENV}=$(synthaug nnunet-path)/recipes/context_ct.json   "
+    f"export {RECIPE_ENV}=$(synthaug recipe path context_ct)   "
     "(a JSON file with at least {\"transforms\": [{\"name\": \"context_texture\", \"probability\": 0.5, "
     "\"options\": {\"weights\": \"context_ct_a\"}}]})"
 )
@@ -98,163 +94,6 @@ def derive_seed(*parts: Any) -> int:
     """
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 2
-
-
-# ---------------------------------------------------------------------------------------- registry
-
-
-@dataclass(frozen=True)
-class TransformEntry:
-    """How to build one batch transform by name.
-
-    ``build(**options)`` returns an object with ``apply_batch(images, labels, *, seeds) -> (images,
-    labels)`` (images ``(B, 1, *spatial)`` in the transform's raw intensity scale, labels ``(B, 1,
-    *spatial)`` in the generator's vocabulary or mapped by a ``label_map`` option) and a ``card``
-    attribute (its :class:`~synthaug.weights.card.ModelCard`: intensity convention, labels, training cases).
-    ``options`` lists the accepted option names (for error messages with suggestions).
-    """
-
-    name: str
-    build: Callable[..., Any]
-    options: tuple[str, ...]
-    description: str = ""
-
-
-_RESERVED_OPTIONS = ("prob", "deform", "control_points", "max_displacement")
-
-
-def _build_context_texture(**options: Any) -> Any:
-    from synthaug.transforms.context_texture import ContextTextureSynth
-
-    # Probability and deformation are the recipe's and the batch synthesiser's business.
-    return ContextTextureSynth(prob=1.0, deform=False, **options)
-
-
-def _context_texture_options() -> tuple[str, ...]:
-    from synthaug.transforms.context_texture import ContextTextureSynth
-
-    params = inspect.signature(ContextTextureSynth.__init__).parameters
-    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
-
-
-_REGISTRY: dict[str, TransformEntry] = {}
-
-
-def register_transform(
-    name: str,
-    build: Callable[..., Any],
-    *,
-    options: Sequence[str] | None = None,
-    description: str = "",
-    replace: bool = False,
-) -> TransformEntry:
-    """Make ``name`` usable in recipes. ``options`` default to ``build``'s keyword parameters."""
-    if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
-        raise ValidationError(f"transform name must be letters, digits and '_', got {name!r}.")
-    if name in _REGISTRY and not replace:
-        raise ValidationError(f"a transform named {name!r} is already registered; pass replace=True to override it.")
-    if options is None:
-        params = inspect.signature(build).parameters.values()
-        options = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    entry = TransformEntry(name=name, build=build, options=tuple(options), description=description)
-    _REGISTRY[name] = entry
-    return entry
-
-
-def unregister_transform(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-def transform_names() -> tuple[str, ...]:
-    return tuple(sorted(_REGISTRY))
-
-
-def get_transform(name: str) -> TransformEntry:
-    """The registry entry for ``name``; an unknown name raises naming the known ones and the closest."""
-    if name not in _REGISTRY:
-        raise ValidationError(
-            f"unknown transform {name!r}; registered transforms: {list(transform_names())}.{closest(str(name), _REGISTRY)}"
-        )
-    return _REGISTRY[name]
-
-
-register_transform(
-    "context_texture",
-    _build_context_texture,
-    options=_context_texture_options(),
-    description="ConText-GAN label map + texture features -> image (synthaug.transforms.ContextTextureSynth)",
-)
-
-
-def _build_gaussian_mixture(**options: Any) -> Any:
-    from synthaug.transforms.labels_to_image import GaussianMixtureSynth
-
-    # No generator and no model card (card = None): the batch synthesiser hands over the data as it is.
-    return GaussianMixtureSynth(prob=1.0, **options)
-
-
-def _gaussian_mixture_options() -> tuple[str, ...]:
-    from synthaug.transforms.labels_to_image import GaussianMixtureSynth
-
-    params = inspect.signature(GaussianMixtureSynth.__init__).parameters
-    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
-
-
-register_transform(
-    "gaussian_mixture",
-    _build_gaussian_mixture,
-    options=_gaussian_mixture_options(),
-    description="SynthSeg-style random Gaussian mixture label map -> image, no generator "
-    "(synthaug.transforms.GaussianMixtureSynth)",
-)
-
-
-def _build_style_swap(*, bank: Any = None, test_cases: Sequence[str] = (), **options: Any) -> Any:
-    """``bank``: a folder of style cases (``<id>_image.nii.gz`` + ``<id>_label.nii.gz``, or an nnU-Net raw
-    dataset's ``imagesTr``/``labelsTr``; :meth:`StyleBank.from_folder`), a :class:`StyleBank`, or None (every
-    class uses its learned default code); ``test_cases``: ids the bank must not hold (leakage guard)."""
-    from synthaug.transforms.style_swap import StyleBank, StyleSwap
-
-    if bank is not None and not isinstance(bank, StyleBank):
-        if not isinstance(bank, (str, os.PathLike)):
-            raise ValidationError(f"style_swap option 'bank' must be a folder path, got {bank!r}.")
-        bank = StyleBank.from_folder(bank, test_cases=test_cases)
-    return StyleSwap(bank=bank, prob=1.0, deform=False, **options)
-
-
-def _style_swap_options() -> tuple[str, ...]:
-    from synthaug.transforms.style_swap import StyleSwap
-
-    params = inspect.signature(StyleSwap.__init__).parameters
-    return (*(p for p in params if p != "self" and p not in _RESERVED_OPTIONS), "test_cases")
-
-
-def _build_modality_translate(**options: Any) -> Any:
-    from synthaug.transforms.modality_translate import ModalityTranslate
-
-    # Labels pass through untouched; probability is the recipe's business.
-    return ModalityTranslate(prob=1.0, **options)
-
-
-def _modality_translate_options() -> tuple[str, ...]:
-    from synthaug.transforms.modality_translate import ModalityTranslate
-
-    params = inspect.signature(ModalityTranslate.__init__).parameters
-    return tuple(p for p in params if p != "self" and p not in _RESERVED_OPTIONS)
-
-
-register_transform(
-    "style_swap",
-    _build_style_swap,
-    options=_style_swap_options(),
-    description="per-organ style of a style-bank patient -> image (synthaug.transforms.StyleSwap; bank: a folder)",
-)
-register_transform(
-    "modality_translate",
-    _build_modality_translate,
-    options=_modality_translate_options(),
-    description="source modality -> target modality, labels untouched (synthaug.transforms.ModalityTranslate)",
-)
 
 
 # ---------------------------------------------------------------------------------------- records
@@ -339,17 +178,7 @@ class TransformSpec:
         options = d.get("options", {}) or {}
         if not isinstance(options, Mapping):
             raise ValidationError(f"{_where(where + '.options', source)} must be a JSON object, got {options!r}.")
-        for k in options:
-            if k in _RESERVED_OPTIONS:
-                raise ValidationError(
-                    f"{_where(where + '.options', source)}: {k!r} is set by the recipe itself; use the transform's "
-                    "'probability' and its 'deform' block instead."
-                )
-            if k not in entry.options:
-                raise ValidationError(
-                    f"{_where(where + '.options', source)}: transform {name!r} has no option {k!r}; its options are "
-                    f"{list(entry.options)}.{closest(str(k), entry.options)}"
-                )
+        entry.check_recipe_options(options, where=_where(where + ".options", source))
         deform = DeformSpec.from_dict(d.get("deform"), where + ".deform", source)
         return cls(name=name, probability=float(prob), options=dict(options), deform=deform)
 

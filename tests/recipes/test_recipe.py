@@ -1,5 +1,6 @@
 """Recipe loading and validation: every bad input gives an error naming the key, the rule and the fix."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -7,9 +8,17 @@ import pytest
 
 from synthaug.data.vocabulary import superclass_vocabulary
 from synthaug.errors import DataError, SynthAugError, ValidationError
-from synthaug.integrations.nnunet import recipe as R
+from synthaug.recipes import (
+    TransformDecl,
+    get_transform,
+    register_transform,
+    transform_names,
+    unregister_transform,
+)
+from synthaug.recipes import recipe as R
+from synthaug.transforms.options import Options, OptionsTransform
 
-SHIPPED = Path(__file__).resolve().parents[3] / "integrations" / "nnunet" / "recipes" / "context_ct.json"
+SHIPPED = Path(__file__).resolve().parents[2] / "synthaug" / "recipes" / "library" / "context_ct.json"
 
 
 def _write(tmp_path, d, name="r.json"):
@@ -137,25 +146,39 @@ def test_targeting_resolves_names_and_ids():
         R.Targeting(class_weights={"bb": 1.0}).resolve({"background": 0, "a": 1, "b": 2})
 
 
-def test_registry_plugs_in_a_new_transform_with_one_entry(tmp_path):
-    def build(*, weights: str = "x", strength: float = 1.0):
-        return object()
+@dataclasses.dataclass(frozen=True)
+class _StrengthOptions(Options):
+    strength: float = 1.0
 
-    R.register_transform("style_swap_test", build)
+    def validate(self) -> None:
+        if self.strength < 0:
+            raise ValidationError(f"strength must be >= 0, got {self.strength}.")
+
+
+class _Strength(OptionsTransform):
+    Options = _StrengthOptions
+
+
+def test_registry_plugs_in_a_new_transform_with_one_entry(tmp_path):
+    register_transform(TransformDecl("strength_test", _Strength))
     try:
-        assert "style_swap_test" in R.transform_names()
+        assert "strength_test" in transform_names()
         r = R.load_recipe(_write(tmp_path, {"transforms": [
-            {"name": "style_swap_test", "probability": 0.3, "options": {"strength": 2.0}}]}))
+            {"name": "strength_test", "probability": 0.3, "options": {"strength": 2.0}}]}))
         assert r.transforms[0].options == {"strength": 2.0}
         with pytest.raises(ValidationError, match="already registered"):
-            R.register_transform("style_swap_test", build)
+            register_transform(TransformDecl("strength_test", _Strength))
         with pytest.raises(ValidationError, match="no option 'strenght'.*Did you mean 'strength'"):
             R.load_recipe(_write(tmp_path, {"transforms": [
-                {"name": "style_swap_test", "options": {"strenght": 2.0}}]}))
+                {"name": "strength_test", "options": {"strenght": 2.0}}]}))
+        with pytest.raises(ValidationError, match="strength must be >= 0"):  # the record validates recipe values too
+            R.load_recipe(_write(tmp_path, {"transforms": [{"name": "strength_test", "options": {"strength": -1}}]}))
     finally:
-        R.unregister_transform("style_swap_test")
+        unregister_transform("strength_test")
     with pytest.raises(ValidationError, match="unknown transform"):
-        R.get_transform("style_swap_test")
+        get_transform("strength_test")
+    with pytest.raises(ValidationError, match="built-in"):
+        unregister_transform("context_texture")
 
 
 def test_shipped_recipe_uses_context_ct_a_and_the_superclass_vocabulary():

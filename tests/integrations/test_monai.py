@@ -5,14 +5,15 @@ from monai.data import CacheDataset, DataLoader, MetaTensor
 from monai.transforms import Compose, EnsureTyped
 
 from synthaug.errors import ValidationError
-from synthaug.transforms import RandContextTextureSynth, RandContextTextureSynthd
+from synthaug.integrations.monai import RandContextTextureSynth, RandContextTextureSynthd
 from tests.transforms.conftest import phantom
 
 
 def _item(seed=0):
     img, lab = phantom(seed=seed)
     affine = torch.diag(torch.tensor([3.0, 3.0, 3.0, 1.0]))
-    return {"image": MetaTensor(img, affine=affine), "label": MetaTensor(lab.float(), affine=affine)}
+    names = {"background": 0, "a": 1, "b": 2, "c": 3}  # the label map says what its values mean (meta["labels"])
+    return {"image": MetaTensor(img, affine=affine), "label": MetaTensor(lab.float(), affine=affine, meta={"labels": names})}
 
 
 def test_dict_transform_keeps_meta_and_replays(tiny_weights):
@@ -61,8 +62,25 @@ def test_missing_keys(tiny_weights):
 
 def test_array_form_on_numpy(tiny_weights):
     img, lab = phantom()
-    t = RandContextTextureSynth(weights="tiny_ct", deform=False)
+    t = RandContextTextureSynth(weights="tiny_ct", deform=False, labels_are_classes=True)  # numpy: no names
     t.set_random_state(1)
     out, out_lab = t(img.numpy(), lab.numpy())
     assert isinstance(out, np.ndarray) and out.shape == img.shape
     assert np.array_equal(out_lab, lab.numpy())
+
+
+def test_label_names_from_meta_are_matched_by_name(tiny_weights):
+    """Values 1 and 3 swapped in the data, named in meta: the output equals the plain call with class ids."""
+    t = RandContextTextureSynthd(weights="tiny_ct", prob=1.0, deform=False)
+    t.set_random_state(seed=2)
+    plain = t(_item())
+    item = _item()
+    lab = item["label"].as_tensor()
+    swapped = torch.where(lab == 1, 3.0, torch.where(lab == 3, 1.0, lab))
+    item["label"] = MetaTensor(swapped, affine=item["label"].affine, meta={"labels": {"background": 0, "a": 3, "b": 2, "c": 1}})
+    t.set_random_state(seed=2)
+    named = t(item)
+    assert torch.equal(named["image"].as_tensor(), plain["image"].as_tensor())
+    item["label"] = MetaTensor(swapped, affine=item["label"].affine)  # no names, no opt-in: refused
+    with pytest.raises(Exception, match="reads a label map by name"):
+        t(item)

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 from synthaug.errors import DataError, LeakageError, ValidationError
-from synthaug.integrations.nnunet.expand import (
+from synthaug.recipes.expand import (
     PREVIEW_FILE,
     PROVENANCE_DIR,
     check_card_leakage,
     check_case_id,
     expand_dataset,
 )
-from synthaug.integrations.nnunet.recipe import derive_seed, load_recipe
+from synthaug.recipes.recipe import derive_seed, load_recipe
 from synthaug.weights.registry import card_of
 from tests.integrations.nnunet import make_raw_dataset, write_recipe
 

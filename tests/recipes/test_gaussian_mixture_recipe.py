@@ -6,13 +6,9 @@ import pytest
 import torch
 
 from synthaug.errors import ValidationError
-from synthaug.integrations.nnunet import recipe as R
-from synthaug.integrations.nnunet.batch_synth import (
-    BatchSynthesizer,
-    ChannelNormalization,
-    build_transform,
-    nnunet_targets,
-)
+from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for, nnunet_targets
+from synthaug.recipes import recipe as R
+from synthaug.recipes.batch import BatchSynthesizer, build_transform
 from synthaug.transforms.labels_to_image import GaussianMixtureSynth
 
 CT_PROPS = {"mean": 60.0, "std": 110.0, "percentile_00_5": -150.0, "percentile_99_5": 280.0}
@@ -61,7 +57,7 @@ def test_recipe_builds_a_card_less_transform(tmp_path):
 
 def test_zscore_batch_every_foreground_sample_synthesised_and_re_z_scored():
     data, lab = _batch()
-    synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), normalization=ZS, dataset_labels=LABELS, seed=0)
+    synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), intensity=intensity_for(ZS), dataset_labels=LABELS, seed=0)
     synth.prepare("cpu")  # nothing to load: no weights
     out = synth(data, lab, epoch=0)
     assert out.choice == [0, 0, -1] and out.accepted == [True, True, False]
@@ -80,7 +76,7 @@ def test_zscore_batch_every_foreground_sample_synthesised_and_re_z_scored():
 
 def test_ct_batch_matches_the_transform_in_hounsfield_units():
     data, lab = _batch(seed=1)
-    synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), normalization=CT, dataset_labels=LABELS, seed=2)
+    synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), intensity=intensity_for(CT), dataset_labels=LABELS, seed=2)
     out = synth(data, lab, epoch=0)
     assert out.choice == [0, 0, -1]
     valid = lab >= 0
@@ -101,7 +97,7 @@ def test_deep_supervision_list_targets_with_deformation():
     target = nnunet_targets(lab, ds_scales=scales)
     recipe = R.Recipe.from_dict({"transforms": [{**RECIPE["transforms"][0],
                                                  "deform": {"enabled": True, "control_points": 3, "max_displacement": 3.0}}]})
-    out = BatchSynthesizer(recipe, normalization=CT, seed=0)(data, target, epoch=0)
+    out = BatchSynthesizer(recipe, intensity=intensity_for(CT), seed=0)(data, target, epoch=0)
     assert out.choice == [0, 0, -1] and isinstance(out.target, list) and len(out.target) == 3
     full = out.target[0]
     assert not torch.equal(full[:2], lab[:2])  # the labels were deformed

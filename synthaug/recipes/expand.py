@@ -43,8 +43,9 @@ import numpy as np
 import torch
 
 from synthaug.errors import DataError, LeakageError, ValidationError
-from synthaug.integrations.nnunet.batch_synth import build_transform, deform_batch
-from synthaug.integrations.nnunet.recipe import Recipe, derive_seed, load_recipe
+from synthaug.recipes.batch import build_transform, deform_batch
+from synthaug.recipes.recipe import Recipe, derive_seed, load_recipe
+from synthaug.transforms.options import OptionsTransform
 
 __all__ = [
     "SYNTHETIC_TAG",
@@ -375,10 +376,10 @@ class _Expander:
             hook("case_done", sid)
 
     @staticmethod
-    def _generator(transform: Any) -> dict[str, Any]:
-        card = getattr(transform, "card", None)
+    def _generator(transform: OptionsTransform) -> dict[str, Any]:
+        card = transform.card
         if card is None:
-            return {"name": str(getattr(transform, "weights", type(transform).__name__)), "sha256": ""}
+            return {"name": type(transform).__name__, "sha256": ""}
         return {"name": card.name, "sha256": card.sha256, "family": card.family,
                 "training_cases": list(card.training_cases)}
 
@@ -533,9 +534,8 @@ def expand_dataset(
     exp_work = out.parent / f".{out.name}.synthaug-partial"
     exp = _Expander(src, exp_work, rec, seed, device)
     for t in exp.transforms:
-        card = getattr(t, "card", None)
-        if card is not None:
-            check_card_leakage(card, src.meta)
+        if t.card is not None:
+            check_card_leakage(t.card, src.meta)
     synth_ids = [synthetic_id(c, k) for c in src.train for k in range(per_case)]
     for sid in synth_ids:
         check_case_id(sid)

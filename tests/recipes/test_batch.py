@@ -1,19 +1,18 @@
 """Batched synthesis on fake nnU-Net batches: normalisation round trip, padding/ignore, deep supervision."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from synthaug.errors import LabelError, ShapeError, ValidationError, WeightsError
-from synthaug.integrations.nnunet import recipe as R
-from synthaug.integrations.nnunet.batch_synth import (
-    BatchSynthesizer,
-    ChannelNormalization,
-    deform_batch,
-    label_dice,
-    load_checker,
-    nnunet_targets,
-)
+from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for, nnunet_targets
+from synthaug.recipes import TransformDecl, register_transform, unregister_transform
+from synthaug.recipes import recipe as R
+from synthaug.recipes.batch import BatchSynthesizer, deform_batch
+from synthaug.recipes.gate import label_dice, load_checker
 from synthaug.transforms.context_texture import ContextTextureSynth
+from synthaug.transforms.options import Options, OptionsTransform
 
 torch.set_num_threads(1)
 
@@ -23,7 +22,7 @@ ZS = ChannelNormalization("ZScoreNormalization", CT_PROPS)
 
 
 def _recipe(weights="tiny_ct", p=1.0, deform=False, name="context_texture", options=None, **extra):
-    opts = {"weights": weights} if options is None else options
+    opts = {"weights": weights, "labels_are_classes": True} if options is None else options
     return R.Recipe.from_dict({"transforms": [{
         "name": name, "probability": p, "options": opts,
         "deform": {"enabled": deform, "control_points": 3, "max_displacement": 3.0}}], **extra})
@@ -52,11 +51,11 @@ def _batch(b=4, spatial=(32, 32), seed=0, pad=True, ignore=None):
 def test_ct_scheme_matches_reference_and_leaves_padding_and_ignore_untouched(tiny_weights):
     data, lab = _batch(ignore=4)
     lab[3] = torch.where(lab[3] > 0, torch.zeros_like(lab[3]), lab[3])  # sample 3: no foreground -> never synthesised
-    synth = BatchSynthesizer(_recipe(), normalization=CT, ignore_label=4, seed=3)
+    synth = BatchSynthesizer(_recipe(), intensity=intensity_for(CT), ignore_label=4, seed=3)
     out = synth(data, lab, epoch=0)
     assert out.choice == [0, 0, 0, -1] and out.accepted == [True, True, True, False]
     # reference: invert nnU-Net's CT normalisation, run the transform, normalise again
-    ref_t = ContextTextureSynth("tiny_ct", deform=False)
+    ref_t = ContextTextureSynth("tiny_ct", deform=False, labels_are_classes=True)
     valid = (lab >= 0) & (lab != 4)
     gen = torch.where(valid, lab, torch.zeros_like(lab)).long()
     raw = data * CT_PROPS["std"] + CT_PROPS["mean"]
@@ -80,12 +79,12 @@ def test_ct_scheme_matches_reference_and_leaves_padding_and_ignore_untouched(tin
 
 def test_zscore_3d_with_percentile_generator_is_re_z_scored(tiny_weights):
     data, lab = _batch(b=2, spatial=(24, 20, 6), seed=1)
-    synth = BatchSynthesizer(_recipe("tiny_mr_oasis"), normalization=ZS, slice_axis=2)
+    synth = BatchSynthesizer(_recipe("tiny_mr_oasis"), intensity=intensity_for(ZS), slice_axis=2)
     out = synth(data, lab, epoch=0)
     assert out.choice == [0, 0]
     valid = lab >= 0
     gen = torch.where(valid, lab, torch.zeros_like(lab)).long()
-    ref_t = ContextTextureSynth("tiny_mr_oasis", deform=False, slice_axis=2)
+    ref_t = ContextTextureSynth("tiny_mr_oasis", deform=False, slice_axis=2, labels_are_classes=True)
     for j in range(2):
         x = data[j : j + 1]
         y, _ = ref_t.apply_batch(x, gen[j : j + 1], seeds=[out.seeds[j]])  # per-image affine invariance: raw = x
@@ -102,7 +101,7 @@ def test_zscore_3d_with_percentile_generator_is_re_z_scored(tiny_weights):
 
 def test_zscore_with_fixed_window_generator_maps_foreground_to_fingerprint_units(tiny_weights):
     data, lab = _batch(b=2, seed=2)
-    synth = BatchSynthesizer(_recipe("tiny_ct"), normalization=ZS)
+    synth = BatchSynthesizer(_recipe("tiny_ct"), intensity=intensity_for(ZS))
     mapping = synth.mappings[0]
     valid = lab >= 0
     gen = torch.where(valid, lab, torch.zeros_like(lab)).long()
@@ -127,7 +126,7 @@ def test_deep_supervision_targets_regenerated_from_deformed_labels(tiny_weights)
     down = ds.DownsampleSegForDSTransform(ds_scales=scales)
     per_sample = [down(segmentation=lab[i].clone())["segmentation"] for i in range(3)]
     target = [torch.stack([p[k] for p in per_sample]) for k in range(3)]
-    synth = BatchSynthesizer(_recipe(deform=True), normalization=CT, ignore_label=4, seed=0)
+    synth = BatchSynthesizer(_recipe(deform=True), intensity=intensity_for(CT), ignore_label=4, seed=0)
     out = synth(data, target, epoch=0)
     assert out.choice == [0, 0, -1]
     full = out.target[0]
@@ -171,20 +170,27 @@ def test_nnunet_targets_equals_nnunet_transforms():
 def test_labels_the_generator_does_not_know(tiny_weights):
     data, lab = _batch(b=2)
     lab[0, 0, 2:4, 2:4] = 7
-    synth = BatchSynthesizer(_recipe(), normalization=CT)
+    synth = BatchSynthesizer(_recipe(), intensity=intensity_for(CT))
     with pytest.raises(LabelError, match=r"value\(s\) \[7\].*does not know"):
         synth(data, lab)
-    with pytest.raises(LabelError, match=r"dataset label\(s\) \['tumour'\] are not in the generator's vocabulary"):
-        BatchSynthesizer(_recipe(), normalization=CT, dataset_labels={"background": 0, "a": 1, "tumour": 2})
-    with pytest.raises(LabelError, match="does not cover the dataset label"):
-        BatchSynthesizer(_recipe(options={"weights": "tiny_ct", "label_map": {"a": "a"}}), normalization=CT,
-                         dataset_labels={"background": 0, "a": 1, "b": 2})
+    # dataset.json names are matched to the generator's classes; a name it does not know is refused at build time
+    with pytest.raises(LabelError, match=r"label\(s\) \['tumour'\] are not classes of generator 'tiny_ct'.*label_map"):
+        BatchSynthesizer(_recipe(options={"weights": "tiny_ct"}), intensity=intensity_for(CT),
+                         dataset_labels={"background": 0, "a": 1, "tumour": 2})
+    # ... unless the recipe's label_map places it
+    ok = BatchSynthesizer(_recipe(options={"weights": "tiny_ct", "label_map": {"tumour": "a"}}), intensity=intensity_for(CT),
+                          dataset_labels={"background": 0, "a": 1, "tumour": 2})
+    assert ok.transforms[0].class_table() == {0: 0, 1: 1, 2: 1}
+    # without names, label_map or labels_are_classes nothing says what the values mean: refused, with the three fixes
+    with pytest.raises(LabelError, match="reads a label map by name.*label_names.*label_map.*labels_are_classes"):
+        BatchSynthesizer(_recipe(options={"weights": "tiny_ct"}), intensity=intensity_for(CT))(data, lab)
 
 
 def test_label_map_by_names_from_the_dataset(tiny_weights):
     # dataset ids differ from the generator's: organ 'c' is label 1 in the dataset, class 3 in the generator
-    synth = BatchSynthesizer(_recipe(), normalization=CT, dataset_labels={"background": 0, "c": 1, "a": 2})
-    assert synth.transforms[0].label_map == {0: 0, 1: 3, 2: 1}
+    synth = BatchSynthesizer(_recipe(options={"weights": "tiny_ct"}), intensity=intensity_for(CT),
+                             dataset_labels={"background": 0, "c": 1, "a": 2})
+    assert synth.transforms[0].class_table() == {0: 0, 1: 3, 2: 1}
     data, lab = _batch(b=2)
     lab = lab.clamp_max(2)
     out = synth(data, lab)
@@ -192,7 +198,7 @@ def test_label_map_by_names_from_the_dataset(tiny_weights):
 
 
 def test_bad_batches_raise_clear_errors(tiny_weights):
-    synth = BatchSynthesizer(_recipe(), normalization=CT)
+    synth = BatchSynthesizer(_recipe(), intensity=intensity_for(CT))
     data, lab = _batch(b=2)
     with pytest.raises(ShapeError, match="integer label map"):
         synth(data, torch.zeros(2, 3, 32, 32, dtype=torch.bool))
@@ -209,16 +215,16 @@ def test_bad_batches_raise_clear_errors(tiny_weights):
 def test_seeded_determinism_and_per_rank_streams(tiny_weights):
     data, lab = _batch(b=4)
     rec = _recipe(p=0.5, deform=True)
-    a = BatchSynthesizer(rec, normalization=CT, seed=11)
-    b = BatchSynthesizer(rec, normalization=CT, seed=11)
-    c = BatchSynthesizer(rec, normalization=CT, seed=11, rank=1)
+    a = BatchSynthesizer(rec, intensity=intensity_for(CT), seed=11)
+    b = BatchSynthesizer(rec, intensity=intensity_for(CT), seed=11)
+    c = BatchSynthesizer(rec, intensity=intensity_for(CT), seed=11, rank=1)
     for _ in range(2):
         oa, ob, oc = a(data, lab), b(data, lab), c(data, lab)
         assert torch.equal(oa.data, ob.data) and torch.equal(oa.target, ob.target) and oa.choice == ob.choice
         assert oa.seeds != oc.seeds
     # the random stream does not depend on the data: a different batch draws the same seeds
-    d1 = BatchSynthesizer(rec, normalization=CT, seed=11)(data, lab)
-    d2 = BatchSynthesizer(rec, normalization=CT, seed=11)(data * 2, lab)
+    d1 = BatchSynthesizer(rec, intensity=intensity_for(CT), seed=11)(data, lab)
+    d2 = BatchSynthesizer(rec, intensity=intensity_for(CT), seed=11)(data * 2, lab)
     assert d1.seeds == d2.seeds and d1.deform_seeds == d2.deform_seeds
 
 
@@ -226,14 +232,14 @@ def test_schedule_and_targeting_control_selection(tiny_weights):
     data, lab = _batch(b=4)
     lab[0][lab[0] == 3] = 1
     lab[1][lab[1] == 3] = 1  # samples 0 and 1 lack class 'c'
-    warm = BatchSynthesizer(_recipe(schedule={"warmup_epochs": 2}), normalization=CT)
+    warm = BatchSynthesizer(_recipe(schedule={"warmup_epochs": 2}), intensity=intensity_for(CT))
     out = warm(data, lab, epoch=1)
     assert out.choice == [-1] * 4 and torch.equal(out.data, data)
     assert warm.pop_epoch_stats()["synthetic_fraction"] == 0.0
     assert warm(data, lab, epoch=2).choice == [0] * 4
     tgt = BatchSynthesizer(
         _recipe(p=0.1, targeting={"class_weights": {"c": 10.0}, "default_weight": 0.0}),
-        normalization=CT, dataset_labels={"background": 0, "a": 1, "b": 2, "c": 3})
+        intensity=intensity_for(CT), dataset_labels={"background": 0, "a": 1, "b": 2, "c": 3})
     for _ in range(3):
         assert tgt(data, lab).choice == [-1, -1, 0, 0]
 
@@ -241,10 +247,15 @@ def test_schedule_and_targeting_control_selection(tiny_weights):
 # --------------------------------------------------------------------------- label-faithfulness gate
 
 
-class _Paint:
+@dataclasses.dataclass(frozen=True)
+class _NoOptions(Options):
+    pass
+
+
+class _Paint(OptionsTransform):
     """Fake transform: a faithful image (intensity = 100 x label) for even seeds, a blank one for odd seeds."""
 
-    card = None
+    Options = _NoOptions
 
     def apply_batch(self, images, labels, *, seeds):
         good = torch.tensor([s % 2 == 0 for s in seeds], device=images.device)
@@ -261,13 +272,13 @@ class _ThresholdChecker(torch.nn.Module):
 
 
 def test_gate_replaces_unfaithful_samples_by_the_real_ones():
-    R.register_transform("fake_paint", lambda: _Paint(), options=())
+    register_transform(TransformDecl("fake_paint", _Paint))
     try:
         rec = R.Recipe.from_dict({"transforms": [{"name": "fake_paint", "probability": 1.0,
                                                   "deform": {"enabled": True, "max_displacement": 3.0}}],
                                   "gate": {"checker": "unused", "threshold": 0.9}})
         data, lab = _batch(b=6, seed=4)
-        synth = BatchSynthesizer(rec, normalization=ChannelNormalization("NoNormalization"), checker=_ThresholdChecker())
+        synth = BatchSynthesizer(rec, intensity=intensity_for(ChannelNormalization("NoNormalization")), checker=_ThresholdChecker())
         out = synth(data, lab)
         assert out.choice == [0] * 6
         expect = [s % 2 == 0 for s in out.seeds]
@@ -283,7 +294,7 @@ def test_gate_replaces_unfaithful_samples_by_the_real_ones():
         assert stats["acceptance_rate"] == pytest.approx(sum(expect) / 6)
         assert stats["synthetic_fraction"] == pytest.approx(sum(expect) / 6)
     finally:
-        R.unregister_transform("fake_paint")
+        unregister_transform("fake_paint")
 
 
 def test_label_dice_matches_hand_computation():
@@ -302,7 +313,7 @@ def test_checker_by_name_gives_a_clear_error(tiny_weights):
     with pytest.raises(WeightsError, match="needs a 'segmenter' model"):
         load_checker("tiny_ct")
     rec = _recipe(gate={"checker": "segmenter_ct_a", "threshold": 0.5})
-    synth = BatchSynthesizer(rec, normalization=CT)
+    synth = BatchSynthesizer(rec, intensity=intensity_for(CT))
     with pytest.raises(WeightsError, match="segmenter"):
         synth.prepare("cpu")
 

@@ -1,0 +1,67 @@
+"""Recipes: the framework-independent augmentation engine.
+
+- :mod:`~synthaug.recipes.registry` - every transform declared once (:class:`TransformDecl`); recipes, the
+  MONAI and the TorchIO faces are derived from it;
+- :mod:`~synthaug.recipes.recipe` - typed recipes (JSON/YAML): transforms, probabilities, schedule,
+  targeting, gate, budget;
+- :mod:`~synthaug.recipes.batch` - :class:`BatchSynthesizer`: a recipe applied to a training batch on its
+  device, with the caller's raw <-> normalised intensity mapping;
+- :mod:`~synthaug.recipes.expand` - offline expansion of an nnU-Net raw dataset (resumable, shardable);
+- :mod:`~synthaug.recipes.library` - the recipes that ship with synthaug (``synthaug recipe list``).
+
+Framework adapters (the nnU-Net trainer, MONAI and TorchIO faces) live in :mod:`synthaug.integrations`.
+"""
+
+from synthaug.recipes.batch import (
+    BatchResult,
+    BatchSynthesizer,
+    IdentityMapping,
+    IntensityMapping,
+    build_transform,
+    deform_batch,
+    regenerate_deep_supervision,
+)
+from synthaug.recipes.recipe import (
+    Budget,
+    DeformSpec,
+    GateSpec,
+    Recipe,
+    Schedule,
+    Targeting,
+    TransformSpec,
+    derive_seed,
+    load_recipe,
+)
+from synthaug.recipes.registry import (
+    TransformDecl,
+    declarations,
+    get_transform,
+    register_transform,
+    transform_names,
+    unregister_transform,
+)
+
+__all__ = [
+    "BatchResult",
+    "BatchSynthesizer",
+    "Budget",
+    "DeformSpec",
+    "GateSpec",
+    "IdentityMapping",
+    "IntensityMapping",
+    "Recipe",
+    "Schedule",
+    "Targeting",
+    "TransformDecl",
+    "TransformSpec",
+    "build_transform",
+    "declarations",
+    "deform_batch",
+    "derive_seed",
+    "get_transform",
+    "load_recipe",
+    "register_transform",
+    "regenerate_deep_supervision",
+    "transform_names",
+    "unregister_transform",
+]
