@@ -47,7 +47,7 @@ def z_set(cases: tuple[sc.Case, ...], subject: str) -> set[int]:
 
 
 def test_list_and_unknown_scenario() -> None:
-    assert sc.list_scenarios() == ("cross-modality", "cross-scanner", "in-domain")
+    assert sc.list_scenarios() == ("cross-modality", "cross-scanner", "in-domain", "spine-cross-modality")
     with pytest.raises(ValidationError, match="Did you mean 'cross-modality'"):
         sc.get_scenario("cross_modality", loader=loader)
     with pytest.raises(ValidationError, match="slab_slices must be an int >= 1"):
