@@ -49,6 +49,7 @@ __all__ = [
     "TissueMaps",
     "SUBJECT_NAMES",
     "SUBJECT_MODALITIES",
+    "TOTALSEG_SUBJECTS",
     "TOTALSEG_LABEL_SOURCE",
     "TOTALSEG_VERSIONS",
     "TPTBOX_LABEL_SOURCE",
@@ -66,7 +67,8 @@ SUBJECT_NAMES: tuple[str, ...] = ("ct_a", "ct_b", "mr_c", "mni", "spine_ct", "sp
 SUBJECT_MODALITIES: dict[str, str] = {  # = load_subject(n).modality
     "ct_a": "CT", "ct_b": "CT", "mr_c": "MR", "mni": "MR", "spine_ct": "CT", "spine_mr": "MR",
 }  # fmt: skip
-_TOTALSEG_SUBJECTS = ("ct_a", "ct_b", "mr_c")
+TOTALSEG_SUBJECTS: tuple[str, ...] = ("ct_a", "ct_b", "mr_c")
+"""Subjects whose labels are TotalSegmentator predictions (one label version per release)."""
 TOTALSEG_VERSIONS: dict[str, str] = {
     s.version: key for key, s in sources.SOURCES.items() if s.project == "totalsegmentator"
 }
@@ -474,9 +476,9 @@ def load_subject(
     synthaug.errors.ValidationError: name='ct-a' is not one of [...]. Did you mean 'ct_a'?
     """
     check_choice("name", name, SUBJECT_NAMES)
-    if totalseg_version is not None and name not in _TOTALSEG_SUBJECTS:
+    if totalseg_version is not None and name not in TOTALSEG_SUBJECTS:
         raise ValidationError(
-            f"totalseg_version={totalseg_version!r} applies to the TotalSegmentator subjects {list(_TOTALSEG_SUBJECTS)} "
+            f"totalseg_version={totalseg_version!r} applies to the TotalSegmentator subjects {list(TOTALSEG_SUBJECTS)} "
             f"only, not {name!r}; leave it out."
         )
     if name in _SPINE_FILES:
