@@ -10,7 +10,6 @@ import argparse
 import json
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ def register(data_subparsers: Any) -> None:
         "Labels are TotalSegmentator model predictions (spine-cross-modality: the TPTBox test masks), not manual "
         "ground truth.",
     )
-    p.add_argument("--scenario", required=True, choices=list_scenarios(), help="built-in scenario")
+    p.add_argument("--scenario", required=True, help=f"built-in scenario: {', '.join(list_scenarios())}")
     p.add_argument("--out", required=True, type=Path, help="nnU-Net raw folder (nnUNet_raw)")
     p.add_argument(
         "--dataset-id", required=True, type=int, help="nnU-Net dataset id, 1..999, not yet used in --out"
@@ -52,7 +51,7 @@ def register(data_subparsers: Any) -> None:
         "on the slabs and classes the benchmark scores (synthaug.data.label_noise). Scenarios whose labels exist in "
         "one version only (spine-cross-modality) are reported as not available.",
     )
-    c.add_argument("--scenario", required=True, nargs="+", choices=list_scenarios(), help="one or more scenarios")
+    c.add_argument("--scenario", required=True, nargs="+", help=f"one or more of: {', '.join(list_scenarios())}")
     c.add_argument("--slab-slices", type=int, default=16, help="slab thickness in slices, as exported (default 16)")
     c.add_argument("--out", type=Path, default=None, help="write the ceilings as JSON (command, date, machine, commit)")
     c.add_argument("--markdown", type=Path, default=None, help="also write a Markdown results page")
@@ -112,6 +111,17 @@ def _git_commit() -> str:
     return sha.stdout.strip() + ("-dirty" if dirty.returncode != 0 else "")
 
 
+def _ceiling_command(args: argparse.Namespace) -> str:
+    """The command line equivalent to ``args`` (recorded in the results; independent of how it was called)."""
+    parts = ["synthaug", "data", "label-ceiling", "--scenario", *args.scenario]
+    if args.slab_slices != 16:
+        parts += ["--slab-slices", str(args.slab_slices)]
+    for flag, value in (("--out", args.out), ("--markdown", args.markdown), ("--cache-dir", args.cache_dir)):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def _label_ceiling(args: argparse.Namespace) -> int:
     from synthaug.data.label_noise import ceiling_markdown, label_noise_ceiling, release_agreement
     from synthaug.data.scenarios import get_scenario
@@ -121,7 +131,7 @@ def _label_ceiling(args: argparse.Namespace) -> int:
     def load(name: str) -> Any:
         return load_subject(name, cache_dir=args.cache_dir)
 
-    command = "synthaug " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = _ceiling_command(args)
     commit = _git_commit()
     ceilings = []
     for name in dict.fromkeys(args.scenario):

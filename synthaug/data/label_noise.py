@@ -32,6 +32,7 @@ Example (fetches both releases once)::
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from synthaug._validate import check_choice
+from synthaug.data.scenarios import Scenario
 from synthaug.errors import DataError, LabelError, ValidationError
 
 __all__ = [
@@ -54,6 +56,8 @@ __all__ = [
     "release_agreement",
     "ceiling_markdown",
 ]
+
+_PathLike = str | os.PathLike[str]
 
 REFERENCE_VERSION = "2.18.0"
 """The TotalSegmentator release whose labels the scenarios use as reference."""
@@ -236,7 +240,9 @@ def dice_per_class(
     return dice, ref_sum, other_sum
 
 
-def relabel_by_name(label: np.ndarray, from_names: Mapping[int, str], to_names: Mapping[int, str]) -> np.ndarray:
+def relabel_by_name(
+    label: np.ndarray, from_names: Mapping[int, str], to_names: Mapping[int, str]
+) -> np.ndarray:
     """Renumber ``label`` from one class map to another by class name (background 0 stays 0).
 
     A class of ``from_names`` present in ``label`` but missing from ``to_names`` raises :class:`LabelError`.
@@ -259,7 +265,7 @@ def relabel_by_name(label: np.ndarray, from_names: Mapping[int, str], to_names: 
     return table[array].astype(array.dtype, copy=False)
 
 
-def _pair(subject: str, cache_dir: Any) -> tuple[Any, np.ndarray]:
+def _pair(subject: str, cache_dir: _PathLike | None) -> tuple[Any, np.ndarray]:
     """(reference subject, the other release's label renumbered to the reference's ids)."""
     from synthaug.data.subjects import load_subject
 
@@ -275,7 +281,7 @@ def _pair(subject: str, cache_dir: Any) -> tuple[Any, np.ndarray]:
     return ref, relabel_by_name(other.label, other.class_names, ref.class_names)
 
 
-def _not_available(scenario: Any, reason: str) -> LabelNoiseCeiling:
+def _not_available(scenario: Scenario, reason: str) -> LabelNoiseCeiling:
     from synthaug.data.scenarios import scenario_vocabulary
 
     return LabelNoiseCeiling(
@@ -289,9 +295,7 @@ def _not_available(scenario: Any, reason: str) -> LabelNoiseCeiling:
     )
 
 
-def label_noise_ceiling(
-    scenario: Any, *, cache_dir: Any = None
-) -> LabelNoiseCeiling:
+def label_noise_ceiling(scenario: str | Scenario, *, cache_dir: _PathLike | None = None) -> LabelNoiseCeiling:
     """The label-noise ceiling of every evaluation group (``test`` and ``report``) of ``scenario``.
 
     Args:
@@ -301,13 +305,15 @@ def label_noise_ceiling(
 
     Scenarios whose evaluation subjects are not TotalSegmentator subjects get ``available=False``.
     """
-    from synthaug.data.scenarios import Scenario, get_scenario, map_labels, scenario_vocabulary
+    from synthaug.data.scenarios import get_scenario, map_labels, scenario_vocabulary
     from synthaug.data.subjects import TOTALSEG_SUBJECTS, load_subject, totalseg_label_source
 
     if isinstance(scenario, str):
         scenario = get_scenario(scenario, loader=lambda n: load_subject(n, cache_dir=cache_dir))
     if not isinstance(scenario, Scenario):
-        raise ValidationError(f"scenario must be a scenario name or a Scenario, got {type(scenario).__name__}.")
+        raise ValidationError(
+            f"scenario must be a scenario name or a Scenario, got {type(scenario).__name__}."
+        )
     evaluated = [c for c in scenario.cases if c.role in ("test", "report")]
     foreign = sorted({c.subject for c in evaluated} - set(TOTALSEG_SUBJECTS))
     if foreign:
@@ -326,7 +332,7 @@ def label_noise_ceiling(
             map_labels(other_label, ref, scenario.label_space),
         )
     groups = []
-    for group, case_ids in scenario.groups.items():
+    for group in scenario.groups:
         cases = []
         for case in (c for c in evaluated if c.group == group):
             ref_label, other_label = (m[:, :, case.z_slice] for m in mapped[case.subject])
@@ -334,7 +340,9 @@ def label_noise_ceiling(
             cases.append(
                 CaseAgreement(
                     case=case.id,
-                    dice={n: (None if math.isnan(dice[i]) else float(dice[i])) for i, n in enumerate(names, 1)},
+                    dice={
+                        n: (None if math.isnan(dice[i]) else float(dice[i])) for i, n in enumerate(names, 1)
+                    },
                     voxels={n: (int(ref_sum[i]), int(other_sum[i])) for i, n in enumerate(names, 1)},
                     identical=bool(np.array_equal(ref_label, other_label)),
                 )
@@ -353,12 +361,14 @@ def label_noise_ceiling(
     )
 
 
-def ceiling_for_dataset(dataset_json: Mapping[str, Any], *, cache_dir: Any = None) -> LabelNoiseCeiling | None:
+def ceiling_for_dataset(
+    dataset_json: Mapping[str, Any], *, cache_dir: _PathLike | None = None
+) -> LabelNoiseCeiling | None:
     """The ceiling of an exported synthaug scenario dataset, on exactly the cases its ``dataset.json`` lists.
 
     Returns ``None`` for a dataset that was not exported from a synthaug scenario (no ``synthaug`` block).
     """
-    from synthaug.data.scenarios import Case, Scenario
+    from synthaug.data.scenarios import Case
 
     meta = dataset_json.get("synthaug") if isinstance(dataset_json, Mapping) else None
     if not isinstance(meta, Mapping) or "scenario" not in meta:
@@ -370,14 +380,19 @@ def ceiling_for_dataset(dataset_json: Mapping[str, Any], *, cache_dir: Any = Non
             for c in meta["cases"]
         )  # fmt: skip
         scenario = Scenario(
-            name=str(meta["scenario"]), description="", cases=cases, label_space=meta.get("label_space", "superclass")
+            name=str(meta["scenario"]),
+            description="",
+            cases=cases,
+            label_space=meta.get("label_space", "superclass"),
         )
     except (KeyError, TypeError) as exc:
-        raise DataError(f"dataset.json 'synthaug' block is malformed ({exc!r}); re-export the dataset.") from exc
+        raise DataError(
+            f"dataset.json 'synthaug' block is malformed ({exc!r}); re-export the dataset."
+        ) from exc
     return label_noise_ceiling(scenario, cache_dir=cache_dir)
 
 
-def release_agreement(subject: str, *, cache_dir: Any = None) -> CaseAgreement:
+def release_agreement(subject: str, *, cache_dir: _PathLike | None = None) -> CaseAgreement:
     """Whole-volume Dice of the two releases on ``subject`` in its native TotalSegmentator classes."""
     from synthaug.data.subjects import TOTALSEG_SUBJECTS
 
@@ -439,7 +454,8 @@ def ceiling_markdown(
             per = g.per_class
             lines.append(
                 f"| {g.group} | {g.role} | {len(g.cases)} | {_fmt(g.mean)} | "
-                + " | ".join(_fmt(per.get(n)) for n in c.classes) + " |"
+                + " | ".join(_fmt(per.get(n)) for n in c.classes)
+                + " |"
             )
         lines.append("")
         for g in c.groups:

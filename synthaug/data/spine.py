@@ -144,7 +144,9 @@ def spine_class_names() -> tuple[str, ...]:
     """The spine classes both modalities have (at least one member subregion in each), in declaration order."""
     present = {m: set(spine_subregion_names(m).values()) for m in SPINE_MODALITIES}
     return tuple(
-        name for name, members in SPINE_CLASSES.items() if all(present[m] & set(members) for m in SPINE_MODALITIES)
+        name
+        for name, members in SPINE_CLASSES.items()
+        if all(present[m] & set(members) for m in SPINE_MODALITIES)
     )
 
 
@@ -183,7 +185,9 @@ def _present(label: np.ndarray | torch.Tensor) -> list[int]:
         return [int(v) for v in torch.unique(label).tolist()]
     array = np.asarray(label)
     if not np.issubdtype(array.dtype, np.integer):
-        raise LabelError(f"label must hold integer subregion ids, got dtype {array.dtype}. Use .astype(np.int16).")
+        raise LabelError(
+            f"label must hold integer subregion ids, got dtype {array.dtype}. Use .astype(np.int16)."
+        )
     return [int(v) for v in np.unique(array).tolist()]
 
 
