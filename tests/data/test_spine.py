@@ -224,3 +224,16 @@ def test_spine_class_voxel_counts(subjects: dict[str, Subject]) -> None:
         assert (counts[name] > 500).all(), name  # every shared class is present in both modalities
     # the vertebral body is the largest class in both; left/right pairs merged
     assert counts["spine_ct"].argmax() == counts["spine_mr"].argmax() == 0
+
+
+@pytest.mark.data
+def test_mr_vertebral_bodies_measure_like_the_lumbar_ct_ones(subjects: dict[str, Subject]) -> None:
+    """What the docs say about the MR's C5-C7 numbering: its bodies are as wide as the CT's lumbar ones."""
+    widths = {}
+    for name, body_ids in (("spine_ct", [49, 50]), ("spine_mr", [49])):
+        s = subjects[name]
+        body = np.isin(s.label, body_ids)
+        widest = max(np.ptp(np.nonzero(body[:, :, z])[0]) + 1 for z in range(body.shape[2]) if body[:, :, z].any())
+        widths[name] = widest * s.spacing[0]
+    assert widths["spine_ct"] > 40 and widths["spine_mr"] > 40  # mm; cervical bodies are ~15-20 mm wide
+    assert abs(widths["spine_ct"] - widths["spine_mr"]) < 10
