@@ -439,8 +439,8 @@ def ceiling_markdown(
         "the benchmark scores (nnU-Net's Dice: a class in neither version is not scored; group mean = mean over cases "
         "of each case's mean over scored classes). Two TotalSegmentator releases already disagree by 1 - ceiling, so "
         "near the ceiling, Dice differences of that size between arms are within the references' own label noise. "
-        "Only the test labels differ between releases where the table says so; CT A (all training slabs) is labelled "
-        "identically by both.",
+        "CT A, the training subject of the TotalSegmentator scenarios, is labelled identically by both releases, so "
+        "only the test labels carry release-to-release noise.",
         "",
     ]
     for c in ceilings:
@@ -457,17 +457,17 @@ def ceiling_markdown(
                 + " | ".join(_fmt(per.get(n)) for n in c.classes)
                 + " |"
             )
-        lines.append("")
+        notes = []
         for g in c.groups:
             if g.identical:
-                lines.append(
+                notes.append(
                     f"- {g.group}: both releases label these slabs identically (voxel for voxel), so the ceiling of 1 "
                     "is trivial: there is no second opinion to measure label noise with."
                 )
             unscored = [n for n, v in g.per_class.items() if v is None]
             if unscored:
-                lines.append(f"- {g.group}: not scored (in neither label version): {', '.join(unscored)}.")
-        lines.append("")
+                notes.append(f"- {g.group}: not scored (in neither label version): {', '.join(unscored)}.")
+        lines += ["", *notes, *([""] if notes else [])]
     if native:
         lines += [
             "## Whole volumes, native TotalSegmentator classes",
