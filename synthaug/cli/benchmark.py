@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from synthaug.data.scenarios import list_scenarios
+
 __all__ = ["register"]
 
 
@@ -67,7 +69,7 @@ def register(subparsers: Any) -> None:
         "seed runs are skipped. Writes OUT.md, OUT.json and PNG plots.",
     )
     src = d.add_mutually_exclusive_group(required=True)
-    src.add_argument("--scenario", choices=["cross-modality", "cross-scanner", "in-domain"],
+    src.add_argument("--scenario", choices=list_scenarios(),
                      help="built-in scenario from the open sample data")
     src.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
     d.add_argument("--profile", default="cpu-quick", help="cpu-quick (default), full or smoke")

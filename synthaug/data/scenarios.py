@@ -13,6 +13,13 @@ Scenarios (``list_scenarios()``):
 - ``cross-scanner``: train on CT A slabs; test on CT B (group ``ct_b``).
 - ``in-domain``: train on CT A slabs below a held-out superior slab of A (group ``ct_a_heldout``), separated
   from it by ``gap_slices`` slices to limit leakage through neighbouring slices.
+- ``spine-cross-modality``: train on slabs of the TPTBox spine CT (``spine_ct``); test on the whole TPTBox
+  spine T2w MR (``spine_mr``, group ``spine_mr``), label space ``spine`` (:mod:`synthaug.data.spine`). CT and
+  MR are different subjects at different levels: the masks label the CT vertebrae L2-L4 and the MR vertebrae
+  C5-C7 (the MR bodies measure like the CT's lumbar ones, so its numbering may be arbitrary; the scenario
+  relies on the subregion classes only). The MR is one 52-slice volume tested whole: a 2D model predicts
+  slice by slice anyway, and slabs would leave classes absent from some test cases. The labels are the
+  masks shipped with TPTBox's tests, not TotalSegmentator predictions; how they were made is not stated.
 
 Roles: ``train`` (segmentation training), ``test`` (held-out evaluation), ``report`` (reported separately,
 not held out), ``generator`` (images a generator may train on; never labels, never test).
@@ -35,10 +42,12 @@ from typing import Any, Literal
 import numpy as np
 
 from synthaug._validate import check_choice, closest
-from synthaug.errors import LeakageError, ValidationError
+from synthaug.errors import LabelError, LeakageError, ValidationError
 
 __all__ = [
     "LABEL_NOTE",
+    "SPINE_LABEL_NOTE",
+    "LABEL_SPACES",
     "ROLES",
     "Case",
     "Scenario",
@@ -48,24 +57,47 @@ __all__ = [
     "map_labels",
     "scenario_vocabulary",
     "check_no_overlap",
+    "check_shared_classes",
 ]
 
 Role = Literal["train", "test", "report", "generator"]
-LabelSpace = Literal["superclass", "shared"]
+LabelSpace = Literal["superclass", "shared", "spine"]
 Normalization = Literal["CT", "zscore"]
 SubjectLoader = Callable[[str], Any]
 LabelMapper = Callable[[np.ndarray, Any, str], np.ndarray]
 
 ROLES: tuple[str, ...] = ("train", "test", "report", "generator")
 NORMALIZATIONS: tuple[str, ...] = ("CT", "zscore")
-LABEL_SPACES: tuple[str, ...] = ("superclass", "shared")
+LABEL_SPACES: tuple[str, ...] = ("superclass", "shared", "spine")
 LABEL_NOTE = "Labels are TotalSegmentator model predictions, not manual ground truth."
+SPINE_LABEL_NOTE = (
+    "Labels are the vertebra-subregion masks shipped with TPTBox 1.1.0's tests (how they were made is not "
+    "stated; not known to be manual ground truth), mapped to the synthaug spine vocabulary."
+)
+TOTALSEG_REFERENCE = (
+    "Images: open sample volumes distributed with TotalSegmentator (Wasserthal et al., Radiology: AI 2023). "
+    "Labels: TotalSegmentator model predictions, not manual ground truth. Exported by synthaug."
+)
+TPTBOX_REFERENCE = (
+    "Images and masks: test data of the TPTBox 1.1.0 wheel (pip install tptbox==1.1.0; its LICENSE file says "
+    "Apache-2.0, its classifier says proprietary, the origin of the scans is not stated). Fetched by the user's "
+    "own pip, never redistributed by synthaug. Exported by synthaug."
+)
 
 _DESCRIPTIONS: Mapping[str, str] = {
     "cross-modality": "train on CT A slabs, test on the lower half of MR C (CT -> MR); MR C all slices reported "
     "separately; the upper half of MR C is reserved for generator training",
     "cross-scanner": "train on CT A slabs, test on CT B (another CT scanner and protocol)",
     "in-domain": "train on CT A slabs, test on a held-out superior slab of CT A (gap between them)",
+    "spine-cross-modality": "train on spine CT slabs (TPTBox test CT, vertebrae labelled L2-L4), test on the "
+    "whole spine T2w MR (another subject, vertebrae labelled C5-C7) (CT -> MR, spine subregions)",
+}
+# Label spaces each scenario accepts; the first is its default.
+_SCENARIO_LABEL_SPACES: Mapping[str, tuple[str, ...]] = {
+    "cross-modality": ("superclass", "shared"),
+    "cross-scanner": ("superclass", "shared"),
+    "in-domain": ("superclass", "shared"),
+    "spine-cross-modality": ("spine",),
 }
 _ID_PATTERN = re.compile(r"^(?P<subject>.+)_z(?P<start>\d{3,})-(?P<last>\d{3,})$")
 
@@ -125,7 +157,8 @@ class Scenario:
     """A named benchmark split. Train, generator and test cases are checked to be disjoint on creation.
 
     All cases share one ``normalization`` (the nnU-Net channel name of the dataset they form): ``"CT"``
-    for CT-only scenarios, ``"zscore"`` when test images are MR.
+    for CT-only scenarios, ``"zscore"`` when test images are MR. A scenario needs at least one ``test``
+    case. ``note`` says what the labels are; ``reference`` credits the data (both go into ``dataset.json``).
     """
 
     name: str
@@ -135,6 +168,7 @@ class Scenario:
     slab_slices: int = 16
     gap_slices: int = 4
     note: str = field(default=LABEL_NOTE)
+    reference: str = field(default=TOTALSEG_REFERENCE)
 
     def __post_init__(self) -> None:
         check_choice("label_space", self.label_space, LABEL_SPACES)
@@ -151,6 +185,11 @@ class Scenario:
         if dupes:
             raise ValidationError(
                 f"Scenario {self.name!r} repeats case id(s) {dupes}; case ids must be unique."
+            )
+        if not self.test_case_ids():
+            raise ValidationError(
+                f"Scenario {self.name!r} has no test case (0 test volumes): a benchmark scores held-out volumes. "
+                "Give at least one case role='test'."
             )
         check_no_overlap(self.train_case_ids(), self.test_case_ids())
         check_no_overlap(self.generator_case_ids(), self.test_case_ids(), what="generator-training")
@@ -198,6 +237,7 @@ class Scenario:
             "slab_slices": self.slab_slices,
             "gap_slices": self.gap_slices,
             "note": self.note,
+            "reference": self.reference,
             "groups": {k: list(v) for k, v in self.groups.items()},
             "cases": [c.to_dict() for c in self.cases],
         }
@@ -287,14 +327,16 @@ def get_scenario(
     *,
     slab_slices: int = 16,
     gap_slices: int = 4,
-    label_space: LabelSpace = "superclass",
+    label_space: LabelSpace | None = None,
     loader: SubjectLoader | None = None,
 ) -> Scenario:
     """The scenario called ``name`` (see :func:`list_scenarios`).
 
     Subjects are loaded (``loader``, default ``synthaug.data.subjects.load_subject``) to know their slice
     counts and modalities. ``slab_slices`` is the training slab thickness, ``gap_slices`` the slices left
-    out between the in-domain training slabs and the held-out slab.
+    out between the in-domain training slabs and the held-out slab. ``label_space`` defaults to the
+    scenario's own (``superclass`` for the TotalSegmentator scenarios, ``spine`` for
+    ``spine-cross-modality``); a label space the scenario's labels cannot be mapped to is refused.
     """
     if name not in _DESCRIPTIONS:
         raise ValidationError(
@@ -303,8 +345,44 @@ def get_scenario(
     for pname, value, low in (("slab_slices", slab_slices, 1), ("gap_slices", gap_slices, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValidationError(f"{pname} must be an int >= {low}, got {value!r}.")
-    check_choice("label_space", label_space, LABEL_SPACES)
+    accepted = _SCENARIO_LABEL_SPACES[name]
+    space = accepted[0] if label_space is None else check_choice("label_space", label_space, LABEL_SPACES)
+    if space not in accepted:
+        raise ValidationError(
+            f"Scenario {name!r} cannot use label_space={space!r}: its labels map only to {list(accepted)}. "
+            f"Leave label_space out (default {accepted[0]!r})."
+        )
     load = loader or _default_loader()
+    note, reference = LABEL_NOTE, TOTALSEG_REFERENCE
+    if name == "spine-cross-modality":
+        cases, modalities = _spine_cases(load, slab_slices)
+        note, reference = SPINE_LABEL_NOTE, TPTBOX_REFERENCE
+    else:
+        cases, modalities = _totalseg_cases(name, load, slab_slices, gap_slices)
+    normalization: Normalization = "CT" if all(m == "CT" for m in modalities) else "zscore"
+    return Scenario(
+        name=name,
+        description=_DESCRIPTIONS[name],
+        cases=tuple(dataclasses.replace(c, normalization=normalization) for c in cases),
+        label_space=space,  # type: ignore[arg-type]
+        slab_slices=slab_slices,
+        gap_slices=gap_slices,
+        note=note,
+        reference=reference,
+    )
+
+
+def _spine_cases(load: SubjectLoader, slab_slices: int) -> tuple[list[Case], list[str]]:
+    """Train: slabs of ``spine_ct`` along axis 2; test: the whole ``spine_mr`` volume."""
+    ct, mr = load("spine_ct"), load("spine_mr")
+    cases = _slabs(0, int(ct.image.shape[2]), slab_slices, "train", "spine_ct", "spine_ct_train")
+    cases.append(Case("spine_mr", 0, int(mr.image.shape[2]), "test", "spine_mr"))
+    return cases, [ct.modality, mr.modality]
+
+
+def _totalseg_cases(
+    name: str, load: SubjectLoader, slab_slices: int, gap_slices: int
+) -> tuple[list[Case], list[str]]:
     ct_a = load("ct_a")
     n_a = int(ct_a.image.shape[2])
     cases: list[Case] = []
@@ -318,40 +396,21 @@ def get_scenario(
             )
         cases += _slabs(0, train_stop, slab_slices, "train", "ct_a", "ct_a_train")
         cases.append(Case("ct_a", n_a - held, n_a, "test", "ct_a_heldout"))
-        test_modalities = [ct_a.modality]
-    else:
-        cases += _slabs(0, n_a, slab_slices, "train", "ct_a", "ct_a_train")
-        if name == "cross-scanner":
-            ct_b = load("ct_b")
-            cases.append(Case("ct_b", 0, int(ct_b.image.shape[2]), "test", "ct_b"))
-            test_modalities = [ct_b.modality]
-        else:  # cross-modality
-            mr_c = load("mr_c")
-            lower, upper = _half(mr_c, "lower"), _half(mr_c, "upper")
-            n_c = int(mr_c.image.shape[2])
-            cases.append(Case("mr_c", lower.start or 0, lower.stop, "test", "mr_c_lower"))
-            cases.append(Case("mr_c", 0, n_c, "report", "mr_c_all"))
-            cases.append(
-                Case(
-                    "mr_c",
-                    upper.start,
-                    upper.stop if upper.stop is not None else n_c,
-                    "generator",
-                    "mr_c_upper",
-                )
-            )
-            test_modalities = [mr_c.modality]
-    normalization: Normalization = (
-        "CT" if all(m == "CT" for m in [ct_a.modality, *test_modalities]) else "zscore"
+        return cases, [ct_a.modality]
+    cases += _slabs(0, n_a, slab_slices, "train", "ct_a", "ct_a_train")
+    if name == "cross-scanner":
+        ct_b = load("ct_b")
+        cases.append(Case("ct_b", 0, int(ct_b.image.shape[2]), "test", "ct_b"))
+        return cases, [ct_a.modality, ct_b.modality]
+    mr_c = load("mr_c")  # cross-modality
+    lower, upper = _half(mr_c, "lower"), _half(mr_c, "upper")
+    n_c = int(mr_c.image.shape[2])
+    cases.append(Case("mr_c", lower.start or 0, lower.stop, "test", "mr_c_lower"))
+    cases.append(Case("mr_c", 0, n_c, "report", "mr_c_all"))
+    cases.append(
+        Case("mr_c", upper.start, upper.stop if upper.stop is not None else n_c, "generator", "mr_c_upper")
     )
-    return Scenario(
-        name=name,
-        description=_DESCRIPTIONS[name],
-        cases=tuple(dataclasses.replace(c, normalization=normalization) for c in cases),
-        label_space=label_space,
-        slab_slices=slab_slices,
-        gap_slices=gap_slices,
-    )
+    return cases, [ct_a.modality, mr_c.modality]
 
 
 def _vocab_source(subject: Any) -> str:
@@ -361,11 +420,32 @@ def _vocab_source(subject: Any) -> str:
     return "total_mr" if getattr(subject, "modality", "CT") == "MR" else "total"
 
 
+def _is_spine(subject: Any) -> bool:
+    from synthaug.data.subjects import TPTBOX_LABEL_SOURCE
+
+    return str(getattr(subject, "label_source", "")) == TPTBOX_LABEL_SOURCE
+
+
 def map_labels(label: np.ndarray, subject: Any, label_space: str) -> np.ndarray:
-    """Map a subject's TotalSegmentator labels to the shared vocabulary or its super-classes (int16)."""
+    """Map a subject's labels to the scenario label space (int16).
+
+    TotalSegmentator labels go to the shared vocabulary or its super-classes; TPTBox spine subregion masks
+    to the spine vocabulary (:func:`synthaug.data.spine.to_spine`). Any other pairing raises
+    :class:`LabelError`: the ids of one label family mean other things in the other.
+    """
+    from synthaug.data.spine import to_spine
     from synthaug.data.vocabulary import to_shared, to_superclasses
 
     check_choice("label_space", label_space, LABEL_SPACES)
+    spine = _is_spine(subject)
+    if spine != (label_space == "spine"):
+        name = getattr(subject, "name", "?")
+        raise LabelError(
+            f"Subject {name!r} has {'TPTBox spine subregion' if spine else 'TotalSegmentator'} labels, which do not "
+            f"map to label_space={label_space!r}; use {'spine' if spine else 'superclass or shared'}."
+        )
+    if spine:
+        return np.asarray(to_spine(label, subject.modality)).astype(np.int16, copy=False)
     shared = np.asarray(to_shared(label, _vocab_source(subject)))
     out = shared if label_space == "shared" else np.asarray(to_superclasses(shared))
     return out.astype(np.int16, copy=False)
@@ -373,11 +453,38 @@ def map_labels(label: np.ndarray, subject: Any, label_space: str) -> np.ndarray:
 
 def scenario_vocabulary(scenario: Scenario | str) -> Any:
     """The ``LabelVocabulary`` of the scenario's label space (index 0 background)."""
+    from synthaug.data.spine import spine_vocabulary
     from synthaug.data.vocabulary import shared_vocabulary, superclass_vocabulary
 
     space = scenario.label_space if isinstance(scenario, Scenario) else scenario
     check_choice("label_space", space, LABEL_SPACES)
-    return superclass_vocabulary() if space == "superclass" else shared_vocabulary()
+    return {"superclass": superclass_vocabulary, "shared": shared_vocabulary, "spine": spine_vocabulary}[space]()
+
+
+def check_shared_classes(
+    scenario: Scenario, present: Mapping[str, Iterable[int]], names: Sequence[str]
+) -> None:
+    """Raise :class:`LabelError` when an evaluation group shares no foreground class with the training cases.
+
+    ``present`` maps case ids to the label ids their labels hold; ``names`` are the class names by id.
+    A test (or report) group whose classes the training labels never show cannot measure transfer: every
+    Dice there would be 0 whatever the augmentation.
+    """
+    def label(ids: set[int]) -> list[str]:
+        return [names[i] if 0 <= i < len(names) else str(i) for i in sorted(ids)]
+
+    def foreground(ids: Iterable[str]) -> set[int]:
+        return {int(v) for c in ids if c in present for v in present[c]} - {0}
+
+    train = foreground(scenario.train_case_ids())
+    for group, ids in scenario.groups.items():
+        test = foreground(ids)
+        if not train & test:
+            raise LabelError(
+                f"Scenario {scenario.name!r}: the training cases hold the classes {label(train)} and the evaluation "
+                f"group {group!r} holds {label(test)}; they share no foreground class, so no Dice there can measure "
+                "anything. Map both to a label space they share, or choose test cases that contain a training class."
+            )
 
 
 def build_cases(

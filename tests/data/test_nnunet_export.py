@@ -12,7 +12,8 @@ import pytest
 
 from synthaug.data import nnunet_export as ne
 from synthaug.data import scenarios as sc
-from synthaug.data.subjects import Subject
+from synthaug.data.spine import spine_subregion_names, spine_vocabulary
+from synthaug.data.subjects import TPTBOX_LABEL_SOURCE, Subject
 from synthaug.data.vocabulary import superclass_vocabulary, totalsegmentator_vocabulary
 from synthaug.errors import DataError, LabelError, SynthAugError, ValidationError
 
@@ -27,7 +28,17 @@ def fake_subject(name: str, shape: tuple[int, int, int], modality: str, seed: in
     return Subject(name, image, label, affine, modality, vocab.as_dict(), "TotalSegmentator (test)")
 
 
+def fake_spine(name: str, shape: tuple[int, int, int], modality: str, seed: int, ids: list[int]) -> Subject:
+    rng = np.random.default_rng(seed)
+    label = rng.choice([0, *ids], size=shape).astype(np.int16)
+    image = rng.normal(size=shape).astype(np.float32)
+    return Subject(name, image, label, np.diag([1.5, 1.5, 1.5, 1.0]), modality, spine_subregion_names(modality),
+                   TPTBOX_LABEL_SOURCE)  # fmt: skip
+
+
 SUBJECTS = {
+    "spine_ct": fake_spine("spine_ct", (8, 7, 20), "CT", 3, [41, 49, 50]),
+    "spine_mr": fake_spine("spine_mr", (7, 8, 9), "MR", 4, [41, 49, 61, 62, 100]),
     "ct_a": fake_subject("ct_a", (10, 9, 24), "CT", 0),
     "ct_b": fake_subject("ct_b", (11, 11, 6), "CT", 1),
     "mr_c": fake_subject("mr_c", (10, 9, 10), "MR", 2),
@@ -99,6 +110,48 @@ def test_ct_only_scenario_uses_ct_normalisation(tmp_path: Path) -> None:
     meta = json.loads((folder / "dataset.json").read_text())
     assert folder.name == "Dataset008_Dom" and meta["channel_names"] == {"0": "CT"}
     assert meta["synthaug"]["test_groups"] == {"ct_a_heldout": ["ctA_z008-023"]}
+
+
+def test_spine_scenario_export(tmp_path: Path) -> None:
+    folder = ne.export_nnunet("spine-cross-modality", tmp_path, dataset_id=14, loader=loader)
+    assert folder.name == "Dataset014_SynthAugSpineCrossModality"
+    meta = json.loads((folder / "dataset.json").read_text())
+    vocab = spine_vocabulary()
+    assert meta["labels"] == {"background": 0, **{n: i for i, n in enumerate(vocab.names) if i}}
+    assert meta["channel_names"] == {"0": "zscore"} and meta["numTraining"] == 1
+    assert meta["synthaug"]["label_space"] == "spine" and meta["synthaug"]["test_groups"] == {
+        "spine_mr": ["spineMr_z000-008"]
+    }
+    assert "TPTBox" in meta["reference"] and "TotalSegmentator" not in meta["reference"]
+    assert "TPTBox" in meta["synthaug"]["label_note"] and "TotalSegmentator" not in meta["description"]
+    seg = np.asarray(nib.load(folder / "labelsTs" / "spineMr_z000-008.nii.gz").dataobj)
+    assert set(np.unique(seg).tolist()) == {0, vocab.index("vertebral_body"), vocab.index("vertebral_arch")}
+    assert ne.check_nnunet_raw(folder) == {"numTraining": 1, "numTest": 1}
+    nnunet_verify(folder)
+
+
+def test_no_class_shared_between_training_and_test_is_refused(tmp_path: Path) -> None:
+    subjects = {
+        "spine_ct": fake_spine("spine_ct", (6, 6, 10), "CT", 5, [42, 43]),  # spinous + transverse processes only
+        "spine_mr": fake_spine("spine_mr", (6, 6, 8), "MR", 6, [49, 60, 100]),  # vertebral body only
+    }
+    with pytest.raises(LabelError, match=r"\[.spinous_process., .transverse_processes.\].*holds \[.vertebral_body.\]; they share no foreground"):
+        ne.export_nnunet("spine-cross-modality", tmp_path, dataset_id=15, loader=subjects.__getitem__)
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_zero_test_volumes_are_refused(tmp_path: Path) -> None:
+    scenario = sc.Scenario(
+        "toy", "toy cases", (sc.Case("s_a", 0, 4, "train", "tr"), sc.Case("s_a", 6, 9, "test", "te"))
+    )
+    rng = np.random.default_rng(1)
+    train_only = [
+        (c, rng.normal(size=(5, 6, c.n_slices)).astype(np.float32), np.ones((5, 6, c.n_slices), np.int16), np.eye(4))
+        for c in scenario.cases if c.role == "train"
+    ]  # fmt: skip
+    with pytest.raises(ValidationError, match="0 test volumes"):
+        ne.export_nnunet(scenario, tmp_path, dataset_id=16, cases=train_only, label_names=["bg", "a"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_to_overwrite(exported: Path) -> None:

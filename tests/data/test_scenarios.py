@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from synthaug.data import scenarios as sc
-from synthaug.data.subjects import Subject, slab_indices
+from synthaug.data.spine import spine_subregion_names, spine_vocabulary, to_spine
+from synthaug.data.subjects import TPTBOX_LABEL_SOURCE, Subject, slab_indices
 from synthaug.data.vocabulary import shared_vocabulary, superclass_vocabulary, totalsegmentator_vocabulary
-from synthaug.errors import LeakageError, ValidationError
+from synthaug.errors import LabelError, LeakageError, ValidationError
 
 
 def fake_subject(name: str, shape: tuple[int, int, int], modality: str, seed: int) -> Subject:
@@ -31,10 +32,27 @@ def fake_subject(name: str, shape: tuple[int, int, int], modality: str, seed: in
     )
 
 
+def fake_spine(name: str, shape: tuple[int, int, int], modality: str, seed: int) -> Subject:
+    """A random volume whose labels use the TPTBox subregion ids of ``modality``."""
+    rng = np.random.default_rng(seed)
+    names = spine_subregion_names(modality)
+    return Subject(
+        name=name,
+        image=rng.normal(size=shape).astype(np.float32),
+        label=rng.choice([0, *names], size=shape).astype(np.int16),
+        affine=np.diag([1.5, 1.5, 1.5, 1.0]),
+        modality=modality,
+        class_names=names,
+        label_source=TPTBOX_LABEL_SOURCE,
+    )
+
+
 SUBJECTS = {
     "ct_a": fake_subject("ct_a", (12, 10, 40), "CT", 0),
     "ct_b": fake_subject("ct_b", (14, 14, 8), "CT", 1),
     "mr_c": fake_subject("mr_c", (12, 10, 19), "MR", 2),
+    "spine_ct": fake_spine("spine_ct", (9, 9, 47), "CT", 3),
+    "spine_mr": fake_spine("spine_mr", (8, 9, 52), "MR", 4),
 }
 
 
@@ -47,7 +65,7 @@ def z_set(cases: tuple[sc.Case, ...], subject: str) -> set[int]:
 
 
 def test_list_and_unknown_scenario() -> None:
-    assert sc.list_scenarios() == ("cross-modality", "cross-scanner", "in-domain")
+    assert sc.list_scenarios() == ("cross-modality", "cross-scanner", "in-domain", "spine-cross-modality")
     with pytest.raises(ValidationError, match="Did you mean 'cross-modality'"):
         sc.get_scenario("cross_modality", loader=loader)
     with pytest.raises(ValidationError, match="slab_slices must be an int >= 1"):
@@ -93,6 +111,51 @@ def test_in_domain_split_has_gap() -> None:
     sc.check_no_overlap(s.train_case_ids(), s.test_case_ids())
     with pytest.raises(ValidationError, match="too few"):
         sc.get_scenario("in-domain", slab_slices=30, gap_slices=10, loader=loader)
+
+
+def test_spine_cross_modality_split() -> None:
+    s = sc.get_scenario("spine-cross-modality", loader=loader)
+    assert s.label_space == "spine" and s.normalization == "zscore"  # CT train, MR test: z-score channel
+    assert s.train_case_ids() == ("spineCt_z000-015", "spineCt_z016-030", "spineCt_z031-046")
+    assert s.test_case_ids() == ("spineMr_z000-051",) and s.groups == {"spine_mr": ("spineMr_z000-051",)}
+    assert not s.generator_case_ids() and not s.report_case_ids()
+    assert "TPTBox" in s.note and "manual ground truth" in s.note and "TotalSegmentator" not in s.note
+    assert "never redistributed" in s.reference and "L2-L4" in s.description and "C5-C7" in s.description
+    assert sc.scenario_vocabulary(s) == spine_vocabulary()
+    built = {c.id: (image, label) for c, image, label, _ in sc.build_cases(s, loader=loader)}
+    image, label = built["spineMr_z000-051"]
+    np.testing.assert_array_equal(label, to_spine(SUBJECTS["spine_mr"].label, "MR"))
+    assert label.max() < spine_vocabulary().n_labels
+    _, label = built["spineCt_z016-030"]
+    np.testing.assert_array_equal(label, to_spine(SUBJECTS["spine_ct"].label[:, :, 16:31], "CT"))
+
+
+def test_label_spaces_must_fit_the_scenario() -> None:
+    with pytest.raises(ValidationError, match="cannot use label_space='superclass'"):
+        sc.get_scenario("spine-cross-modality", label_space="superclass", loader=loader)
+    with pytest.raises(ValidationError, match="cannot use label_space='spine'"):
+        sc.get_scenario("cross-modality", label_space="spine", loader=loader)
+    assert sc.get_scenario("cross-modality", loader=loader).label_space == "superclass"
+    with pytest.raises(LabelError, match="TPTBox spine subregion labels"):
+        sc.map_labels(SUBJECTS["spine_ct"].label, SUBJECTS["spine_ct"], "superclass")
+    with pytest.raises(LabelError, match="TotalSegmentator labels"):
+        sc.map_labels(SUBJECTS["ct_a"].label, SUBJECTS["ct_a"], "spine")
+
+
+def test_a_scenario_without_test_volumes_is_refused() -> None:
+    only_train = (sc.Case("ct_a", 0, 10, "train", "t"), sc.Case("mr_c", 0, 5, "report", "r"))
+    with pytest.raises(ValidationError, match="no test case"):
+        sc.Scenario("no-test", "", only_train)
+
+
+def test_groups_sharing_no_class_with_training_are_refused() -> None:
+    s = sc.get_scenario("spine-cross-modality", loader=loader)
+    names = spine_vocabulary().names
+    sc.check_shared_classes(s, {"spineCt_z000-015": [0, 1, 2], "spineMr_z000-051": [0, 2, 3]}, names)
+    with pytest.raises(LabelError, match=r"\['vertebral_body', 'vertebral_arch'\].*'spine_mr' holds \['spinous_process'\]"):
+        sc.check_shared_classes(s, {"spineCt_z000-015": [0, 1, 2], "spineMr_z000-051": [0, 3]}, names)
+    with pytest.raises(LabelError, match="share no foreground class"):
+        sc.check_shared_classes(s, {"spineCt_z000-015": [0, 1], "spineMr_z000-051": [0]}, names)
 
 
 def test_case_ids_are_stable_and_validated() -> None:
@@ -193,6 +256,12 @@ def test_real_scenarios(subjects: dict[str, Subject]) -> None:
     for name in sc.list_scenarios():
         s = sc.get_scenario(name, loader=real)
         sc.check_no_overlap(s.train_case_ids(), s.test_case_ids())
+    spine = sc.get_scenario("spine-cross-modality", loader=real)
+    assert spine.train_case_ids() == ("spineCt_z000-015", "spineCt_z016-030", "spineCt_z031-046")
+    assert spine.test_case_ids() == ("spineMr_z000-051",)
+    for case, image, label, _ in sc.build_cases(spine, loader=real):
+        assert image.shape[2] == case.n_slices and label.shape == image.shape
+        assert set(np.unique(label).tolist()) <= set(range(spine_vocabulary().n_labels))
     scanner = sc.get_scenario("cross-scanner", loader=real)
     ((case, image, label, affine),) = sc.build_cases(scenario=scanner, roles=("test",), loader=real)
     assert image.shape == (512, 512, 20) and case.id == "ctB_z000-019"

@@ -16,6 +16,7 @@ from synthaug.data.subjects import (
     MNI_LABEL_SOURCE,
     SUBJECT_NAMES,
     TOTALSEG_LABEL_SOURCE,
+    TPTBOX_LABEL_SOURCE,
     Subject,
     TissueMaps,
     _load_nifti_pair,
@@ -142,10 +143,10 @@ def test_subjects_are_aligned_and_canonical(subjects: dict[str, Subject], name: 
     assert torch.from_numpy(s.label).shape == s.image.shape  # no negative strides
     assert set(np.unique(s.label).tolist()) - {0} <= set(s.class_names)
     assert 0 not in s.class_names
-    expected = MNI_LABEL_SOURCE if name == "mni" else TOTALSEG_LABEL_SOURCE
-    assert s.label_source == expected
+    expected = {"mni": MNI_LABEL_SOURCE, "spine_ct": TPTBOX_LABEL_SOURCE, "spine_mr": TPTBOX_LABEL_SOURCE}
+    assert s.label_source == expected.get(name, TOTALSEG_LABEL_SOURCE)
     if name != "mni":
-        assert "not manual ground truth" in s.label_source
+        assert "manual ground truth" in s.label_source
 
 
 @pytest.mark.data
