@@ -49,7 +49,7 @@ __all__ = [
     "load_results",
 ]
 
-SCENARIO_IDS = {"cross-modality": 511, "cross-scanner": 512, "in-domain": 513}
+SCENARIO_IDS = {"cross-modality": 511, "cross-scanner": 512, "in-domain": 513, "spine-cross-modality": 514}
 RESULT_FILE = "result.json"
 Log = Callable[[str], None]
 
