@@ -487,11 +487,27 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
         "slices": slices,
         "synthaug_log": _read_synthaug_log(results),
         "machine": machine_line(),
+        "commit": _commit(),
         "commands": {"train": " ".join(map(str, train_cmd)), "predict": " ".join(map(str, pred_cmd))},
     }
     _atomic_json(done, result)
     log(f"[benchmark] {arm.name} seed {seed}: done in {train_s + pred_s:.0f} s")
     return result
+
+
+def _commit() -> dict[str, Any]:
+    """The git commit the run's code came from (and whether the work tree had local changes)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return {"sha": None, "dirty": None}
+    return {"sha": sha, "dirty": dirty}
 
 
 def _reuse_timing(path: Path) -> tuple[float, float]:

@@ -116,6 +116,11 @@ PROFILES: dict[str, Profile] = {
         num_epochs=10, iterations_per_epoch=100, val_iterations=5, seeds=(0, 1), tta=False, device="cpu",
         threads=1, workers=1, parallel=2,
     ),
+    "cpu-long": Profile(
+        name="cpu-long", configuration="2d", plans="nnUNetPlansSynthAugLong", features_cap=64, width_factor=0.25,
+        num_epochs=40, iterations_per_epoch=100, val_iterations=5, seeds=(0, 1, 2, 3, 4), tta=False, device="cpu",
+        threads=1, workers=1, parallel=1,
+    ),
     "full": Profile(name="full", configuration="3d_fullres", seeds=(0, 1, 2), device="cuda"),
     "smoke": Profile(
         name="smoke", configuration="2d", plans="nnUNetPlansSynthAugSmoke", features_cap=8, width_factor=0.25, num_epochs=1,
