@@ -7,8 +7,16 @@ offline expansion (``synthaug expand`` with a recipe, then trained with synthesi
 Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and the shipped weights:
 
 - ``default``: nnU-Net's default augmentation only;
-- ``gaussian_mixture``: SynthSeg-style Gaussian-mixture label-to-image images (random per-class
-  intensities, blur, bias field, gamma), the generative baseline without a learned generator;
+- ``synthseg``: the strongest generator-free baseline as its authors run it: SynthSeg-style domain
+  randomisation (Billot et al. 2023) on *every* training sample (p = 1): random Gaussian mixture per label,
+  blur, bias field, gamma, resolution/slice-thickness simulation and elastic deformation (shipped recipe
+  ``synthseg``);
+- ``heavy_intensity``: nnU-Net's default augmentation plus SmaugLab's retained heavy intensity augmentation
+  (Molinier et al. 2026, arXiv 2605.03098: inversion, histogram equalisation, non-linear remaps, gamma,
+  noise, blur, bias field, random convolution, low resolution, at their published probabilities; shipped
+  recipe ``heavy_intensity``), what a user tries first for unseen contrasts;
+- ``gaussian_mixture_mixed``: the Gaussian mixture on half of the samples, mixed with real images (the
+  weaker configuration the earlier reports called ``gaussian_mixture``);
 - ``context``: ConText-GAN label-to-image (``context_texture``) with the shipped weights whose classes
   cover the dataset's labels (by name);
 - ``style``: per-organ style swap (``style_swap``) with a style bank of the training cases, when style
@@ -180,9 +188,18 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
             learned.append(("translate", _transform(
                 "modality_translate", DEFAULT_PROBABILITY, weights=card.name, source=src, target=tgt)))
             break
+    from synthaug.recipes.shipped import load_shipped
+
+    def shipped(name: str) -> dict[str, Any]:
+        d = load_shipped(name).to_dict()
+        return {"transforms": d["transforms"], "description": d["description"]}
+
     arms = [
         Arm("default", "nnU-Net default augmentation (synthesis off)"),
-        Arm("gaussian_mixture", "Gaussian-mixture label-to-image baseline (SynthSeg style)",
+        Arm("synthseg", "SynthSeg-style domain randomisation on every sample (p=1; Billot et al. 2023)", shipped("synthseg")),
+        Arm("heavy_intensity", "nnU-Net default + SmaugLab heavy intensity augmentation (Molinier et al. 2026)",
+            shipped("heavy_intensity")),
+        Arm("gaussian_mixture_mixed", "Gaussian mixture on half of the samples, mixed with real images",
             {"transforms": [_transform("gaussian_mixture", DEFAULT_PROBABILITY, deform=deform)]}),
     ]
     for name, t in learned:

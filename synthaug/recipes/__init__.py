@@ -7,7 +7,8 @@
 - :mod:`~synthaug.recipes.batch` - :class:`BatchSynthesizer`: a recipe applied to a training batch on its
   device, with the caller's raw <-> normalised intensity mapping;
 - :mod:`~synthaug.recipes.expand` - offline expansion of an nnU-Net raw dataset (resumable, shardable);
-- :mod:`~synthaug.recipes.library` - the recipes that ship with synthaug (``synthaug recipe list``).
+- :mod:`~synthaug.recipes.shipped` - the recipes that ship with synthaug (``synthaug recipe list``);
+- :mod:`~synthaug.recipes.preview` - a captioned grid of what a recipe makes of a dataset (``synthaug recipe preview``).
 
 Framework adapters (the nnU-Net trainer, MONAI and TorchIO faces) live in :mod:`synthaug.integrations`.
 """
@@ -40,6 +41,7 @@ from synthaug.recipes.registry import (
     transform_names,
     unregister_transform,
 )
+from synthaug.recipes.shipped import load_shipped, recipe_names, recipe_path
 
 __all__ = [
     "BatchResult",
@@ -60,6 +62,9 @@ __all__ = [
     "derive_seed",
     "get_transform",
     "load_recipe",
+    "load_shipped",
+    "recipe_names",
+    "recipe_path",
     "register_transform",
     "regenerate_deep_supervision",
     "transform_names",

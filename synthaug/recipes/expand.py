@@ -48,6 +48,7 @@ from synthaug.recipes.recipe import Recipe, derive_seed, load_recipe
 from synthaug.transforms.options import OptionsTransform
 
 __all__ = [
+    "expansion_support",
     "SYNTHETIC_TAG",
     "PROVENANCE_DIR",
     "PREVIEW_FILE",
@@ -491,6 +492,26 @@ def _finish(work: Path, out: Path, src: _Source, exp: _Expander, per_case: int, 
 # ------------------------------------------------------------------------------------ entry point
 
 
+def expansion_support(recipe: Recipe) -> None:
+    """Refuse recipe keys offline expansion does not apply (they would be silently dropped otherwise).
+
+    Expansion makes ``per_case`` synthetic copies of every training case, choosing the transform in proportion to
+    the probabilities: there are no epochs (``schedule``), no per-class oversampling (``targeting``) and no
+    label-faithfulness gate (``gate``); ``budget`` only concerns the nnU-Net trainer.
+    """
+    from synthaug.recipes.recipe import Budget, Schedule
+
+    unsupported = [k for k, on in (("gate", recipe.gate is not None), ("targeting", recipe.targeting is not None),
+                                   ("schedule", recipe.schedule != Schedule()), ("budget", recipe.budget != Budget()))
+                   if on]
+    if unsupported:
+        raise ValidationError(
+            f"recipe {recipe.source or '(in memory)'} sets {unsupported}, which offline expansion does not apply "
+            "(they belong to the nnU-Net trainer). Remove them for `synthaug expand`, or use the recipe with "
+            "nnUNetTrainerSynthAug."
+        )
+
+
 def expand_dataset(
     dataset: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -531,6 +552,7 @@ def expand_dataset(
     src = _read_source(src_root)
     _check_out(out, src_root)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    expansion_support(rec)
     exp_work = out.parent / f".{out.name}.synthaug-partial"
     exp = _Expander(src, exp_work, rec, seed, device)
     for t in exp.transforms:

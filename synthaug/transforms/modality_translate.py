@@ -2,8 +2,8 @@
 rendered as the target modality by a frozen translation generator (NEC, CycleGAN, pix2pix, ResGAN).
 
 The array form :class:`ModalityTranslate` has no MONAI/TorchIO dependency; ``ModalityTranslated`` /
-``ModalityTranslate`` (MONAI, :mod:`synthaug.integrations.monai_transforms`) and ``ModalityTranslate``
-(TorchIO, :mod:`synthaug.integrations.torchio_transforms`) wrap it.
+``RandModalityTranslate`` / ``ModalityTranslated`` (MONAI, :mod:`synthaug.integrations.monai`) and ``RandomModalityTranslate``
+(TorchIO, :mod:`synthaug.integrations.torchio`) are generated from its registry entry.
 
 Per call:
 

@@ -148,6 +148,7 @@ class OptionsTransform(SeededSampling):
             cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
                 [p for p in params if p.kind != inspect.Parameter.KEYWORD_ONLY] + [prob] + keyword
             )
+            cls.__doc__ = f"{inspect.cleandoc(cls.__doc__ or '')}\n\nOptions (from the options record):\n{options_doc(cls.Options)}\n"
 
     def __init__(self, *args: Any, prob: float = 1.0, **options: Any) -> None:
         name = type(self).__name__
