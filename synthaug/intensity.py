@@ -32,6 +32,10 @@ __all__ = ["IntensityConvention", "IntensityFit"]
 _KINDS = ("ct_window", "percentile")
 
 
+def _min_gap(low: float) -> float:
+    return max(1e-6, abs(low) * 1e-6)
+
+
 @dataclass(frozen=True)
 class IntensityFit:
     """The two raw values that map to -1 and +1 for one volume (fitted or fixed)."""
@@ -75,8 +79,8 @@ class IntensityConvention:
         step = max(1, values.numel() // 2_000_000)
         q = torch.quantile(values[::step].float(), torch.tensor([self.low / 100, self.high / 100], device=values.device))
         low, high = float(q[0]), float(q[1])
-        if high <= low:
-            high = low + 1.0
+        if high - low <= _min_gap(low):
+            high = low + max(1.0, _min_gap(low))
         return IntensityFit(low, high)
 
     def fit_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,7 +94,10 @@ class IntensityConvention:
         step = max(1, flat.shape[1] // 1_000_000)
         qs = torch.tensor([self.low / 100, self.high / 100], device=images.device, dtype=images.dtype)
         q = torch.quantile(flat[:, ::step], qs, dim=1)
-        low, high = q[0], torch.maximum(q[1], q[0] + 1e-6)
+        # A constant (or near-constant) volume has no range: widen it so that (x - low) / (high - low) stays
+        # finite in float32 whatever the intensity level (a fixed 1e-6 vanishes next to e.g. 1000).
+        gap = torch.clamp(q[0].abs() * 1e-3, min=1.0)
+        low, high = q[0], torch.where(q[1] - q[0] > gap * 1e-3, q[1], q[0] + gap)
         return low, high
 
     @staticmethod

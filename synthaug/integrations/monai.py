@@ -34,6 +34,7 @@ import torch
 from synthaug._optional import require
 from synthaug.errors import ValidationError
 from synthaug.recipes.registry import TransformDecl, declarations
+from synthaug.transforms.guards import DataInfo
 from synthaug.transforms.labels import names_from_data
 from synthaug.transforms.options import option_parameters, options_doc
 
@@ -103,9 +104,11 @@ class _SeededArray(RandomizableTransform):
         img_t = _as_tensor(image)
         x = img_t if img_t.is_floating_point() else img_t.float()
         lab_t = None if label is None else _as_tensor(label)
-        if "label_names" in self.decl.options.names():  # names the label carries: meta["labels"]
+        if self.decl.core.uses_data_info:  # what the MetaTensors say: meta["labels"], the affine's spacing
             names = names_from_data(label.meta.get("labels")) if isinstance(label, MetaTensor) else None
-            out_img, out_lab = self.core.apply(x, lab_t, params, label_names=names)
+            spacing = tuple(float(s) for s in image.pixdim) if isinstance(image, MetaTensor) else None
+            info = DataInfo(label_names=names, spacing=spacing)
+            out_img, out_lab = self.core.apply(x, lab_t, params, info=info)
         else:
             out_img, out_lab = self.core.apply(x, lab_t, params)
         out = _like(out_img, image)

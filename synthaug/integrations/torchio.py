@@ -29,6 +29,7 @@ import torch
 from synthaug._optional import require
 from synthaug.errors import ValidationError
 from synthaug.recipes.registry import TransformDecl, declarations, get_transform
+from synthaug.transforms.guards import DataInfo
 from synthaug.transforms.labels import names_from_data
 from synthaug.transforms.options import option_parameters, options_doc
 
@@ -78,7 +79,8 @@ class SynthAugReplay(tio.Transform):
             image = _check_image(subject, self.image_name, tio.ScalarImage,
                                  "this transform applies to intensity images (ScalarImage)")
             data = image.data
-            out, _ = self._core.apply(data if data.is_floating_point() else data.float(), None, params)
+            kw = {"info": DataInfo(spacing=tuple(image.spacing))} if self._decl.core.uses_data_info else {}
+            out, _ = self._core.apply(data if data.is_floating_point() else data.float(), None, params, **kw)
             if self.output_name is None:
                 image.set_data(out)
             else:
@@ -91,9 +93,9 @@ class SynthAugReplay(tio.Transform):
                 f"{self.image_name!r} and {self.label_name!r} have different affines; resample the label onto the image "
                 "first (tio.Resample(image_name) applies nearest-neighbour to label maps)."
             )
-        if "label_names" in self._decl.options.names():  # names the LabelMap carries: LabelMap(..., labels={...})
-            names = names_from_data(label.get("labels"))
-            out_img, out_lab = self._core.apply(image.data.float(), label.data, params, label_names=names)
+        if self._decl.core.uses_data_info:  # what the images say: LabelMap(..., labels={...}), the spacing
+            info = DataInfo(label_names=names_from_data(label.get("labels")), spacing=tuple(image.spacing))
+            out_img, out_lab = self._core.apply(image.data.float(), label.data, params, info=info)
         else:
             out_img, out_lab = self._core.apply(image.data.float(), label.data, params)
         image.set_data(out_img.to(image.data.dtype) if image.data.is_floating_point() else out_img)

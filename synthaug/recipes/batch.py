@@ -37,9 +37,11 @@ import torch.nn.functional as F
 
 from synthaug.errors import ShapeError, ValidationError
 from synthaug.recipes.gate import gate_samples, load_checker
+from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import DeformSpec, Recipe, TransformSpec, derive_seed
 from synthaug.recipes.registry import get_transform
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.guards import DataInfo, check_channel_modality
 from synthaug.transforms.options import OptionsTransform
 
 __all__ = [
@@ -88,12 +90,19 @@ def build_transform(
     dataset_labels: Mapping[str, int] | None = None,
     ignore_label: int | None = None,
     slice_axis: int | None = None,
+    test_split: TestSplit | None = None,
 ) -> OptionsTransform:
-    """Build the registered transform for ``spec``: the dataset's label names (dataset.json) and the slice axis
-    filled in unless the recipe sets them (the transform matches names to its generator's classes)."""
+    """Build the registered transform for ``spec``: the dataset's label names (dataset.json), the slice axis and
+    the test split (ids and image content a style bank must not hold) filled in unless the recipe sets them (the
+    transform matches names to its generator's classes). Per-patch modality checks are off on this path (a
+    training patch may lie inside the body); :class:`BatchSynthesizer` checks the dataset's channel instead."""
     decl = get_transform(spec.name)
     names = decl.options.names()
     options = dict(spec.options)
+    if test_split is not None:
+        options.update(test_split.options_for(names, options))
+    if "check_modality" in names and "check_modality" not in options:
+        options["check_modality"] = False
     if slice_axis is not None and "slice_axis" in names and "slice_axis" not in options:
         options["slice_axis"] = int(slice_axis)
     if "label_names" in names and "label_names" not in options and dataset_labels is not None:
@@ -183,6 +192,12 @@ class BatchSynthesizer:
         seed, rank: the selection stream is ``derive_seed(seed, "batch", rank)`` (``seed`` defaults to the
             recipe's), so every process/rank draws differently and reproducibly.
         checker: a callable for the gate (raw images -> logits); default: loaded from ``recipe.gate``.
+        channel_modality: the synthesised channel's modality name (nnU-Net's ``channel_names``, e.g. ``"CT"``);
+            a generator that reads another modality is refused here, once, instead of per patch.
+        spacing: voxel size (mm) of the batches' spatial axes (nnU-Net: the configuration's spacing), checked
+            against each generator's training spacing.
+        test_split: the dataset's test cases and image content (:class:`~synthaug.recipes.leakage.TestSplit`);
+            a style bank holding one is refused.
 
     Example:
         >>> synth = BatchSynthesizer(recipe)  # data in raw units (HU)                  # doctest: +SKIP
@@ -200,15 +215,23 @@ class BatchSynthesizer:
         seed: int | None = None,
         rank: int = 0,
         checker: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        channel_modality: str | None = None,
+        spacing: Sequence[float] | None = None,
+        test_split: TestSplit | None = None,
     ) -> None:
         self.recipe = recipe
         self.dataset_labels = dict(dataset_labels) if dataset_labels is not None else None
         self.ignore_label = ignore_label
         self.slice_axis = slice_axis
         self.transforms = [
-            build_transform(s, dataset_labels=self.dataset_labels, ignore_label=ignore_label, slice_axis=slice_axis)
+            build_transform(s, dataset_labels=self.dataset_labels, ignore_label=ignore_label, slice_axis=slice_axis,
+                            test_split=test_split)
             for s in recipe.transforms
         ]
+        self.info = DataInfo(spacing=tuple(spacing)) if spacing is not None else None
+        for t in self.transforms:
+            if t.card is not None and channel_modality is not None:
+                check_channel_modality(t.card, channel_modality)
         self.intensity = intensity
         self.mappings = [intensity(t.card) for t in self.transforms]
         self.class_weights = recipe.targeting.resolve(self.dataset_labels) if recipe.targeting else None
@@ -396,7 +419,8 @@ class BatchSynthesizer:
             x_all, lab, valid, gen = x_all[kt], lab[kt], valid[kt], gen[kt]
         x = x_all[:, ch : ch + 1]
         raw = mapping.to_raw(x.float(), gen, valid)
-        out_raw, out_gen = transform.apply_batch(raw, gen, seeds=[seeds[idx[k]] for k in keep])
+        kw = {"info": self.info} if transform.uses_data_info and self.info is not None else {}
+        out_raw, out_gen = transform.apply_batch(raw, gen, seeds=[seeds[idx[k]] for k in keep], **kw)
         new_lab = torch.where(valid, out_gen.to(lab.dtype), lab)
         y = mapping.from_raw(out_raw.float(), x.float(), valid)
         y = torch.where(valid, y, x.float()).to(data.dtype)

@@ -29,6 +29,7 @@ synthaug scenarios those are TotalSegmentator model predictions, not manual grou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,7 +45,9 @@ import torch
 
 from synthaug.errors import DataError, LeakageError, ValidationError
 from synthaug.recipes.batch import build_transform, deform_batch
+from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import Recipe, derive_seed, load_recipe
+from synthaug.transforms.guards import DataInfo, check_channel_modality
 from synthaug.transforms.options import OptionsTransform
 
 __all__ = [
@@ -290,10 +293,16 @@ class _Expander:
         self.dataset_labels = {str(k): int(v) for k, v in labels.items() if isinstance(v, int)}
         ignore = labels.get("ignore")
         self.ignore = int(ignore) if isinstance(ignore, int) else None
+        split = TestSplit.from_raw_dataset(src.root)
         self.transforms = [
-            build_transform(s, dataset_labels=self.dataset_labels, ignore_label=self.ignore, slice_axis=2)
+            build_transform(s, dataset_labels=self.dataset_labels, ignore_label=self.ignore, slice_axis=2,
+                            test_split=split)
             for s in recipe.transforms
         ]
+        channel = str(src.meta.get("channel_names", {}).get(str(recipe.channel), ""))
+        for t in self.transforms:
+            if t.card is not None and channel:
+                check_channel_modality(t.card, channel)
         probs = torch.tensor([s.probability for s in recipe.transforms], dtype=torch.float64)
         if float(probs.sum()) <= 0:
             raise ValidationError(
@@ -346,6 +355,7 @@ class _Expander:
             "seed": case_seed,
             "global_seed": self.seed,
             "transform": spec.to_dict(),
+            "params": dataclasses.asdict(transform.params_from_seed(synth_seed)),
             "generator": self._generator(transform),
             "recipe": self.recipe.to_dict(),
             "recipe_sha256": self.recipe.sha256(),
@@ -358,7 +368,9 @@ class _Expander:
                           files={})
             _atomic_text(self.manifest(sid), json.dumps(record, indent=2, sort_keys=True))
             return
-        out_raw, out_gen = transform.apply_batch(images[:, ch : ch + 1].float(), gen, seeds=[synth_seed])
+        kw = {"info": DataInfo(spacing=tuple(float(z) for z in headers[ch].header.get_zooms()[:3]))} \
+            if transform.uses_data_info else {}
+        out_raw, out_gen = transform.apply_batch(images[:, ch : ch + 1].float(), gen, seeds=[synth_seed], **kw)
         new_lab = torch.where(valid, out_gen.to(labels.dtype), labels)
         y = torch.where(valid, out_raw.float(), images[:, ch : ch + 1].float())
         images = images.clone()

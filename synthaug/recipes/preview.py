@@ -126,7 +126,10 @@ def preview_recipe(recipe: str | Path | Recipe, dataset: str | Path, out: str | 
         if ignore is not None:
             y = torch.where(y == ignore, torch.zeros_like(y), y)
         mid = x.shape[-1] // 2 if x.ndim == 5 else None
-        cut = (lambda t: t[..., mid]) if mid is not None else (lambda t: t)
+
+        def cut(t: torch.Tensor, mid: int | None = mid) -> torch.Tensor:
+            return t[..., mid] if mid is not None else t
+
         lo, hi = float(np.percentile(img, 0.5)), float(np.percentile(img, 99.5))
         ranges.append((lo, hi))
         label_col.append(cut(y)[0, 0])

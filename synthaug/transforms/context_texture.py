@@ -34,6 +34,13 @@ from synthaug.errors import ValidationError, WeightsError
 from synthaug.features import normalise_features, region_features
 from synthaug.features.calibrate import calibrate_regions
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.guards import (
+    DataInfo,
+    GuardOptions,
+    check_finite_output,
+    check_modality,
+    check_spacing,
+)
 from synthaug.transforms.labels import (
     LabelOptions,
     LabelVocabulary,
@@ -66,7 +73,7 @@ class ContextTextureParams:
 
 
 @dataclass(frozen=True)
-class ContextTextureOptions(LabelOptions):
+class ContextTextureOptions(LabelOptions, GuardOptions):
     """Options of :class:`ContextTextureSynth` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
@@ -78,6 +85,8 @@ class ContextTextureOptions(LabelOptions):
         ranges: ``{feature: (low, high)}`` in normalised units for ``"ranges"`` mode.
         label_names, label_map, labels_are_classes: what your label values mean
             (:class:`~synthaug.transforms.labels.LabelOptions`); a label map is read by name, never guessed.
+        spacing_tolerance, check_modality: input guards from the model card
+            (:class:`~synthaug.transforms.guards.GuardOptions`).
         slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call (bounds memory on large volumes); None: 8 on CPU, 32 on a GPU.
         calibrate: after the generator, move each labelled region's mean and texture to the request
@@ -138,6 +147,7 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
 
     Options = ContextTextureOptions
     positional = ("weights",)
+    uses_data_info = True
     options: ContextTextureOptions
 
     def _setup(self) -> None:
@@ -161,21 +171,21 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
     # ------------------------------------------------------------------ application
     def apply(
         self, image: torch.Tensor, label: torch.Tensor, params: ContextTextureParams, *,
-        label_names: Mapping[str, int] | None = None,
+        info: DataInfo | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``label_names``: the
-        names the data carries (used when the ``label_names`` option is not set)."""
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``info``: what the data
+        container says (label names, spacing; :class:`~synthaug.transforms.guards.DataInfo`)."""
         if not params.apply:
             return image, label
         squeeze = label.ndim == image.ndim - 1
         lab = label[None] if squeeze else label
-        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed], label_names=label_names)
+        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed], info=info)
         return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
 
     @torch.no_grad()
     def apply_batch(
         self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int],
-        label_names: Mapping[str, int] | None = None,
+        info: DataInfo | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched synthesis: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
 
@@ -185,7 +195,12 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         """
         label_dtype = labels.dtype
         labels = check_image_label_batch(images, labels, purpose="synthesise")
+        info = info or DataInfo()
+        label_names = info.label_names
         self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
+        check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
+                      dims=images.ndim - 2)
+        check_modality(self.card, images, enabled=self.check_modality)
         if len(seeds) != images.shape[0]:
             raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
         device, dtype = images.device, images.dtype
@@ -246,7 +261,7 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         out = conv.denormalise(out, fit)
         if self.keep_outside_window:
             out = conv.keep_outside_window(out, reference)
-        return out.to(dtype), labels.to(dtype=label_dtype)
+        return check_finite_output(out, generator=self.card.name).to(dtype), labels.to(dtype=label_dtype)
 
     def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int) -> torch.Tensor:
         nf, nl = len(self.names), self.n_labels

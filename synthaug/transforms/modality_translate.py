@@ -50,7 +50,14 @@ import torch
 from synthaug._validate import check_axis, check_choice, check_image, check_int, check_range
 from synthaug.errors import ShapeError, ValidationError, WeightsError
 from synthaug.inference.sliding_window import WEIGHTINGS, sliding_window_inference
-from synthaug.transforms.options import Options, OptionsTransform
+from synthaug.transforms.guards import (
+    DataInfo,
+    GuardOptions,
+    check_finite_output,
+    check_modality,
+    check_spacing,
+)
+from synthaug.transforms.options import OptionsTransform
 from synthaug.transforms.slicewise import (
     crop_padding,
     from_slices,
@@ -117,7 +124,7 @@ def _check_modalities(card: ModelCard, weights: Any, source: str | None, target:
 
 
 @dataclass(frozen=True)
-class ModalityTranslateOptions(Options):
+class ModalityTranslateOptions(GuardOptions):
     """Options of :class:`ModalityTranslate` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
@@ -133,6 +140,8 @@ class ModalityTranslateOptions(Options):
         slice_axis: spatial axis along which 2D generators cut 3D volumes into slices.
         chunk: slices (2D) or patches (3D) per generator call: bounds memory; None: 8 on CPU, 32 on a GPU.
         output_range: ``"input"``, ``"normalised"`` or ``(low, high)``; see the module docstring.
+        spacing_tolerance, check_modality: input guards from the model card
+            (:class:`~synthaug.transforms.guards.GuardOptions`).
     """
 
     weights: str | Path = DEFAULT_TRANSLATE_WEIGHTS
@@ -147,6 +156,7 @@ class ModalityTranslateOptions(Options):
     output_range: str | tuple[float, float] = "input"
 
     def validate(self) -> None:
+        super().validate()
         check_choice("mode", self.mode, MODES)
         if self.overlap is not None:
             self._set("overlap", float(check_range("overlap", float(self.overlap), 0.0, 0.999)))
@@ -187,6 +197,7 @@ class ModalityTranslate(OptionsTransform):
 
     Options = ModalityTranslateOptions
     positional = ("weights",)
+    uses_data_info = True
     options: ModalityTranslateOptions
 
     def _setup(self) -> None:
@@ -237,8 +248,10 @@ class ModalityTranslate(OptionsTransform):
         return ModalityTranslateParams(int(seed), bool(apply))
 
     # ------------------------------------------------------------------ application
-    def apply(self, image: torch.Tensor, label: Any, params: ModalityTranslateParams) -> tuple[torch.Tensor, Any]:
-        """One sample: ``image`` (1, *spatial) float; ``label`` (anything, e.g. None) is returned as it is."""
+    def apply(self, image: torch.Tensor, label: Any, params: ModalityTranslateParams, *,
+              info: DataInfo | None = None) -> tuple[torch.Tensor, Any]:
+        """One sample: ``image`` (1, *spatial) float; ``label`` (anything, e.g. None) is returned as it is;
+        ``info``: what the data container says (spacing)."""
         if not params.apply:
             return image, label
         if not isinstance(image, torch.Tensor):
@@ -246,7 +259,7 @@ class ModalityTranslate(OptionsTransform):
                 f"image must be a torch.Tensor, got {type(image).__name__} (use the MONAI/TorchIO forms for others)."
             )
         check_image(image, "image", spatial_dims=(2, 3), channels=1)
-        out, _ = self.apply_batch(image[None], None, seeds=[params.seed])
+        out, _ = self.apply_batch(image[None], None, seeds=[params.seed], info=info)
         return out[0], label
 
     def _check_batch(self, images: torch.Tensor, labels: Any) -> None:
@@ -265,7 +278,8 @@ class ModalityTranslate(OptionsTransform):
                 )
 
     @torch.no_grad()
-    def apply_batch(self, images: torch.Tensor, labels: Any = None, *, seeds: Sequence[int]) -> tuple[torch.Tensor, Any]:
+    def apply_batch(self, images: torch.Tensor, labels: Any = None, *, seeds: Sequence[int],
+                    info: DataInfo | None = None) -> tuple[torch.Tensor, Any]:
         """Batched translation: ``images`` (B, 1, *spatial) float; ``labels`` (B, 1, *spatial) or None, returned
         untouched (the same object); one seed per sample (kept for the common interface; unused).
 
@@ -273,6 +287,9 @@ class ModalityTranslate(OptionsTransform):
         (per-volume intensity fit, instance-normalised generators), so a batch gives what per-sample calls give.
         """
         self._check_batch(images, labels)
+        check_spacing(self.card, (info or DataInfo()).spacing, slice_axis=self.slice_axis,
+                      tolerance=self.spacing_tolerance, dims=images.ndim - 2)
+        check_modality(self.card, images, enabled=self.check_modality)
         b = images.shape[0]
         if len(seeds) != b:
             raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
@@ -287,7 +304,7 @@ class ModalityTranslate(OptionsTransform):
         elif isinstance(self.output_range, tuple):
             low, high = self.output_range
             y = (y + 1) / 2 * (high - low) + low
-        return y.to(dtype), labels
+        return check_finite_output(y, generator=self.card.name).to(dtype), labels
 
     def _translate(self, net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
         """``x`` (B, 1, *spatial) in the card's convention -> the generator's output, same shape."""

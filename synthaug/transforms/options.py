@@ -138,6 +138,8 @@ class OptionsTransform(SeededSampling):
     #: The frozen generator's model card (set in ``_setup`` from the ``weights`` option); None for
     #: generator-free transforms. A transform with a card has a ``weights`` option.
     card: ModelCard | None = None
+    #: Whether ``apply``/``apply_batch`` take ``info=DataInfo(...)`` (label names, spacing) from the faces.
+    uses_data_info: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -53,6 +53,13 @@ from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, Val
 from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.guards import (
+    DataInfo,
+    GuardOptions,
+    check_finite_output,
+    check_modality,
+    check_spacing,
+)
 from synthaug.transforms.labels import LabelOptions, LabelVocabulary, check_image_label_batch
 from synthaug.transforms.options import OptionsTransform
 from synthaug.transforms.slicewise import (
@@ -177,7 +184,7 @@ class StyleBank:
         (1, ('ctA_z000-001',))
     """
 
-    def __init__(self, cases: Iterable[Any], *, test_cases: Iterable[str] = ()) -> None:
+    def __init__(self, cases: Iterable[Any], *, test_cases: Iterable[str] = (), test_content: Iterable[str] = ()) -> None:
         made = [_make_case(c, i) for i, c in enumerate(cases)]
         if not made:
             raise ValidationError("a StyleBank needs at least one case.")
@@ -196,7 +203,27 @@ class StyleBank:
 
             check_no_overlap(ids, tests, what="style bank")
         self.cases: tuple[StyleCase, ...] = tuple(made)
+        self.check_content(test_content)
         self._reference: tuple[str, tuple[str, ...], str, str] | None = None
+
+    @cached_property
+    def content(self) -> tuple[str, ...]:
+        """Voxel content hash of every case's image (:func:`synthaug.recipes.leakage.content_hash`)."""
+        from synthaug.recipes.leakage import content_hash
+
+        return tuple(content_hash(c.image.detach().cpu().numpy()) for c in self.cases)
+
+    def check_content(self, test_content: Iterable[str]) -> None:
+        """Refuse (:class:`LeakageError`) a case whose image voxels equal a test image's, whatever its name."""
+        tests = set(test_content)
+        if not tests:
+            return
+        same = [c.case_id for c, h in zip(self.cases, self.content) if h in tests]
+        if same:
+            raise LeakageError(
+                f"style bank case(s) {same} hold the same voxels as a test image (a copy under another name): a style "
+                "bank must not contain the patients a model is tested on. Remove them from the bank."
+            )
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         """A bank read from a folder pickles (and deep-copies) as its folder reference: the receiving process
@@ -349,7 +376,7 @@ class StyleSwapParams:
 
 
 @dataclass(frozen=True)
-class StyleSwapOptions(LabelOptions):
+class StyleSwapOptions(LabelOptions, GuardOptions):
     """Options of :class:`StyleSwap` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
@@ -358,11 +385,15 @@ class StyleSwapOptions(LabelOptions):
             reference, so the transform stays cheap to copy and pickle), a :class:`StyleBank`, or None (every
             class uses its learned default code).
         test_cases: ids of test cases the bank must not hold (leakage guard, see :class:`StyleBank`).
+        test_content: voxel content hashes of the test images the bank must not hold, whatever their names
+            (:func:`synthaug.recipes.leakage.content_hash`; the recipe paths fill it from the dataset's imagesTs).
         deform: perturb the content label boundaries with a smooth elastic field first (returned label).
         control_points, max_displacement: that field (displacement in voxels).
         truncation: bound ``a`` of the truncated-normal noise (None: standard normal).
         label_names, label_map, labels_are_classes: what the content and bank label values mean
             (:class:`~synthaug.transforms.labels.LabelOptions`); a label map is read by name, never guessed.
+        spacing_tolerance, check_modality: input guards from the model card
+            (:class:`~synthaug.transforms.guards.GuardOptions`).
         slice_axis: axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call; None: 8 on CPU, 32 on a GPU.
         keep_outside_window: for a CT-window generator, voxels whose (deformed) input lies outside the
@@ -374,6 +405,7 @@ class StyleSwapOptions(LabelOptions):
     weights: str | Path = DEFAULT_STYLE_WEIGHTS
     bank: StyleBank | str | Path | None = None
     test_cases: tuple[str, ...] = ()
+    test_content: tuple[str, ...] = ()
     deform: bool = False
     control_points: int = 4
     max_displacement: float = 4.0
@@ -389,6 +421,9 @@ class StyleSwapOptions(LabelOptions):
         if isinstance(self.test_cases, str):
             raise ValidationError(f"test_cases must be a list of case ids, got the string {self.test_cases!r}.")
         self._set("test_cases", tuple(str(t) for t in self.test_cases))
+        if isinstance(self.test_content, str):
+            raise ValidationError(f"test_content must be a list of content hashes, got the string {self.test_content!r}.")
+        self._set("test_content", tuple(str(t) for t in self.test_content))
         self._set("deform", bool(self.deform))
         self._set("keep_outside_window", bool(self.keep_outside_window))
         self._set("control_points", check_int("control_points", self.control_points, low=2))
@@ -415,6 +450,7 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
 
     Options = StyleSwapOptions
     positional = ("weights", "bank")
+    uses_data_info = True
     options: StyleSwapOptions
 
     def _setup(self) -> None:
@@ -428,6 +464,8 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
             from synthaug.data.scenarios import check_no_overlap
 
             check_no_overlap(bank.ids, self.test_cases, what="style bank")
+        if bank is not None:
+            bank.check_content(self.test_content)
         self.bank: StyleBank | None = bank
         self.n_labels = self.card.n_labels
         known = self._vocabulary_setup()
@@ -454,9 +492,9 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
 
     # ------------------------------------------------------------------ application
     def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams, *,
-              label_names: Mapping[str, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``label_names``: the names
-        the data carries (used when the ``label_names`` option is not set)."""
+              info: DataInfo | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``info``: what the data
+        container says (label names, spacing; :class:`~synthaug.transforms.guards.DataInfo`)."""
         if not params.apply:
             return image, label
         if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
@@ -464,7 +502,7 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         squeeze = label.ndim == image.ndim - 1
         lab = label[None] if squeeze else label
         out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed],
-                                            style_indices=[params.style_index], label_names=label_names)
+                                            style_indices=[params.style_index], info=info)
         return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
 
     def _body(self, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -525,7 +563,7 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         *,
         seeds: Sequence[int],
         style_indices: Sequence[int] | None = None,
-        label_names: Mapping[str, int] | None = None,
+        info: DataInfo | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Batched style swap: ``images`` (B, 1, *spatial), ``labels`` (B, 1, *spatial); one seed per sample.
 
@@ -534,6 +572,12 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         """
         label_dtype = labels.dtype
         labels = check_image_label_batch(images, labels, purpose="restyle")
+        info = info or DataInfo()
+        label_names = info.label_names
+        self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
+        check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
+                      dims=images.ndim - 2)
+        check_modality(self.card, images, enabled=self.check_modality)
         b = images.shape[0]
         if len(seeds) != b:
             raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
@@ -597,4 +641,4 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         out = conv.denormalise(out, fit)
         if self.keep_outside_window:
             out = conv.keep_outside_window(out, reference)
-        return out.to(dtype), labels.to(dtype=label_dtype)
+        return check_finite_output(out, generator=self.card.name).to(dtype), labels.to(dtype=label_dtype)

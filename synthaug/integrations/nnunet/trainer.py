@@ -39,6 +39,7 @@ from synthaug._optional import require
 from synthaug.errors import ValidationError
 from synthaug.integrations.nnunet.normalization import ChannelNormalization, intensity_for, nnunet_targets
 from synthaug.recipes import BatchSynthesizer, derive_seed
+from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import budget_from_env, recipe_from_env
 
 nnUNetTrainer = require("nnunetv2.training.nnUNetTrainer.nnUNetTrainer").nnUNetTrainer
@@ -154,6 +155,8 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         if not self.label_manager.has_regions:
             dataset_labels = {str(k): int(v) for k, v in labels.items() if isinstance(v, int)}
         rank = self.local_rank if self.is_ddp else 0
+        spacing = [float(s) for s in self.configuration_manager.spacing]
+        patch_dims = len(self.configuration_manager.patch_size)
         self.synthaug = BatchSynthesizer(
             recipe,
             intensity=intensity_for(norm),
@@ -162,6 +165,9 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             slice_axis=self._synthaug_slice_axis(),
             seed=derive_seed(recipe.seed if self.synthaug_seed is None else self.synthaug_seed, "fold", self.fold),
             rank=rank,
+            channel_modality=str(self.dataset_json.get("channel_names", {}).get(str(ch), "")) or None,
+            spacing=spacing[-patch_dims:] if len(spacing) >= patch_dims else None,
+            test_split=self._synthaug_test_split(),
         )
         self.synthaug.prepare(self.device)
         self.print_to_log_file(
@@ -170,6 +176,15 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             f"slice axis {self._synthaug_slice_axis()} for 3D patches",
             also_print_to_console=True,
         )
+
+    def _synthaug_test_split(self) -> TestSplit:
+        """The dataset's test cases (ids, and image content when the raw dataset is found under nnUNet_raw)."""
+        raw = os.environ.get("nnUNet_raw", "")
+        folder = os.path.join(raw, self.plans_manager.dataset_name) if raw else ""
+        if folder and os.path.isfile(os.path.join(folder, "dataset.json")):
+            return TestSplit.from_raw_dataset(folder)
+        cases = (self.dataset_json.get("synthaug") or {}).get("cases", [])
+        return TestSplit(ids=tuple(str(c["id"]) for c in cases if isinstance(c, dict) and c.get("role") == "test"))
 
     def on_train_start(self):
         super().on_train_start()  # forks the augmentation workers first: they never see a generator

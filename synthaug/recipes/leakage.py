@@ -1,0 +1,67 @@
+"""The test split a recipe must never touch, by case id and by image content.
+
+Every path that runs a recipe (``synthaug expand``, the nnU-Net trainer, the benchmark harness) builds a
+:class:`TestSplit` from the dataset and hands it to every transform that reads extra images (style banks):
+a bank refuses a case whose id is (or overlaps) a test case, and a case whose voxels are a test image's
+(``content_hash``: a renamed or re-saved copy of a test image is still caught).
+
+    >>> import numpy as np
+    >>> content_hash(np.zeros((2, 2), np.float32)) == content_hash(np.zeros((2, 2), np.int16))
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["TestSplit", "content_hash"]
+
+
+def content_hash(array: Any) -> str:
+    """sha256 of an image's voxels as float32 (shape included): independent of file name, format and dtype."""
+    a = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    h = hashlib.sha256(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """Test case ids (incl. a synthaug scenario's test slabs) and the content hashes of the test images."""
+
+    ids: tuple[str, ...] = ()
+    content: tuple[str, ...] = ()
+
+    @classmethod
+    def from_raw_dataset(cls, folder: str | Path) -> TestSplit:
+        """From an nnU-Net raw dataset: ``imagesTs`` case ids and voxel hashes, plus dataset.json's synthaug test
+        cases. A dataset without ``imagesTs`` gives the ids dataset.json lists (and no hashes)."""
+        import nibabel as nib
+
+        root = Path(folder)
+        meta = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else {}
+        ending = str(meta.get("file_ending", ".nii.gz"))
+        ids, content = set(), []
+        for p in sorted((root / "imagesTs").glob(f"*{ending}")) if (root / "imagesTs").is_dir() else []:
+            stem = p.name[: -len(ending)]
+            ids.add(stem.rsplit("_", 1)[0] if stem[-5:-4] == "_" and stem[-4:].isdigit() else stem)
+            content.append(content_hash(nib.load(str(p)).dataobj))
+        scenario = meta.get("synthaug")
+        if isinstance(scenario, dict):
+            ids.update(str(c["id"]) for c in scenario.get("cases", []) if isinstance(c, dict) and c.get("role") == "test")
+        return cls(ids=tuple(sorted(ids)), content=tuple(sorted(set(content))))
+
+    def options_for(self, names: tuple[str, ...], given: dict[str, Any]) -> dict[str, Any]:
+        """``test_cases`` / ``test_content`` options for a transform that has them (merged with the recipe's)."""
+        out: dict[str, Any] = {}
+        if "test_cases" in names:
+            out["test_cases"] = tuple(sorted(set(given.get("test_cases", ())) | set(self.ids)))
+        if "test_content" in names:
+            out["test_content"] = tuple(sorted(set(given.get("test_content", ())) | set(self.content)))
+        return out
