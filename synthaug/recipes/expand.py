@@ -115,8 +115,10 @@ def _atomic_text(target: Path, text: str) -> None:
 
 
 def _atomic_copy(src: Path, target: Path) -> None:
-    if target.is_file() and target.stat().st_size == src.stat().st_size:
-        return  # renames are atomic: an existing target is complete
+    """Copy ``src`` to ``target`` through a rename; an existing target is kept only when its bytes are the
+    source's (a resumed run never keeps a corrupted or stale copy of an original)."""
+    if target.is_file() and target.stat().st_size == src.stat().st_size and _sha256(target) == _sha256(src):
+        return
     tmp = _tmp_name(target)
     shutil.copyfile(src, tmp)
     os.replace(tmp, target)
@@ -456,6 +458,25 @@ def _preview(work: Path, src: _Source, pairs: Sequence[tuple[str, str]], channel
     write_grid([torch.stack(labs), torch.stack(reals), torch.stack(fakes)], work / PREVIEW_FILE, max_rows=len(pairs))
 
 
+def _verify_contents(work: Path, src: _Source, exp: _Expander, synthetic: Mapping[str, list[str]]) -> None:
+    """Before the rename: every original is byte-identical to the source, every synthetic file to its manifest."""
+    originals = [(src.image(c, ch), work / "imagesTr" / src.image(c, ch).name) for c in src.train
+                 for ch in range(src.channels)]
+    originals += [(src.label(c), work / "labelsTr" / src.label(c).name) for c in src.train]
+    for kind in ("Ts",):
+        for sub in (f"images{kind}", f"labels{kind}"):
+            if (src.root / sub).is_dir():
+                originals += [(f, work / sub / f.name) for f in sorted((src.root / sub).iterdir())
+                              if f.is_file() and not f.name.startswith(".")]
+    bad = [str(t.relative_to(work)) for s, t in originals if not t.is_file() or _sha256(t) != _sha256(s)]
+    bad += [sid for sids in synthetic.values() for sid in sids if not _manifest_ok(exp.manifest(sid), work)]
+    if bad:
+        raise DataError(
+            f"{work}: {len(bad)} file(s) differ from their source or manifest ({bad[:5]}); the partial expansion is "
+            "kept. Rerun the same command: differing originals are copied again and differing cases redone."
+        )
+
+
 def _finish(work: Path, out: Path, src: _Source, exp: _Expander, per_case: int, seed: int, preview: bool) -> Path:
     from synthaug.data.nnunet_export import check_nnunet_raw
 
@@ -494,6 +515,7 @@ def _finish(work: Path, out: Path, src: _Source, exp: _Expander, per_case: int, 
         pairs = [(sid, case) for case in src.train for sid in synthetic.get(case, [])][:4]
         _preview(work, src, pairs, exp.recipe.channel)
     check_nnunet_raw(work)
+    _verify_contents(work, src, exp, synthetic)
     (work / SETTINGS_FILE).unlink(missing_ok=True)  # its content is in dataset.json["synthaug_expansion"]
     if out.exists():
         raise DataError(f"{out} appeared while expanding; synthaug never overwrites a dataset. The result is in {work}.")
@@ -570,6 +592,8 @@ def expand_dataset(
     for t in exp.transforms:
         if t.card is not None:
             check_card_leakage(t.card, src.meta)
+    # every check that needs no synthesis, before any synthesis: nnU-Net's 5-fold splits need 5 originals
+    _splits(src.train, {})
     synth_ids = [synthetic_id(c, k) for c in src.train for k in range(per_case)]
     for sid in synth_ids:
         check_case_id(sid)

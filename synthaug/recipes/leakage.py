@@ -6,7 +6,7 @@ a bank refuses a case whose id is (or overlaps) a test case, and a case whose vo
 (``content_hash``: a renamed or re-saved copy of a test image is still caught).
 
     >>> import numpy as np
-    >>> content_hash(np.zeros((2, 2), np.float32)) == content_hash(np.zeros((2, 2), np.int16))
+    >>> content_hash(np.zeros((2, 2), np.float32)) == content_hash(np.zeros((1, 2, 2), np.int16))
     True
 """
 
@@ -26,6 +26,8 @@ __all__ = ["TestSplit", "content_hash"]
 def content_hash(array: Any) -> str:
     """sha256 of an image's voxels as float32 (shape included): independent of file name, format and dtype."""
     a = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    while a.ndim > 1 and a.shape[0] == 1:  # a channel axis (1, X, Y, Z) does not make another image
+        a = a[0]
     h = hashlib.sha256(str(a.shape).encode())
     h.update(a.tobytes())
     return h.hexdigest()
