@@ -14,8 +14,9 @@ scenarios (:func:`prepare_scenario`) or any user dataset — :func:`run_benchmar
    budget and seeds; the arm's recipe in ``SYNTHAUG_RECIPE``), predicts the test images with
    ``nnUNetv2_predict`` and scores them with nnU-Net's evaluation (``compute_metrics_on_folder``);
 5. stores one ``result.json`` per arm x seed (per-case, per-class Dice and voxel counts, wall time, peak
-   memory, the synthaug per-epoch log, the git commit the run started from and a dirty flag). A finished arm x seed with the same definition is never rerun, and an
-   interrupted training resumes from its last checkpoint (``--c``).
+   memory, the synthaug per-epoch log, the git commit the run started from and a dirty flag). A finished
+   arm x seed with the same definition is never rerun, and an interrupted training resumes from its last
+   checkpoint (``--c``).
 
 Every nnU-Net step runs as a subprocess with its own log under ``work/runs/<arm>/seed<k>/``.
 The report (:mod:`synthaug.benchmark.report`) is built from the stored results alone.
@@ -206,11 +207,11 @@ def label_classes(ds: BenchmarkDataset) -> tuple[list[str], list[str]]:
     names = {v: k for k, v in ds.labels.items()}
 
     def present(folder: str, ids: Sequence[str]) -> set[int]:
+        if ending not in (".nii.gz", ".nii"):
+            return set(names)  # other file formats are not inspected
         found: set[int] = set()
         for case in ids:
             f = ds.folder / folder / f"{case}{ending}"
-            if ending != ".nii.gz" and ending != ".nii":
-                return set(names)  # other formats: not inspected
             found |= {int(v) for v in np.unique(np.asarray(nib.load(str(f)).dataobj))}
         return found
 
@@ -487,9 +488,9 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
     from synthaug.benchmark.provenance import Commit, current_commit
 
     commit_file = folder / "commit.json"
-    now = current_commit()
     if not commit_file.exists():  # the commit the run started from (kept when an interrupted run resumes)
-        _atomic_json(commit_file, now.to_dict() if now else None)
+        start = current_commit()
+        _atomic_json(commit_file, start.to_dict() if start else None)
     commit = Commit.from_dict(json.loads(commit_file.read_text()))
     recipe = folder / "recipe.json"
     _atomic_json(recipe, {"seed": seed, **dict(arm.recipe),

@@ -410,6 +410,16 @@ def _no_voxel(rs: Sequence[Mapping[str, Any]], cases: Sequence[str], classes: Se
     return out
 
 
+def _reference_absent(results: Sequence[Mapping[str, Any]], cases: Sequence[str],
+                      classes: Sequence[str]) -> list[str] | None:
+    """Classes with no voxel in any reference label of ``cases`` (None when no result has voxel counts)."""
+    for r in results:
+        vox = r.get("voxels")
+        if isinstance(vox, Mapping) and cases and all(c in vox for c in cases):
+            return [k for k in classes if all(int((vox[c].get(k) or [0, 0])[0]) == 0 for c in cases)]
+    return None
+
+
 def _classes(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]]) -> list[str]:
     """Foreground class names in label order (``benchmark.json`` labels, else the first result's)."""
     labels = meta.get("labels")
@@ -503,6 +513,7 @@ def summarise(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
             "held_out": g in held, "cases": list(cases), "arms": rows,
             "seed_level": {"classes": scope, "arms": _seed_view(by_arm, arms, cases, classes, rule.level)},
             "never_predicted": never,
+            "reference_absent": _reference_absent(results, cases, scope),
             "no_voxel": {a: v for a in arms if (v := _no_voxel(by_arm[a], cases, scope)) is not None},
             "headline_classes": {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)} for k in heads},
         }
@@ -784,10 +795,17 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
                 extra = f" (not a single voxel predicted: {_class_list(novox)})" if novox else ""
                 lines.append(f"- {a}: {_class_list(ks)}{extra}")
             lines.append("")
+        absent = grp["reference_absent"]
+        if absent is not None:
+            lines += [f"Classes absent from every reference label of this group (nnU-Net's voxel counts): "
+                      f"{_class_list(absent)}.", ""]
         if grp["held_out"]:
             if scenario_of(meta) == "in-domain":
-                lines += [f"Classes the default arm never predicts in-domain (this group): "
-                          f"{_class_list(never.get('default', []))}.", ""]
+                missing = [k + (" (not in the reference)" if absent and k in absent else "")
+                           for k in never.get("default", [])]
+                lines += [f"Classes the default arm never predicts in-domain (this group): {_class_list(missing)}."
+                          + (" Classes present in the training and reference labels but never predicted were not "
+                             "learned at this budget." if any("(" not in k for k in missing) else ""), ""]
             elif in_domain_never is not None:
                 dn = sorted({k for ks in in_domain_never.values() for k in ks})
                 lines += [f"Classes the default arm never predicts in-domain (in-domain report): {_class_list(dn)}; "

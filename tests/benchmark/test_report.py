@@ -223,3 +223,17 @@ def test_label_noise_ceiling_file(tmp_path):
         load_ceiling(f)
     with pytest.raises(DataError, match="does not exist"):
         load_ceiling(tmp_path / "missing.json")
+
+
+def test_in_domain_report_names_the_classes_default_never_predicts_and_why():
+    results = _results()
+    for r in results:  # voxel counts: cardiovascular is in no reference label of the group
+        r["voxels"] = {c: {"liver": [50, 40], "cardiovascular": [0, 0], "bone": [30, 30]} for c in ("t1", "t2")}
+    meta = _meta(ARMS, scenario="in-domain")
+    s = summarise(meta, results)
+    assert s["groups"]["ct_b"]["reference_absent"] == ["cardiovascular"]
+    assert s["groups"]["ct_b"]["no_voxel"]["default"] == ["cardiovascular"]
+    md = markdown_report(meta, results, title="T")
+    assert "Classes absent from every reference label of this group (nnU-Net's voxel counts): cardiovascular." in md
+    assert "never predicts in-domain (this group): cardiovascular (not in the reference)." in md
+    assert "- default: cardiovascular (not a single voxel predicted: cardiovascular)" in md

@@ -3,6 +3,7 @@ real nnU-Net on CPU, tiny dataset)."""
 
 import json
 import shutil
+import sys
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_report_options(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.nnunet
-def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, capsys):
+def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, capsys, monkeypatch):
     pytest.importorskip("nnunetv2")
     from synthaug.benchmark.downstream import run_benchmark
 
@@ -87,13 +88,15 @@ def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, ca
     shutil.rmtree(work / "preprocessed")  # the rerun must not need the original work folder
     capsys.readouterr()
     fresh = tmp_path / "fresh"
-    assert main(["benchmark", "reproduce", str(report.with_suffix(".json")), "--arm", "default", "--seed", "0",
-                 "--work", str(fresh)]) == 0
+    argv = ["benchmark", "reproduce", str(report.with_suffix(".json")), "--arm", "default", "--seed", "0",
+            "--work", str(fresh)]
+    monkeypatch.setattr(sys, "argv", ["synthaug", *argv])  # the command line the outputs quote
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "# Reproduction check: arm `default`, seed 0" in printed and "| test |" in printed
     md = (tmp_path / "results" / "downstream_tiny_reproduce_default_seed0.md").read_text()
     out = json.loads((tmp_path / "results" / "downstream_tiny_reproduce_default_seed0.json").read_text())
-    assert out["command"].startswith("synthaug benchmark reproduce") and out["machine"] and out["date"]
+    assert out["command"] == "synthaug " + " ".join(argv) and out["machine"] and out["date"]
     assert "commit" in out and "Commit: " in md
     (check,) = out["checks"]
     assert check["group"] == "test" and check["n_seeds"] == 2 and check["bound"] > 0
