@@ -13,9 +13,10 @@ scenarios (:func:`prepare_scenario`) or any user dataset — :func:`run_benchmar
 4. trains every arm x seed with ``nnUNetv2_train ... all -tr nnUNetTrainerSynthAug`` (identical plans,
    budget and seeds; the arm's recipe in ``SYNTHAUG_RECIPE``), predicts the test images with
    ``nnUNetv2_predict`` and scores them with nnU-Net's evaluation (``compute_metrics_on_folder``);
-5. stores one ``result.json`` per arm x seed (per-case, per-class Dice, wall time, peak memory, the
-   synthaug per-epoch log). A finished arm x seed with the same definition is never rerun, and an
-   interrupted training resumes from its last checkpoint (``--c``).
+5. stores one ``result.json`` per arm x seed (per-case, per-class Dice and voxel counts, wall time, peak
+   memory, the synthaug per-epoch log, the git commit the run started from and a dirty flag). A finished
+   arm x seed with the same definition is never rerun, and an interrupted training resumes from its last
+   checkpoint (``--c``).
 
 Every nnU-Net step runs as a subprocess with its own log under ``work/runs/<arm>/seed<k>/``.
 The report (:mod:`synthaug.benchmark.report`) is built from the stored results alone.
@@ -45,7 +46,9 @@ __all__ = [
     "open_dataset",
     "prepare_scenario",
     "check_leakage",
+    "label_classes",
     "run_benchmark",
+    "arm_from_dict",
     "load_results",
 ]
 
@@ -118,6 +121,13 @@ def open_dataset(folder: str | os.PathLike[str]) -> BenchmarkDataset:
         held = tuple(g for g in groups if roles.get(g, "test") == "test")
         # cases only in report groups are not held out
         test_held = tuple(c for c in test if any(c in groups[g] for g in held))
+        empty = sorted(g for g, ids in groups.items() if not ids)
+        if empty:
+            raise DataError(f"{root / 'dataset.json'}: test group(s) {empty} hold 0 volumes; every evaluation group "
+                            "needs at least one test case. Remove the empty group(s) or add their cases to labelsTs.")
+        if not test_held:
+            raise DataError(f"{root / 'dataset.json'}: no held-out test case (the groups {sorted(groups)} are all "
+                            "report-only); mark at least one group's cases with role 'test'.")
     else:
         groups, held, test_held = {"test": test}, ("test",), test
     overlap = sorted(set(train) & set(test))
@@ -182,6 +192,40 @@ def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[s
             ids = [cid for cid, _, _ in bank_files(folder)]
             check_no_overlap(ids, tests, what=f"arm {arm.name!r} style bank")
     return seen
+
+
+def label_classes(ds: BenchmarkDataset) -> tuple[list[str], list[str]]:
+    """(training, test) foreground class names present in the label volumes of ``labelsTr`` / ``labelsTs``.
+
+    Raises :class:`DataError` when the two share no foreground class: no arm could score anything, so the
+    benchmark would only measure noise.
+    """
+    import nibabel as nib
+    import numpy as np
+
+    ending = str(ds.dataset_json["file_ending"])
+    names = {v: k for k, v in ds.labels.items()}
+
+    def present(folder: str, ids: Sequence[str]) -> set[int]:
+        if ending not in (".nii.gz", ".nii"):
+            return set(names)  # other file formats are not inspected
+        found: set[int] = set()
+        for case in ids:
+            f = ds.folder / folder / f"{case}{ending}"
+            found |= {int(v) for v in np.unique(np.asarray(nib.load(str(f)).dataobj))}
+        return found
+
+    train = present("labelsTr", ds.train_ids)
+    test = present("labelsTs", ds.groups_cases())
+    fg_train = sorted(v for v in train if v > 0 and v in names)
+    fg_test = sorted(v for v in test if v > 0 and v in names)
+    if not set(fg_train) & set(fg_test):
+        raise DataError(
+            f"{ds.folder}: the training labels (classes {[names[v] for v in fg_train]}) and the test labels (classes "
+            f"{[names[v] for v in fg_test]}) share no foreground class, so no arm can score anything. Map both to one "
+            "label vocabulary (e.g. synthaug data export-nnunet's shared vocabularies) before benchmarking."
+        )
+    return [names[v] for v in fg_train], [names[v] for v in fg_test]
 
 
 def _style_bank_folders(arm: Arm) -> list[str]:
@@ -357,8 +401,10 @@ def _same_run(a: Any, b: Mapping[str, Any]) -> bool:
     return a == b
 
 
-def _evaluate(ds: BenchmarkDataset, pred: Path, out_file: Path) -> dict[str, dict[str, float | None]]:
-    """nnU-Net's own evaluation of ``pred`` against ``labelsTs``; returns ``{case: {label name: Dice}}``."""
+def _evaluate(ds: BenchmarkDataset, pred: Path, out_file: Path) -> tuple[dict[str, dict[str, float | None]],
+                                                                          dict[str, dict[str, list[int]]]]:
+    """nnU-Net's own evaluation of ``pred`` against ``labelsTs``; returns ``{case: {label name: Dice}}`` and
+    ``{case: {label name: [reference voxels, predicted voxels]}}``."""
     from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder
     from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json
 
@@ -372,14 +418,17 @@ def _evaluate(ds: BenchmarkDataset, pred: Path, out_file: Path) -> dict[str, dic
     summary = json.loads(out_file.read_text())
     names = {v: k for k, v in labels.items()}
     cases: dict[str, dict[str, float | None]] = {}
+    voxels: dict[str, dict[str, list[int]]] = {}
     for entry in summary["metric_per_case"]:
         case = Path(entry["reference_file"]).name[: -len(ending)]
         per = {}
         for key, m in entry["metrics"].items():
             d = m.get("Dice")
             per[names[int(key)]] = None if d is None or d != d else float(d)
+            if "n_ref" in m and "n_pred" in m:
+                voxels.setdefault(case, {})[names[int(key)]] = [int(m["n_ref"]), int(m["n_pred"])]
         cases[case] = per
-    return cases
+    return cases, voxels
 
 
 def slice_dice(ds: BenchmarkDataset, pred: Path) -> dict[str, list[dict[str, float | None]]]:
@@ -436,6 +485,13 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
         shutil.rmtree(folder)  # a run of another definition: start over
     folder.mkdir(parents=True, exist_ok=True)
     _atomic_json(started, definition)
+    from synthaug.benchmark.provenance import Commit, current_commit
+
+    commit_file = folder / "commit.json"
+    if not commit_file.exists():  # the commit the run started from (kept when an interrupted run resumes)
+        start = current_commit()
+        _atomic_json(commit_file, start.to_dict() if start else None)
+    commit = Commit.from_dict(json.loads(commit_file.read_text()))
     recipe = folder / "recipe.json"
     _atomic_json(recipe, {"seed": seed, **dict(arm.recipe),
                           **({"description": arm.description} if "description" not in arm.recipe else {})})
@@ -467,9 +523,11 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
         pred_cmd.append("--disable_tta")
     log(f"[benchmark] {arm.name} seed {seed}: nnUNetv2_predict")
     pred_s, pred_mb = run_logged(pred_cmd, renv, folder / "predict.log")
-    cases = _evaluate(ds, pred, folder / "summary.json")
+    cases, voxels = _evaluate(ds, pred, folder / "summary.json")
     slices = slice_dice(ds, pred)
     from synthaug.training.provenance import machine_line
+
+    finish = current_commit()
 
     result = {
         "definition": definition,
@@ -484,30 +542,17 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
         "predict_seconds": pred_s,
         "peak_rss_mb": max(train_mb, pred_mb),
         "cases": cases,
+        "voxels": voxels,
         "slices": slices,
         "synthaug_log": _read_synthaug_log(results),
         "machine": machine_line(),
-        "commit": _commit(),
+        "commit": commit.to_dict() if commit else None,
+        **({"commit_at_finish": finish.to_dict()} if finish is not None and finish != commit else {}),
         "commands": {"train": " ".join(map(str, train_cmd)), "predict": " ".join(map(str, pred_cmd))},
     }
     _atomic_json(done, result)
     log(f"[benchmark] {arm.name} seed {seed}: done in {train_s + pred_s:.0f} s")
     return result
-
-
-def _commit() -> dict[str, Any]:
-    """The git commit the run's code came from (and whether the work tree had local changes)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return {"sha": None, "dirty": None}
-    return {"sha": sha, "dirty": dirty}
 
 
 def _reuse_timing(path: Path) -> tuple[float, float]:
@@ -527,21 +572,33 @@ def run_benchmark(
     arms: Sequence[Arm],
     *,
     log: Log = print,
+    require_default: bool = True,
 ) -> list[dict[str, Any]]:
     """Run every arm x seed of ``profile`` on ``dataset`` under ``work``; return their results.
 
     ``dataset`` is an nnU-Net raw folder (linked into ``work/raw``). Rerunning with the same arguments
-    skips finished runs; a changed arm or profile reruns only what changed.
+    skips finished runs; a changed arm or profile reruns only what changed, and more seeds only add runs.
+    Checked before any work: leakage, empty test groups (:func:`open_dataset`), training and test labels
+    without a common class (:func:`label_classes`); a seed list shorter than a headline claim needs is
+    logged (the report then says "not shown"). ``require_default=False`` (reruns of single arms, as
+    ``synthaug benchmark reproduce`` does) drops the rule that the first arm is ``default``.
     """
+    from synthaug.benchmark.provenance import current_commit
+    from synthaug.benchmark.report import ClaimRule
+
     work = Path(work).resolve()
     src = Path(dataset).resolve()
     ds0 = open_dataset(src)
-    if not arms or arms[0].name != "default":
+    if not arms or (require_default and arms[0].name != "default"):
         raise ValidationError("the first arm must be 'default' (the reference every arm is compared with).")
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValidationError(f"arm names must be unique, got {names}.")
     training = check_leakage(ds0, arms)
+    train_classes, test_classes = label_classes(ds0)
+    short = ClaimRule().shortfall(len(profile.seeds))
+    if short and require_default:
+        log(f"[benchmark] note: {short}")
     env = _Env(work, profile)
     env.raw.mkdir(parents=True, exist_ok=True)
     linked = env.raw / src.name
@@ -550,10 +607,16 @@ def run_benchmark(
     elif linked.resolve() != src:
         raise DataError(f"{linked} already points to {linked.resolve()}, not {src}; use another work folder.")
     ds = open_dataset(linked)
+    sa = ds.dataset_json.get("synthaug")
+    commit = current_commit()
     _atomic_json(work / "benchmark.json", {
-        "dataset": ds.name, "source": str(src), "profile": profile.to_dict(), "arms": [a.to_dict() for a in arms],
+        "dataset": ds.name, "source": str(src),
+        "scenario": sa.get("scenario") if isinstance(sa, Mapping) else None,
+        "labels": ds.labels, "train_classes": train_classes, "test_classes": test_classes,
+        "profile": profile.to_dict(), "arms": [a.to_dict() for a in arms],
         "generator_training_cases": training, "train_cases": list(ds.train_ids), "test_cases": list(ds.test_ids),
         "groups": {k: list(v) for k, v in ds.groups.items()}, "held_out_groups": list(ds.held_out_groups),
+        "commit": commit.to_dict() if commit else None,
     })
     logs = work / "logs"
     _plan(ds.dataset_id, ds.folder, env, profile, logs, log)
@@ -568,24 +631,49 @@ def run_benchmark(
         return [f.result() for f in futures]
 
 
+def arm_from_dict(d: Mapping[str, Any]) -> Arm:
+    """The :class:`Arm` a ``benchmark.json`` / report JSON stored (``Arm.to_dict()``)."""
+    exp = d.get("expansion") if isinstance(d.get("expansion"), Mapping) else None
+    return Arm(name=str(d.get("name", "")), description=str(d.get("description", "")),
+               recipe=d.get("recipe") or {"transforms": []},
+               expansion_recipe=exp.get("recipe") if exp else None,
+               per_case=int(exp.get("per_case", 2)) if exp else 2)
+
+
 def load_results(work: str | os.PathLike[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(``benchmark.json``, every stored ``result.json``) of a work folder, in arm then seed order."""
+    """(``benchmark.json``, every stored ``result.json``) of a work folder, in arm then seed order.
+
+    Every finished seed of the listed arms counts, not only the seeds of the last invocation, as long as
+    its stored definition (arm, profile apart from seeds and parallel runs, dataset, split) is the current
+    one; runs of another definition are left out and listed in ``meta["ignored_runs"]``.
+    """
     work = Path(work)
     meta_file = work / "benchmark.json"
     if not meta_file.exists():
         raise DataError(f"{work} holds no benchmark (no benchmark.json); run synthaug benchmark downstream first.")
     meta = json.loads(meta_file.read_text())
-    order = [a["name"] for a in meta["arms"]]
+    prof = {k: v for k, v in meta["profile"].items() if k not in _NOT_PER_RUN}
     results = []
+    ignored = []
     ds = None
-    for name in order:
-        for seed in meta["profile"]["seeds"]:
-            f = work / "runs" / name / f"seed{seed}" / RESULT_FILE
-            if f.exists():
-                r = json.loads(f.read_text())
-                if "slices" not in r and (f.parent / "pred").is_dir():  # results of an older harness
-                    ds = ds or open_dataset(work / "raw" / meta["dataset"])
-                    r["slices"] = slice_dice(ds, f.parent / "pred")
-                    _atomic_json(f, r)
-                results.append(r)
+    for a in meta["arms"]:
+        fingerprint = arm_from_dict(a).fingerprint()
+        folders = [p for p in (work / "runs" / a["name"]).glob("seed*") if p.name[4:].isdigit()]
+        for folder in sorted(folders, key=lambda p: int(p.name[4:])):
+            f = folder / RESULT_FILE
+            if not f.exists():
+                continue
+            r = json.loads(f.read_text())
+            seed = int(folder.name[4:])
+            want = {"arm": fingerprint, "seed": seed, "profile": prof, "dataset": meta["dataset"],
+                    "train": list(meta["train_cases"]), "test": list(meta["test_cases"])}
+            if not _same_run(r.get("definition"), want):
+                ignored.append(f"{a['name']} seed {seed}")
+                continue
+            if "slices" not in r and (f.parent / "pred").is_dir():  # results of an older harness
+                ds = ds or open_dataset(work / "raw" / meta["dataset"])
+                r["slices"] = slice_dice(ds, f.parent / "pred")
+                _atomic_json(f, r)
+            results.append(r)
+    meta["ignored_runs"] = ignored
     return meta, results

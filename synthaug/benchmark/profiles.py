@@ -15,6 +15,7 @@ same seeds), so arms differ only in their augmentation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,27 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Profile:
+        """The profile a ``benchmark.json`` or report JSON recorded (:meth:`to_dict`), validated again.
+
+        >>> p = PROFILES["smoke"]
+        >>> Profile.from_dict(p.to_dict()) == p
+        True
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValidationError(
+                f"profile record has unknown field(s) {unknown} (written by a newer synthaug?); known: {sorted(known)}."
+            )
+        if "name" not in d:
+            raise ValidationError("profile record has no 'name'.")
+        values = dict(d)
+        if "seeds" in values:
+            values["seeds"] = tuple(values["seeds"])
+        return cls(**values)
 
     def patch_plans(self, plans: dict[str, Any]) -> dict[str, Any]:
         """``plans`` (nnU-Net's ``nnUNetPlans.json``) changed by this profile; the data identifier is kept."""

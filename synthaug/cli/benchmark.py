@@ -2,6 +2,8 @@
 
 - ``synthaug benchmark overhead``: synthesis time per nnU-Net training iteration vs the plain iteration.
 - ``synthaug benchmark speed``: time per megavoxel, FLOP/s vs the matmul peak, memory and peer ratios per generator.
+- ``synthaug benchmark downstream`` / ``report``: the downstream nnU-Net benchmark and its report.
+- ``synthaug benchmark reproduce``: rerun one (arm, seed) of a report from a fresh work folder and compare.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def register(subparsers: Any) -> None:
     d.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
     d.add_argument("--parallel", type=int, default=None, help="override the profile's parallel runs")
     d.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
+    _report_options(d)
     d.set_defaults(func=_downstream)
 
     r = sub.add_parser("report", help="rebuild a downstream report from a work folder's stored results")
@@ -88,9 +91,64 @@ def register(subparsers: Any) -> None:
     r.add_argument("--title", default=None)
     r.add_argument("--command", dest="run_command", default="", help="the command that produced the results")
     r.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
+    _report_options(r)
     r.set_defaults(func=_report)
 
+    rp = sub.add_parser(
+        "reproduce",
+        help="rerun one (arm, seed) of a downstream report from a fresh work folder and compare",
+        description="Reread REPORT.json (written beside the report's .md), re-export the scenario (or use the "
+        "recorded dataset), plan and preprocess it in a fresh work folder, train/predict/score the one run with the "
+        "report's profile and arm definition, and compare its mean Dice with the stored per-seed value: within the "
+        "run-to-run spread when |rerun - stored| <= sqrt(2) x t(0.975, n-1) x SD (SD of the arm's per-seed means over "
+        "its n seeds in the report). Writes REPORT_reproduce_<arm>_seed<S>.md/.json beside the report.",
+    )
+    rp.add_argument("report", type=Path, help="the report's JSON (e.g. benchmarks/results/downstream_in-domain.json)")
+    rp.add_argument("--arm", required=True, help="arm name in the report")
+    rp.add_argument("--seed", required=True, type=int, help="seed of the run to redo")
+    rp.add_argument("--work", type=Path, default=None,
+                    help="fresh (missing or empty) work folder (default: a new temporary folder, kept)")
+    rp.add_argument("--dataset", type=Path, default=None,
+                    help="nnU-Net raw dataset, for a report on a user dataset whose recorded folder moved")
+    rp.add_argument("--out", type=Path, default=None,
+                    help="output path without suffix (default: REPORT_reproduce_<arm>_seed<S> beside the report)")
+    rp.set_defaults(func=_reproduce)
+
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def _report_options(p: argparse.ArgumentParser) -> None:
+    """Options of the report (shared by ``downstream`` and ``report``)."""
+    p.add_argument("--headline-class", action="append", default=None, metavar="CLASS",
+                   help="class with its own seed-level headline (repeatable; default: the scenario's, "
+                        "synthaug.benchmark.report.HEADLINE_CLASSES)")
+    p.add_argument("--learned-classes", action="store_true",
+                   help="also give the seed-level headline over the classes default learned (Dice > 0)")
+    p.add_argument("--no-harm-margin", type=float, default=1.0, metavar="POINTS",
+                   help='"no harm" needs the seed-level interval\'s lower bound above -POINTS (default 1.0)')
+    p.add_argument("--ceiling", type=Path, default=None, metavar="FILE.json",
+                   help='label-noise ceiling per group: {"group": {"mean": float, "per_class": {class: float}}} '
+                        '(Dice fractions); default: "label-noise ceiling: not measured"')
+    p.add_argument("--in-domain", type=Path, default=None, metavar="REPORT.json",
+                   help="the in-domain report's JSON (or work folder): lists the classes default never predicts "
+                        "in-domain")
+    p.add_argument("--predates", action="append", default=[], metavar="COMMIT:TEXT",
+                   help="warn about runs made from commits that do not contain COMMIT (a behaviour change "
+                        "described by TEXT), e.g. '5d14e12:keep_outside_window' (repeatable)")
+
+
+def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from synthaug.benchmark.provenance import parse_predates, resolve_commit
+    from synthaug.benchmark.report import ClaimRule, load_ceiling
+
+    predates = [parse_predates(x) for x in args.predates]
+    for change in predates:
+        resolve_commit(change.commit)  # an unknown commit fails now, not after the training
+    if args.ceiling is not None:
+        load_ceiling(args.ceiling)
+    return {"rule": ClaimRule(no_harm_margin=args.no_harm_margin / 100.0), "headline_classes": args.headline_class,
+            "learned_classes": args.learned_classes, "ceiling": args.ceiling, "in_domain": args.in_domain,
+            "predates": predates}
 
 
 def _command() -> str:
@@ -168,6 +226,7 @@ def _downstream(args: argparse.Namespace) -> int:
     from synthaug.benchmark.report import write_report
     from synthaug.training.provenance import machine_line, today
 
+    report_kwargs = _report_kwargs(args)  # bad report options fail before any training
     profile = get_profile(args.profile)
     if args.seeds:
         profile = profile.with_(seeds=tuple(args.seeds))
@@ -181,7 +240,7 @@ def _downstream(args: argparse.Namespace) -> int:
     out = args.out or work / "report"
     title = f"Downstream nnU-Net benchmark: {args.scenario or Path(dataset).name} ({profile.name})"
     path = write_report(work, out, title=title, command=_command(), machine=machine_line(), date=today(),
-                        notes=args.note)
+                        notes=args.note, **report_kwargs)
     print(f"[benchmark] report: {path}")
     return 0
 
@@ -191,6 +250,28 @@ def _report(args: argparse.Namespace) -> int:
     from synthaug.training.provenance import machine_line, today
 
     path = write_report(args.work, args.out, title=args.title or f"Downstream nnU-Net benchmark: {args.work.name}",
-                        command=args.run_command, machine=machine_line(), date=today(), notes=args.note)
+                        command=args.run_command, machine=machine_line(), date=today(), notes=args.note,
+                        **_report_kwargs(args))
     print(path)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from synthaug.benchmark.provenance import current_commit
+    from synthaug.benchmark.reproduce import output_path, reproduce, reproduction_markdown
+    from synthaug.training.provenance import machine_line, today
+
+    record, _ = reproduce(args.report, arm=args.arm, seed=args.seed, work=args.work, dataset=args.dataset,
+                          log=lambda m: print(m, flush=True))
+    commit = current_commit()
+    out = args.out or output_path(args.report, args.arm, args.seed)
+    md = reproduction_markdown(record, command=_command(), machine=machine_line(), date=today(),
+                               commit=commit.label() if commit else "unknown")
+    print(md)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_name(out.name + ".md").write_text(md)
+    payload = {"command": _command(), "machine": machine_line(), "date": today(),
+               "commit": commit.to_dict() if commit else None, **record}
+    out.with_name(out.name + ".json").write_text(json.dumps(payload, indent=1) + "\n")
+    print(f"[reproduce] wrote {out.with_name(out.name + '.md')} and .json")
     return 0

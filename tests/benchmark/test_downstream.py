@@ -188,6 +188,18 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     assert results[1]["synthaug_log"][0]["synthetic_fraction"] > 0
     assert results[0]["synthaug_log"][0]["synthetic_fraction"] == 0
     assert results[2]["train_dataset_id"] != 973
+    # a 1-seed profile cannot carry a headline claim: said at the start
+    assert any("note: 1 seed(s) per arm: a headline claim needs 5" in x for x in lines)
+    from synthaug.benchmark.provenance import current_commit
+
+    commit = current_commit()
+    for r in results:  # voxel counts beside every Dice, and the commit the run started from
+        assert r["voxels"]["case_006"].keys() == r["cases"]["case_006"].keys()
+        assert all(n_ref >= 0 and n_pred >= 0 for n_ref, n_pred in r["voxels"]["case_006"].values())
+        assert (r["commit"] is None) if commit is None else r["commit"]["sha"] == commit.sha
+    bench = json.loads((work / "benchmark.json").read_text())
+    assert bench["labels"] == {"background": 0, "a": 1, "b": 2, "c": 3}
+    assert bench["train_classes"] == bench["test_classes"] == ["a", "b", "c"]
     expanded = json.loads((work / "expanded" / "exp.json").read_text())
     assert (work / "raw" / expanded["folder"] / "imagesTr" / "case_000_synthaug0_0000.nii.gz").exists()
     # resumed: nothing reruns, results are the stored ones
@@ -211,6 +223,9 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     run_benchmark(folder, work, more, arms[:1], log=lines.append)
     assert any("default seed 0: finished before, skipped" in x for x in lines)
     assert (work / "runs" / "default" / "seed1" / "result.json").exists()
+    assert sum("nnUNetv2_train" in x for x in lines) == 1  # only seed 1 trained
+    _, stored = load_results(work)
+    assert [(r["arm"], r["seed"]) for r in stored] == [("default", 0), ("default", 1)]
 
 
 def test_translate_arm_when_training_and_test_modalities_differ():
@@ -266,3 +281,108 @@ def test_unpaired_style_arm_uses_the_unlabelled_bank_and_paired_style_stays_in_o
         check_leakage(ds, [Arm("default", ""), arm])
     (bank / "case_007_0000.nii.gz").rename(bank / "case_100_0000.nii.gz")
     assert check_leakage(ds, [Arm("default", ""), arm]) == {}
+
+
+# ------------------------------------------------------------------------------------ bad input, resuming
+
+
+def test_bad_test_sets_are_refused_at_the_start(tmp_path):
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=974, name="Groups", shape=(16, 16, 1))
+    meta = json.loads((folder / "dataset.json").read_text())
+    # a test group of 0 volumes
+    meta["synthaug"] = {"test_groups": {"a": ["case_006", "case_007"], "b": []}}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"test group\(s\) \['b'\] hold 0 volumes"):
+        open_dataset(folder)
+    # only report groups: no held-out test case
+    meta["synthaug"] = {"test_groups": {"a": ["case_006"]}, "cases": [{"group": "a", "role": "report"}]}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="no held-out test case"):
+        open_dataset(folder)
+
+
+def test_train_and_test_labels_without_a_common_class_are_refused(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    from synthaug.benchmark.downstream import label_classes
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=975, name="Disjoint", shape=(16, 16, 1))
+    assert label_classes(open_dataset(folder)) == (["a", "b", "c"], ["a", "b", "c"])
+    for case in ("case_006", "case_007"):  # test labels: class c only
+        f = folder / "labelsTs" / f"{case}.nii.gz"
+        img = nib.load(str(f))
+        lab = np.asarray(img.dataobj)
+        nib.save(nib.Nifti1Image(np.where(lab > 0, 3, 0).astype(np.uint8), img.affine), str(f))
+    for f in (folder / "labelsTr").glob("*.nii.gz"):  # training labels: classes a and b only
+        img = nib.load(str(f))
+        lab = np.asarray(img.dataobj)
+        nib.save(nib.Nifti1Image(np.where(lab == 3, 1, lab).astype(np.uint8), img.affine), str(f))
+    with pytest.raises(DataError, match=r"classes \['a', 'b'\]\) and the test labels \(classes \['c'\]\) share no"):
+        label_classes(open_dataset(folder))
+    with pytest.raises(DataError, match="share no foreground class"):
+        run_benchmark(folder, tmp_path / "work", get_profile("smoke"), [Arm("default", "")])
+    assert not (tmp_path / "work").exists()  # refused before any work
+
+
+def test_profile_round_trips_through_its_record():
+    for p in PROFILES.values():
+        assert Profile.from_dict(p.to_dict()) == p
+    with pytest.raises(ValidationError, match="unknown field"):
+        Profile.from_dict({**PROFILES["smoke"].to_dict(), "epochs": 3})
+    with pytest.raises(ValidationError, match="seeds"):
+        Profile.from_dict({**PROFILES["smoke"].to_dict(), "seeds": []})
+
+
+def _stored_run(work, arm, seed, profile, dice, *, definition_seed=None, train=("c0",)):
+    prof = {k: v for k, v in profile.to_dict().items() if k not in ("seeds", "parallel")}
+    definition = {"arm": arm.fingerprint(), "seed": seed if definition_seed is None else definition_seed,
+                  "profile": prof, "dataset": "Dataset999_X", "train": list(train), "test": ["t1"]}
+    f = work / "runs" / arm.name / f"seed{seed}" / "result.json"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({**_result(arm.name, seed, dice, dice), "definition": definition, "slices": {}}))
+
+
+def test_load_results_takes_every_finished_seed_of_the_current_definition(tmp_path):
+    profile = get_profile("smoke").with_(seeds=(0,))  # the last invocation ran seed 0 only
+    arms = [Arm("default", "d"), Arm("ctx", "c", {"transforms": [CONTEXT]})]
+    (tmp_path / "benchmark.json").write_text(json.dumps({
+        "dataset": "Dataset999_X", "source": "/x", "profile": profile.to_dict(), "arms": [a.to_dict() for a in arms],
+        "train_cases": ["c0"], "test_cases": ["t1"], "groups": {"test": ["t1"]}, "held_out_groups": ["test"]}))
+    for s in range(5):
+        _stored_run(tmp_path, arms[0], s, profile, 0.5 + 0.01 * s)
+    _stored_run(tmp_path, arms[1], 0, profile, 0.6)
+    _stored_run(tmp_path, arms[1], 1, profile.with_(num_epochs=7), 0.9)  # another budget: stale
+    _stored_run(tmp_path, arms[1], 2, profile, 0.9, train=("c0", "c1"))  # another split: stale
+    meta, results = load_results(tmp_path)
+    assert [(r["arm"], r["seed"]) for r in results] == [("default", s) for s in range(5)] + [("ctx", 0)]
+    assert meta["ignored_runs"] == ["ctx seed 1", "ctx seed 2"]
+    md = markdown_report(meta, results, title="T")
+    assert "| default | reference | 5 (5) |" in md
+    assert "left out" in md and "ctx seed 1, ctx seed 2" in md
+
+
+def test_more_seeds_resume_finished_runs(monkeypatch, tmp_path):
+    """``--seeds 0 1 2 3 4`` keeps every per-run field of the profile, so a finished seed-0 run's stored
+    definition still matches (it is skipped) and only seeds 1-4 are new runs."""
+    from synthaug.benchmark import downstream
+    from synthaug.cli.main import main
+
+    captured = {}
+
+    def fake_run(dataset, work, profile, arms, **kw):
+        captured["profile"] = profile
+        return []
+
+    monkeypatch.setattr(downstream, "run_benchmark", fake_run)
+    monkeypatch.setattr("synthaug.benchmark.report.write_report", lambda *a, **k: tmp_path / "r.md")
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=976, name="Seeds", shape=(16, 16, 1))
+    assert main(["benchmark", "downstream", "--dataset", str(folder), "--profile", "smoke", "--work",
+                 str(tmp_path / "work"), "--arms", "default", "--seeds", "0", "1", "2", "3", "4"]) == 0
+    five = captured["profile"]
+    assert five.seeds == (0, 1, 2, 3, 4) and five.with_(seeds=(0,)) == get_profile("smoke")
+    ds = open_dataset(folder)
+    arm = Arm("default", "d")
+    one = downstream._definition(arm, 0, get_profile("smoke"), ds)
+    assert downstream._same_run(one, downstream._definition(arm, 0, five, ds))
+    assert not downstream._same_run(one, downstream._definition(arm, 0, five.with_(num_epochs=2), ds))

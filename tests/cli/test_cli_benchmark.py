@@ -1,0 +1,107 @@
+"""``synthaug benchmark report`` options and ``synthaug benchmark reproduce`` end to end (smoke profile,
+real nnU-Net on CPU, tiny dataset)."""
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from synthaug.benchmark.arms import Arm
+from synthaug.benchmark.profiles import get_profile
+from synthaug.cli.main import main
+from tests.integrations.nnunet import make_raw_dataset
+
+
+def _fake_work(tmp_path):
+    """A work folder with stored results only (5 seeds of default and ctx), as the harness writes them."""
+    profile = get_profile("smoke")
+    arms = [Arm("default", "d"), Arm("ctx", "c", {"transforms": [{"name": "gaussian_mixture", "probability": 1.0}]})]
+    work = tmp_path / "work"
+    meta = {"dataset": "Dataset999_X", "source": str(tmp_path / "src"), "profile": profile.to_dict(),
+            "arms": [a.to_dict() for a in arms], "train_cases": ["c0"], "test_cases": ["t1"],
+            "groups": {"test": ["t1"]}, "held_out_groups": ["test"], "labels": {"background": 0, "a": 1, "b": 2}}
+    work.mkdir()
+    (work / "benchmark.json").write_text(json.dumps(meta))
+    prof = {k: v for k, v in profile.to_dict().items() if k not in ("seeds", "parallel")}
+    for arm in arms:
+        for s in range(5):
+            d = 0.5 + 0.01 * s + (0.05 if arm.name == "ctx" else 0.0)
+            r = {"arm": arm.name, "seed": s, "cases": {"t1": {"a": d, "b": 0.0}}, "slices": {}, "train_seconds": 1.0,
+                 "predict_seconds": 1.0, "peak_rss_mb": 1.0, "synthaug_log": [],
+                 "definition": {"arm": arm.fingerprint(), "seed": s, "profile": prof, "dataset": "Dataset999_X",
+                                "train": ["c0"], "test": ["t1"]}}
+            f = work / "runs" / arm.name / f"seed{s}" / "result.json"
+            f.parent.mkdir(parents=True)
+            f.write_text(json.dumps(r))
+    return work
+
+
+def test_report_options(tmp_path, capsys):
+    work = _fake_work(tmp_path)
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"test": {"mean": 0.9, "per_class": {"a": 0.95, "b": 0.85}}}))
+    out = tmp_path / "out" / "rep"
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--headline-class", "a",
+                 "--learned-classes", "--no-harm-margin", "0.5", "--ceiling", str(ceiling),
+                 "--predates", "HEAD:the current behaviour"]) == 0
+    md = (tmp_path / "out" / "rep.md").read_text()
+    assert "| ctx | non-learned, best | 5 (5) | 28.5 | +2.5 |" in md and "| gain |" in md
+    assert "### Headline class `a`" in md and "### Over the classes default learned here (1: a;" in md
+    assert "-0.5 point(s) (the no-harm margin)" in md
+    assert "| label-noise ceiling | TotalSegmentator 2.10 vs 2.18 | — | 90.0 |" in md
+    assert "- default: b" in md  # never predicted
+    assert "commit unknown (10 runs" in md and "include HEAD (the current behaviour) is unknown" in md
+    payload = json.loads((tmp_path / "out" / "rep.json").read_text())
+    assert payload["options"]["headline_classes"] == ["a"] and payload["options"]["ceiling"]["test"]["mean"] == 0.9
+    assert payload["summary"]["groups"]["test"]["seed_level"]["arms"]["ctx"]["claim"]["word"] == "gain"
+    assert "provenance" in payload and "commit" in payload
+    # bad options: clear errors, exit code 2
+    capsys.readouterr()
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--predates", "HEAD"]) == 2
+    assert "COMMIT:TEXT" in capsys.readouterr().err
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--headline-class", "aa"]) == 2
+    assert "Did you mean 'a'" in capsys.readouterr().err
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--predates", "nosuchrev:x"]) == 2
+    assert "not in the repository" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.nnunet
+def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("nnunetv2")
+    from synthaug.benchmark.downstream import run_benchmark
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=977, name="Repro", shape=(48, 48, 1))
+    work = tmp_path / "work"
+    run_benchmark(folder, work, get_profile("smoke"), [Arm("default", "off")], log=lambda m: None)
+    # a second stored seed (copied from seed 0 with other Dice) so the report states a run-to-run spread
+    first = json.loads((work / "runs" / "default" / "seed0" / "result.json").read_text())
+    second = {**first, "seed": 1, "definition": {**first["definition"], "seed": 1},
+              "cases": {c: {k: None if d is None else max(0.0, d - 0.05) for k, d in pc.items()}
+                        for c, pc in first["cases"].items()}}
+    (work / "runs" / "default" / "seed1").mkdir()
+    (work / "runs" / "default" / "seed1" / "result.json").write_text(json.dumps(second))
+    report = tmp_path / "results" / "downstream_tiny"
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(report)]) == 0
+    assert "| default | 2 | 0: " in (tmp_path / "results" / "downstream_tiny.md").read_text()  # spread table
+    shutil.rmtree(work / "preprocessed")  # the rerun must not need the original work folder
+    capsys.readouterr()
+    fresh = tmp_path / "fresh"
+    argv = ["benchmark", "reproduce", str(report.with_suffix(".json")), "--arm", "default", "--seed", "0",
+            "--work", str(fresh)]
+    monkeypatch.setattr(sys, "argv", ["synthaug", *argv])  # the command line the outputs quote
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "# Reproduction check: arm `default`, seed 0" in printed and "| test |" in printed
+    md = (tmp_path / "results" / "downstream_tiny_reproduce_default_seed0.md").read_text()
+    out = json.loads((tmp_path / "results" / "downstream_tiny_reproduce_default_seed0.json").read_text())
+    assert out["command"] == "synthaug " + " ".join(argv) and out["machine"] and out["date"]
+    assert "commit" in out and "Commit: " in md
+    (check,) = out["checks"]
+    assert check["group"] == "test" and check["n_seeds"] == 2 and check["bound"] > 0
+    assert 0.0 <= check["rerun"] <= 1.0 and check["difference"] == pytest.approx(check["rerun"] - check["stored"])
+    assert check["within"] == (abs(check["difference"]) <= check["bound"])
+    assert set(check["cases"]) == {"case_006", "case_007"}
+    assert (fresh / "preprocessed").is_dir() and (fresh / "runs" / "default" / "seed0" / "result.json").exists()
+    assert out["rerun"]["seed"] == 0 and out["rerun"]["definition"] == first["definition"]
