@@ -286,7 +286,8 @@ class _Env:
         threads = str(profile.threads) if profile.threads else None
         base = {**os.environ, "nnUNet_raw": str(self.raw), "nnUNet_preprocessed": str(self.preprocessed),
                 "nnUNet_results": str(work / "results_unused"), "nnUNet_extTrainer": str(trainer_folder()),
-                "nnUNet_compile": "false", "nnUNet_def_n_proc": "1"}
+                "nnUNet_compile": "false", "nnUNet_def_n_proc": "1",
+                "SYNTHAUG_SAVE_EVERY": "5"}  # a killed run resumes from its last 5-epoch checkpoint
         if threads:
             base.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, SYNTHAUG_TORCH_THREADS=threads)
         base.pop("nnUNet_n_proc_DA", None)

@@ -11,7 +11,8 @@ What changes against ``nnUNetTrainer`` (the constructor signature is the base on
 
 - the recipe (``$SYNTHAUG_RECIPE``) is read in ``__init__``; budget overrides from the recipe or
   ``SYNTHAUG_NUM_EPOCHS`` / ``SYNTHAUG_ITERS_PER_EPOCH`` / ``SYNTHAUG_VAL_ITERS`` (one class for every
-  budget); ``SYNTHAUG_TORCH_THREADS`` caps the main process's torch threads on CPU; ``SYNTHAUG_SEED``
+  budget); ``SYNTHAUG_SAVE_EVERY`` writes nnU-Net's resumable checkpoint every N epochs instead of 50;
+  ``SYNTHAUG_TORCH_THREADS`` caps the main process's torch threads on CPU; ``SYNTHAUG_SEED``
   seeds the main process (network initialisation: torch, numpy, random) and replaces the recipe's seed for
   the synthesis stream, so benchmark arms with the same seed start from the same network;
 - the forked data-augmentation workers run nnU-Net's pipeline *without* its last three steps
@@ -50,6 +51,7 @@ __all__ = ["nnUNetTrainerSynthAug"]
 
 THREADS_ENV = "SYNTHAUG_TORCH_THREADS"
 SEED_ENV = "SYNTHAUG_SEED"
+SAVE_EVERY_ENV = "SYNTHAUG_SAVE_EVERY"
 
 
 def _seed_from_env() -> int | None:
@@ -90,6 +92,11 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
             self.num_iterations_per_epoch = budget.iterations_per_epoch
         if budget.val_iterations_per_epoch is not None:
             self.num_val_iterations_per_epoch = budget.val_iterations_per_epoch
+        save_every = os.environ.get(SAVE_EVERY_ENV, "").strip()
+        if save_every:
+            if not save_every.isdigit() or int(save_every) < 1:
+                raise ValidationError(f"{SAVE_EVERY_ENV}={save_every!r} must be a positive integer, e.g. {SAVE_EVERY_ENV}=5.")
+            self.save_every = int(save_every)  # checkpoint_latest every N epochs (nnU-Net: 50): short runs resume
         threads = os.environ.get(THREADS_ENV, "").strip()
         if threads:
             if not threads.isdigit() or int(threads) < 1:
