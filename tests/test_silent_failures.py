@@ -11,7 +11,6 @@ Case 6: labels erased by the warp: the vocabulary check ran after the elastic de
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,6 @@ from synthaug.errors import DataError, LabelError, LeakageError, ValidationError
 from synthaug.transforms import ContextTextureSynth, ModalityTranslate, ModalityTranslateParams
 from tests.integrations.nnunet import make_raw_dataset
 from tests.test_pins import _ct_phantom
-from tests.transforms.conftest import tiny_weights  # noqa: F401  (fixture)
 from tests.transforms.test_style_swap import make_tiny_style_registry
 
 torch.set_num_threads(1)
