@@ -116,3 +116,26 @@ def test_torchio_probability_zero_and_affine_mismatch(tiny_style_weights):
         RandomStyleSwap(weights="tiny_style", bank=bank())(s)
     with pytest.raises(ValidationError, match="max_displacement"):
         RandomStyleSwap(weights="tiny_style", bank=bank(), max_displacement=-1.0)
+
+
+def test_a_folder_bank_is_held_by_reference_so_transforms_and_subjects_stay_small(tiny_style_weights, tmp_path):
+    """Issue 18: a RandStyleSwapd (and a TorchIO subject after a style swap, its history included) pickles
+    under 100 kB: the bank read from a folder travels as its folder, not as its volumes."""
+    import pickle
+
+    from synthaug.data.nnunet_export import write_nifti
+
+    folder = tmp_path / "bank"
+    folder.mkdir()
+    for i in range(6):  # six 64x64x32 style cases: ~3 MB of voxels
+        img, lab = volume(shape=(64, 64, 32), seed=i)
+        write_nifti(folder / f"ctA_z{i:03d}-{i:03d}_image.nii.gz", img[0].numpy(), np.eye(4))
+        write_nifti(folder / f"ctA_z{i:03d}-{i:03d}_label.nii.gz", lab[0].numpy().astype(np.int16), np.eye(4))
+    t = RandStyleSwapd(weights="tiny_style", bank=str(folder), labels_are_classes=True)
+    assert len(t.array.core.bank) == 6
+    assert len(pickle.dumps(t)) < 100_000
+    copy = pickle.loads(pickle.dumps(t))
+    assert copy.array.core.bank.ids == t.array.core.bank.ids
+    subject = _subject()
+    out = RandomStyleSwap(weights="tiny_style", bank=str(folder))(subject)
+    assert len(pickle.dumps(out)) < 100_000 + len(pickle.dumps(_subject()))
