@@ -107,7 +107,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         names = ", ".join(f"{t.name} p={t.probability:g}" for t in r.transforms)
         self.print_to_log_file(
             f"synthaug: recipe {r.source} (sha256 {r.sha256()[:12]}): {names}; schedule {r.schedule.to_dict()}; "
-            f"gate {r.gate.to_dict() if r.gate else None}; seed {r.seed if self.synthaug_seed is None else self.synthaug_seed} ({"recipe" if self.synthaug_seed is None else "SYNTHAUG_SEED"}); budget {self.num_epochs} epochs x "
+            f"gate {r.gate.to_dict() if r.gate else None}; seed {r.seed if self.synthaug_seed is None else self.synthaug_seed} ({'recipe' if self.synthaug_seed is None else 'SYNTHAUG_SEED'}); budget {self.num_epochs} epochs x "
             f"{self.num_iterations_per_epoch} iterations ({self.num_val_iterations_per_epoch} validation)",
             also_print_to_console=True,
         )
