@@ -17,7 +17,7 @@ from synthaug import __version__
 from synthaug.errors import SynthAugError
 
 # Modules under synthaug.cli that register sub-commands, in help order.
-_COMMAND_MODULES = ("demo", "data", "weights", "recipe", "train", "evaluate", "nnunet", "benchmark")
+_COMMAND_MODULES = ("demo", "data", "weights", "recipe", "train", "evaluate", "nnunet", "benchmark", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
