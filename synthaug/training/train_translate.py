@@ -55,6 +55,7 @@ from synthaug.training.translate_data import (
     get_translation_data,
     normalise_case,
 )
+from synthaug.training.translate_spec import parse_translation_spec
 from synthaug.visualize import write_grid
 from synthaug.weights.card import ModelCard
 from synthaug.weights.store import save_weights
@@ -114,6 +115,7 @@ class TranslateConfig:
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
+        self.data = parse_translation_spec(self.data).text  # parsed once; cards record the canonical text
         if self.spatial_dims == 0:
             self.spatial_dims = 3 if self.mode == "resgan" else 2
         if not self.unet_widths:
@@ -371,6 +373,17 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
         raise ValidationError(
             f"mode={cfg.mode!r} needs paired data, but {data.name!r} ({data.source_modality} -> {data.target_modality}) "
             "is unpaired; use mode=nec or mode=cyclegan."
+        )
+    if not cfg.paired and not (data.case_ids["train_source"] and data.case_ids["train_target"]):
+        raise ValidationError(
+            f"mode={cfg.mode!r} trains on {data.source_modality} and {data.target_modality} images of different cases, "
+            f"but {data.name!r} has {len(data.case_ids['train_paired'])} paired training case(s) to split; add cases or "
+            "use a paired mode (pix2pix, resgan)."
+        )
+    if cfg.spatial_dims == 2 and data.size > cfg.size:
+        raise ValidationError(
+            f"the slices of {data.name!r} need a {data.size}x{data.size} canvas but size={cfg.size} would crop them; set "
+            f"size={data.size} (a multiple of {cfg.divisor}) or resample the data to a coarser spacing."
         )
     select = cfg.select_by
     if select == "auto":
