@@ -291,8 +291,10 @@ _PARSERS = {
 }
 
 
-def spec_syntax() -> str:
-    """One line per kind: its syntax and what it reads (for ``--help`` and error messages)."""
+def spec_syntax(*, lines: bool = False) -> str:
+    """Every kind's syntax and what it reads: ``;``-separated, or indented lines (for ``--help``)."""
+    if lines:
+        return "\n".join("".join(f"  {form}\n" for form in k.syntax) + f"      {k.summary}" for k in SPEC_KINDS)
     return "; ".join(f"{' or '.join(k.syntax)}: {k.summary}" for k in SPEC_KINDS)
 
 
