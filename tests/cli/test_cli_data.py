@@ -42,3 +42,21 @@ def test_fetch_then_info(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"\n{name} " in out
     assert "512x512x20" in out and "0.977x0.977x2" in out
     assert "TotalSegmentator 2.18.0 model predictions, not manual ground truth" in out
+
+
+def test_vocabulary_prints_every_superclass_and_its_organs(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from synthaug.data.vocabulary import SUPERCLASSES, vocabulary_markdown
+
+    assert main(["data", "vocabulary"]) == 0
+    out = capsys.readouterr().out
+    for i, (name, organs) in enumerate(SUPERCLASSES.items(), start=1):
+        line = next(row for row in out.splitlines() if row.split()[:2] == [str(i), name])
+        assert all(o in line for o in organs)
+    assert "TotalSegmentator" in out and "intervertebral_discs" in out
+    assert main(["data", "vocabulary", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out == vocabulary_markdown()
+    assert main(["data", "vocabulary", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["superclasses"]
+    assert {r["name"]: tuple(r["organs"]) for r in rows} == dict(SUPERCLASSES)

@@ -10,7 +10,7 @@ import torch
 
 from synthaug.cli.main import main
 from synthaug.weights.registry import clear_cache
-from tests.training.test_translate_spec import paired_folders, phantom_simulator  # noqa: F401
+from tests.training.test_translate_spec import paired_folders
 
 TINY = ["g_width=4", "g_blocks=1", "g_downsample=1", "unet_widths=[4,8]", "d_width=4", "d_layers=1", "batch_size=2",
         "iterations=4", "validate_every=2", "log_every=2", "sample_every=4", "checkpoint_every=4", "threads=1"]

@@ -13,7 +13,7 @@ from synthaug.training.translate_data import get_translation_data
 from synthaug.training.translate_spec import parse_translation_spec
 from synthaug.weights.registry import clear_cache
 from tests.training.test_train_translate import tiny
-from tests.training.test_translate_spec import nnunet_dataset, paired_folders, phantom_simulator  # noqa: F401
+from tests.training.test_translate_spec import nnunet_dataset, paired_folders
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,6 @@ from synthaug.training.translate_spec import (
     parse_translation_spec,
     split_cases,
 )
-from tests.data.test_mr_simulator import make_phantom
 from tests.training.test_train_translate import _subject
 
 AFFINE = np.diag([2.0, 2.0, 2.0, 1.0])
@@ -57,17 +56,6 @@ def nnunet_dataset(root: Path, n: int = 5, *, n_test: int = 0, channels=("T1", "
             "labels": {"background": 0, "body": 1, "a": 2, "b": 3}}
     (ds / "dataset.json").write_text(json.dumps(meta))
     return ds
-
-
-@pytest.fixture
-def phantom_simulator(monkeypatch):
-    """The simulator on a 24^3 phantom at 2 mm instead of the MNI maps (same code path, seconds)."""
-    phantom = make_phantom(24, 2.0)
-    monkeypatch.setattr(td, "_tissue_maps", lambda: phantom)
-    monkeypatch.setattr(td, "_CACHE", {})
-    td._simulated.cache_clear()
-    yield phantom
-    td._simulated.cache_clear()
 
 
 def _held_out_never_trained(data) -> None:
