@@ -6,6 +6,9 @@ from synthaug.training.train_translate import TranslateConfig, train_translate
     run = train_translate(TranslateConfig(mode="nec", data="brain_t1_t2", iterations=3000), "runs/t1t2_nec")
 
 Command line: ``synthaug train translate --mode nec --out runs/t1t2_nec --set data=brain_t1_t2 iterations=3000``.
+``data`` is a built-in name or a spec of the user's own data (``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``,
+``nnunet:DATASET:0000:0001``, ...: :mod:`synthaug.training.translate_spec`), parsed once in the config and
+recorded in the card in its canonical form.
 
 Conventions (shared with :mod:`synthaug.training.train_context`): JSON config + ``--set`` overrides,
 :func:`synthaug.training.loop.run_training` (seeded, resumable checkpoint, progress bar, loss log,

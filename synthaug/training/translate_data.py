@@ -1,4 +1,9 @@
-"""Named modality-translation datasets with fixed train / validation / test splits, and their samplers.
+"""Modality-translation datasets with fixed train / validation / test splits, and their samplers.
+
+:func:`get_translation_data` takes a built-in name (table below) or the user's own data as a spec text
+(:mod:`synthaug.training.translate_spec`: ``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``,
+``unpaired-folder:...``, ``subjects:DIR:T1w:PDw``, ``nnunet:DATASET:0000:0001``); both give one
+:class:`TranslationData` record with the same splits.
 
 =======================  =============  ========  ========================================================
 name                     translation    paired    content
