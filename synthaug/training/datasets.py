@@ -192,7 +192,9 @@ def image_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> ImageDat
     """Images only (labels are never read) from an nnU-Net raw dataset (``imagesTr``, channel 0) or a folder
     in any layout a style bank reads (e.g. an exported scenario's ``imagesGen/``: ``<id>_0000.nii.gz``).
 
-    The last ``heldout_fraction`` of the cases (sorted by id, at least one) are held out for evaluation.
+    The last ``heldout_fraction`` of the cases (sorted by id, at least one) are held out for evaluation; a
+    single volume (e.g. ``imagesGen/`` of an exported cross-modality scenario) is cut along z instead: its last
+    ``heldout_fraction`` of the slices are held out (ids ``<name>:<case>_zAAA-BBB``).
     The modality and intensity convention follow channel 0 of the ``dataset.json`` in the folder or its
     parent: ``CT`` -> the (-200, 300) HU window, anything else -> MR with the 1-99 percentile convention.
     """
@@ -211,14 +213,23 @@ def image_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> ImageDat
     ct = channel.upper() == "CT"
     intensity = IntensityConvention.ct_window(-200.0, 300.0) if ct else IntensityConvention.percentile(1, 99)
     name = root.parent.name if root.name.startswith("images") else root.name
-    if len(cases) < 2:
-        raise ValidationError(f"{root} holds {len(cases)} image(s); at least 2 are needed (one to train, one held out).")
     volumes = []
     for cid, image, _ in cases:
         img = nib.as_closest_canonical(nib.load(str(image)))
         arr = np.asarray(img.dataobj, dtype=np.float32)
         volumes.append(Volume(f"{name}:{cid}", arr, np.zeros(arr.shape, np.int16),
                               tuple(float(z) for z in img.header.get_zooms()[:3])))
+    if len(volumes) == 1:
+        (vol,) = volumes
+        depth = vol.image.shape[2]
+        if depth < 2:
+            raise ValidationError(f"{root} holds one image of {depth} slice(s); give at least 2 images or 2 slices.")
+        cut = depth - max(1, int(round(depth * heldout_fraction)))
+
+        def slab(a: int, b: int) -> Volume:
+            return Volume(f"{vol.case_id}_z{a:03d}-{b - 1:03d}", vol.image[:, :, a:b], vol.label[:, :, a:b], vol.spacing)
+
+        return ImageData(name, (slab(0, cut),), (slab(cut, depth),), intensity, "CT" if ct else "MR")
     k = max(1, int(round(len(volumes) * heldout_fraction)))
     return ImageData(name, tuple(volumes[:-k]), tuple(volumes[-k:]), intensity, "CT" if ct else "MR")
 

@@ -98,6 +98,15 @@ def test_unpaired_style_renders_user_labels_in_the_style_of_user_images(user_ct,
     assert not set(card.training_cases) & set(card.training["heldout_cases"])
 
 
+def test_a_single_style_volume_is_cut_along_z(user_mr_images, tmp_path):
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "mr_000_0000.nii.gz").write_bytes((user_mr_images / "mr_000_0000.nii.gz").read_bytes())
+    images = image_data(single)
+    assert images.training_cases == ("one:mr_000_z000-004",) and images.heldout_cases == ("one:mr_000_z005-005",)
+    assert images.train[0].image.shape[2] == 5 and images.heldout[0].image.shape[2] == 1
+
+
 def test_bad_style_data_names_the_fix(tmp_path):
     with pytest.raises(ValidationError, match="nnU-Net raw dataset folder"):
         StyleConfig(data=str(tmp_path))
