@@ -17,7 +17,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "torchio": ("torchio", "torchio"),
     "nnunetv2": ("nnunet", "nnunetv2"),
     "batchgeneratorsv2": ("nnunet", "batchgeneratorsv2"),
-    "matplotlib": ("dev", "matplotlib"),
+    "matplotlib": ("plots", "matplotlib"),
 }
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from synthaug.data.scenarios import list_scenarios
+from synthaug.data.scenario_names import scenario_names
 
 __all__ = ["register"]
 
@@ -71,7 +71,7 @@ def register(subparsers: Any) -> None:
         "seed runs are skipped. Writes OUT.md, OUT.json and PNG plots.",
     )
     src = d.add_mutually_exclusive_group(required=True)
-    src.add_argument("--scenario", choices=list_scenarios(),
+    src.add_argument("--scenario", choices=scenario_names(),
                      help="built-in scenario from the open sample data")
     src.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
     d.add_argument("--profile", default="cpu-quick", help="cpu-quick (default), full or smoke")

@@ -4,6 +4,7 @@
   pinned source, print the cache folder.
 - ``synthaug data info [--cache-dir DIR]`` - list the subjects: shape, spacing, modality, classes, the
   spine subjects' vertebra levels and what is known of each source's licence.
+- ``synthaug data vocabulary [--format text|markdown|json]`` - each super-class and its member organs.
 
 Further sub-commands (e.g. an nnU-Net export) register themselves from ``synthaug.cli.data_export``
 when that module exists.
@@ -55,6 +56,17 @@ def register(subparsers: Any) -> None:
     )
     _add_cache_dir(info)
     info.set_defaults(func=_run_info)
+
+    vocab = data_subparsers.add_parser(
+        "vocabulary",
+        help="each super-class label and the organs it groups (the label vocabulary of the CT/MR models)",
+        description="Print the super-class vocabulary (synthaug.data.vocabulary.SUPERCLASSES): label id, name and the "
+        "shared CT/MR organs each one groups, with the TotalSegmentator CT classes merged into them. The sample "
+        "labels are TotalSegmentator model predictions mapped with this table.",
+    )
+    vocab.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                       help="text (default), the README's Markdown table, or JSON")
+    vocab.set_defaults(func=_run_vocabulary)
 
     try:
         export = importlib.import_module("synthaug.cli.data_export")
@@ -118,5 +130,33 @@ def _run_info(args: argparse.Namespace) -> int:
     print("Licences:")
     for source in SOURCES.values():
         print(f"  {source.requirement}: {source.licence or 'not checked by synthaug'}")
+    print(LABEL_NOTE)
+    return 0
+
+
+def _run_vocabulary(args: argparse.Namespace) -> int:
+    import json
+
+    from synthaug.data.vocabulary import superclass_entries, unmapped_classes, vocabulary_markdown
+
+    entries = superclass_entries()
+    if args.format == "markdown":
+        print(vocabulary_markdown(), end="")
+        return 0
+    if args.format == "json":
+        rows = [{"id": e.label_id, "name": e.name, "organs": list(e.organs),
+                 "ct_sources": {k: list(v) for k, v in e.ct_sources.items()}} for e in entries]
+        print(json.dumps({"superclasses": rows, "background": {k: list(v) for k, v in unmapped_classes().items()}},
+                         indent=2))
+        return 0
+    width = max(len(e.name) for e in entries)
+    print(f"{'id':>2}  {'super-class':{width}}  organs (CT classes merged into an organ in brackets)")
+    for e in entries:
+        organs = ", ".join(f"{o} [{', '.join(e.ct_sources[o])}]" if o in e.ct_sources else o for o in e.organs)
+        print(f"{e.label_id:>2}  {e.name:{width}}  {organs}")
+    unmapped = unmapped_classes()
+    print(f"{0:>2}  {'background':{width}}  everything else; classes of one modality only: "
+          f"CT {', '.join(unmapped['total'])}; MR {', '.join(unmapped['total_mr'])}")
+    print("Members are classes of the shared CT/MR vocabulary (synthaug.data.vocabulary.shared_vocabulary).")
     print(LABEL_NOTE)
     return 0

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from synthaug.data.scenarios import LABEL_SPACES, list_scenarios
+from synthaug.data.scenario_names import LABEL_SPACES, scenario_names
 
 __all__ = ["register"]
 
@@ -27,7 +27,7 @@ def register(data_subparsers: Any) -> None:
         "Labels are TotalSegmentator model predictions (spine-cross-modality: the TPTBox test masks), not manual "
         "ground truth.",
     )
-    p.add_argument("--scenario", required=True, help=f"built-in scenario: {', '.join(list_scenarios())}")
+    p.add_argument("--scenario", required=True, help=f"built-in scenario: {', '.join(scenario_names())}")
     p.add_argument("--out", required=True, type=Path, help="nnU-Net raw folder (nnUNet_raw)")
     p.add_argument(
         "--dataset-id", required=True, type=int, help="nnU-Net dataset id, 1..999, not yet used in --out"
@@ -51,7 +51,7 @@ def register(data_subparsers: Any) -> None:
         "on the slabs and classes the benchmark scores (synthaug.data.label_noise). Scenarios whose labels exist in "
         "one version only (spine-cross-modality) are reported as not available.",
     )
-    c.add_argument("--scenario", required=True, nargs="+", help=f"one or more of: {', '.join(list_scenarios())}")
+    c.add_argument("--scenario", required=True, nargs="+", help=f"one or more of: {', '.join(scenario_names())}")
     c.add_argument("--slab-slices", type=int, default=16, help="slab thickness in slices, as exported (default 16)")
     c.add_argument("--out", type=Path, default=None, help="write the ceilings as JSON (command, date, machine, commit)")
     c.add_argument("--markdown", type=Path, default=None, help="also write a Markdown results page")

@@ -21,16 +21,21 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="evaluate trained generators (JSON results + Markdown table)")
     families = parser.add_subparsers(dest="family", metavar="FAMILY", required=True)
 
+    from synthaug.training.translate_spec import spec_syntax  # standard library only
+
     tr = families.add_parser(
         "translate",
         help="modality translation: every method side by side under one protocol",
-        description="Score translation weights (and the histogram-matching baseline) on held-out data: PSNR, SSIM, "
-        "MAE (paired data), NGF alignment (faithfulness), KID on random conv features, Dice with a segmenter. "
-        "Example: synthaug eval translate --weights runs/nec/nec.safetensors runs/p2p/p2p.safetensors "
-        "--data brain_t1_t2 --out results.json --markdown table.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score translation weights (and the histogram-matching baseline) on held-out data: PSNR, SSIM,\n"
+        "MAE (paired data), NGF alignment (faithfulness), KID on random conv features, Dice with a segmenter.\n"
+        "Example: synthaug eval translate --weights runs/t1pd/translate.safetensors --data simulated:T1w:PDw \\\n"
+        "           --out results.json --markdown table.md\n\n"
+        f"Data (--data; the same forms as synthaug train translate --set data=...):\n{spec_syntax(lines=True)}",
     )
     tr.add_argument("--weights", nargs="*", default=[], metavar="W", help="weights files or registry names")
-    tr.add_argument("--data", help="translation dataset (default: the first card's training data)")
+    tr.add_argument("--data", help="translation data, a built-in name or a spec such as simulated:T1w:PDw or "
+                    "folder:SRC_DIR:TGT_DIR (default: the data the first card was trained on)")
     tr.add_argument("--histogram-matching", action="store_true", help="match every output to the target before scoring")
     tr.add_argument("--no-baseline", action="store_true", help="omit the histogram-matching baseline row")
     tr.add_argument("--overlap", type=float, default=0.5, help="patch overlap of 3D sliding-window inference")

@@ -2,18 +2,18 @@
 
 Every family takes the same options: ``--out``, a JSON ``--config`` of its dataclass config,
 ``--set key=value`` overrides, ``--no-resume`` and ``--quiet``. Families are a table (name ->
-config class and train function), registered only when their module is importable.
+config class and train function), registered when their module exists; registering imports nothing
+heavy (the training module, and torch with it, is imported when the command runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from synthaug.training.config import apply_overrides, config_from_dict, read_config
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ FAMILIES = (
            "synthaug train context --out runs/ct --set data=ct_a variant=p2pf iterations=3000"),
     Family("translate", "synthaug.training.train_translate", "TranslateConfig", "train_translate",
            "modality translation: NEC, CycleGAN (unpaired), pix2pix, ResGAN (paired), 2D slices or 3D patches",
-           "synthaug train translate --set mode=nec data=brain_t1_t2 iterations=3000 --out runs/t1t2_nec"),
+           "synthaug train translate --mode pix2pix --out runs/t1pd --set data=simulated:T1w:PDw iterations=3000"),
     Family("style", "synthaug.training.train_style", "StyleConfig", "train_style",
            "per-organ style swap: content labels + style patient -> image (paired CT, or unpaired CT labels -> MR)",
            "synthaug train style --out runs/style_ct_a --set mode=paired iterations=3000"),
@@ -46,16 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a generator (writes checkpoints, sample grids, weights + card)")
     families = parser.add_subparsers(dest="family", metavar="FAMILY", required=True)
     for fam in FAMILIES:
-        try:
-            importlib.import_module(fam.module)
-        except ModuleNotFoundError as exc:
-            if exc.name == fam.module:
-                continue  # family not part of this version
-            raise
+        if importlib.util.find_spec(fam.module) is None:
+            continue  # family not part of this version
         p = families.add_parser(
-            fam.name, help=fam.help,
-            description=f"Options are {fam.config} fields: give a JSON file with --config and/or --set key=value. "
-            f"Example: {fam.example}",
+            fam.name, help=fam.help, formatter_class=argparse.RawDescriptionHelpFormatter,
+            description=f"Options are {fam.config} fields: give a JSON file with --config and/or --set key=value.\n"
+            f"Example: {fam.example}{_data_forms(fam.name)}",
         )
         p.add_argument("--out", type=Path, required=True, help="output folder (checkpoint, losses.jsonl, samples/, weights)")
         p.add_argument("--config", type=Path, help=f"JSON file with {fam.config} fields")
@@ -67,8 +63,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_run, family_spec=fam)
 
 
+def _data_forms(family: str) -> str:
+    """The ``data=`` forms a family reads (translate: every kind of :mod:`synthaug.training.translate_spec`)."""
+    if family != "translate":
+        return ""
+    from synthaug.training.translate_spec import spec_syntax  # standard library only
+
+    return f"\n\nData (--set data=...; the test cases are held out and listed in the model card):\n{spec_syntax(lines=True)}"
+
+
 def _run(args: argparse.Namespace) -> int:
     from synthaug.errors import ValidationError
+    from synthaug.training.config import apply_overrides, config_from_dict, read_config
 
     fam: Family = args.family_spec
     module = importlib.import_module(fam.module)

@@ -11,67 +11,30 @@
 - :mod:`~synthaug.data.label_noise` - the label-noise ceiling (TotalSegmentator 2.10.0 vs 2.18.0 labels).
 """
 
-from synthaug.data.cache import atomic_directory, cache_root, sha256_file
-from synthaug.data.fetch import ensure_all, ensure_source, verify_source_folder
-from synthaug.data.label_noise import LabelNoiseCeiling, ceiling_for_dataset, label_noise_ceiling
-from synthaug.data.sources import SOURCES, Source, SourceFile
-from synthaug.data.spine import spine_vocabulary, to_spine
-from synthaug.data.subjects import (
-    MNI_LABEL_SOURCE,
-    SUBJECT_NAMES,
-    TOTALSEG_LABEL_SOURCE,
-    TPTBOX_LABEL_SOURCE,
-    Subject,
-    TissueMaps,
-    load_mni_tissue_maps,
-    load_spine_vertebrae,
-    load_subject,
-    slab_indices,
-)
-from synthaug.data.vocabulary import (
-    SHARED_ORGANS,
-    SUPERCLASSES,
-    LabelVocabulary,
-    brain_tissue_vocabulary,
-    shared_vocabulary,
-    superclass_vocabulary,
-    to_shared,
-    to_superclasses,
-    totalsegmentator_vocabulary,
-)
+from __future__ import annotations
 
-__all__ = [
-    "cache_root",
-    "sha256_file",
-    "atomic_directory",
-    "SOURCES",
-    "Source",
-    "SourceFile",
-    "ensure_source",
-    "ensure_all",
-    "verify_source_folder",
-    "Subject",
-    "TissueMaps",
-    "SUBJECT_NAMES",
-    "TOTALSEG_LABEL_SOURCE",
-    "TPTBOX_LABEL_SOURCE",
-    "MNI_LABEL_SOURCE",
-    "load_subject",
-    "load_spine_vertebrae",
-    "load_mni_tissue_maps",
-    "slab_indices",
-    "LabelVocabulary",
-    "SHARED_ORGANS",
-    "SUPERCLASSES",
-    "shared_vocabulary",
-    "superclass_vocabulary",
-    "brain_tissue_vocabulary",
-    "totalsegmentator_vocabulary",
-    "to_shared",
-    "to_superclasses",
-    "spine_vocabulary",
-    "to_spine",
-    "LabelNoiseCeiling",
-    "label_noise_ceiling",
-    "ceiling_for_dataset",
-]
+import importlib
+from typing import Any
+
+# name -> submodule; importing ``synthaug.data`` (or one light submodule) loads nothing else until a name is used.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("atomic_directory", "cache_root", "sha256_file"), "cache"),
+    **dict.fromkeys(("ensure_all", "ensure_source", "verify_source_folder"), "fetch"),
+    **dict.fromkeys(("LabelNoiseCeiling", "ceiling_for_dataset", "label_noise_ceiling"), "label_noise"),
+    **dict.fromkeys(("SOURCES", "Source", "SourceFile"), "sources"),
+    **dict.fromkeys(("spine_vocabulary", "to_spine"), "spine"),
+    **dict.fromkeys(("MNI_LABEL_SOURCE", "SUBJECT_NAMES", "TOTALSEG_LABEL_SOURCE", "TPTBOX_LABEL_SOURCE", "Subject",
+                     "TissueMaps", "load_mni_tissue_maps", "load_spine_vertebrae", "load_subject", "slab_indices"),
+                    "subjects"),
+    **dict.fromkeys(("SHARED_ORGANS", "SUPERCLASSES", "LabelVocabulary", "brain_tissue_vocabulary",
+                     "shared_vocabulary", "superclass_vocabulary", "to_shared", "to_superclasses",
+                     "totalsegmentator_vocabulary"), "vocabulary"),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"synthaug.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'synthaug.data' has no attribute {name!r}")

@@ -42,6 +42,7 @@ from typing import Any, Literal
 import numpy as np
 
 from synthaug._validate import check_choice, closest
+from synthaug.data.scenario_names import LABEL_SPACES, SCENARIO_DESCRIPTIONS, SCENARIO_LABEL_SPACES
 from synthaug.errors import LabelError, LeakageError, ValidationError
 
 __all__ = [
@@ -68,7 +69,6 @@ LabelMapper = Callable[[np.ndarray, Any, str], np.ndarray]
 
 ROLES: tuple[str, ...] = ("train", "test", "report", "generator")
 NORMALIZATIONS: tuple[str, ...] = ("CT", "zscore")
-LABEL_SPACES: tuple[str, ...] = ("superclass", "shared", "spine")
 LABEL_NOTE = "Labels are TotalSegmentator model predictions, not manual ground truth."
 SPINE_LABEL_NOTE = (
     "Labels are the vertebra-subregion masks shipped with TPTBox 1.1.0's tests (how they were made is not "
@@ -84,21 +84,8 @@ TPTBOX_REFERENCE = (
     "own pip, never redistributed by synthaug. Exported by synthaug."
 )
 
-_DESCRIPTIONS: Mapping[str, str] = {
-    "cross-modality": "train on CT A slabs, test on the lower half of MR C (CT -> MR); MR C all slices reported "
-    "separately; the upper half of MR C is reserved for generator training",
-    "cross-scanner": "train on CT A slabs, test on CT B (another CT scanner and protocol)",
-    "in-domain": "train on CT A slabs, test on a held-out superior slab of CT A (gap between them)",
-    "spine-cross-modality": "train on spine CT slabs (TPTBox test CT, vertebrae labelled L2-L4), test on the "
-    "whole spine T2w MR (another subject, vertebrae labelled C5-C7) (CT -> MR, spine subregions)",
-}
-# Label spaces each scenario accepts; the first is its default.
-_SCENARIO_LABEL_SPACES: Mapping[str, tuple[str, ...]] = {
-    "cross-modality": ("superclass", "shared"),
-    "cross-scanner": ("superclass", "shared"),
-    "in-domain": ("superclass", "shared"),
-    "spine-cross-modality": ("spine",),
-}
+_DESCRIPTIONS = SCENARIO_DESCRIPTIONS
+_SCENARIO_LABEL_SPACES = SCENARIO_LABEL_SPACES
 _ID_PATTERN = re.compile(r"^(?P<subject>.+)_z(?P<start>\d{3,})-(?P<last>\d{3,})$")
 
 

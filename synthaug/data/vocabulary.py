@@ -43,6 +43,10 @@ __all__ = [
     "shared_lookup_table",
     "to_shared",
     "to_superclasses",
+    "SuperclassEntry",
+    "superclass_entries",
+    "unmapped_classes",
+    "vocabulary_markdown",
 ]
 
 LabelT = TypeVar("LabelT", np.ndarray, torch.Tensor)
@@ -354,3 +358,66 @@ def to_superclasses(shared_label: LabelT, *, ignore_index: int | None = None) ->
             "value outside that range."
         )
     return _apply_table(shared_label, _superclass_table(), "shared_label", keep=ignore_index)
+
+
+# ------------------------------------------------------------------------------------ description
+
+
+@dataclass(frozen=True)
+class SuperclassEntry:
+    """One super-class as ``synthaug data vocabulary`` and the README show it (derived from :data:`SUPERCLASSES`).
+
+    ``organs`` are shared-vocabulary classes; ``ct_sources`` names, for the organs whose CT classes differ,
+    the TotalSegmentator CT classes merged into them (e.g. the five lung lobes).
+    """
+
+    label_id: int
+    name: str
+    organs: tuple[str, ...]
+    ct_sources: Mapping[str, tuple[str, ...]]
+
+
+def superclass_entries() -> tuple[SuperclassEntry, ...]:
+    """Every super-class with its id, member organs and the CT classes merged into them.
+
+    >>> [e.name for e in superclass_entries()][:3]
+    ['liver', 'spleen', 'kidneys']
+    """
+    merged: dict[str, list[str]] = {}
+    for ct, shared in _CT_TO_SHARED.items():
+        merged.setdefault(shared, []).append(ct)
+    return tuple(
+        SuperclassEntry(i, name, members, {o: tuple(merged[o]) for o in members if o in merged})
+        for i, (name, members) in enumerate(SUPERCLASSES.items(), start=1)
+    )
+
+
+def unmapped_classes() -> dict[str, tuple[str, ...]]:
+    """TotalSegmentator classes outside the shared vocabulary, per task (they map to background)."""
+    out = {}
+    for key, names in TOTALSEG_CLASSES.items():
+        table = shared_lookup_table(key)
+        out[key] = tuple(n for i, n in enumerate(names, start=1) if table[i] == 0)
+    return out
+
+
+def _sources(ct: tuple[str, ...]) -> str:
+    if len(ct) <= 3:
+        return ", ".join(ct)
+    return f"{ct[0]} ... {ct[-1]} ({len(ct)} classes)"
+
+
+def vocabulary_markdown() -> str:
+    """The super-class table of the README (a test checks the README holds exactly this text)."""
+    lines = [
+        "| id | super-class | organs (shared CT/MR classes; CT classes merged into them) |",
+        "|---|---|---|",
+    ]
+    for e in superclass_entries():
+        organs = ", ".join(f"{o} (CT: {_sources(e.ct_sources[o])})" if o in e.ct_sources else o for o in e.organs)
+        lines.append(f"| {e.label_id} | {e.name} | {organs} |")
+    unmapped = unmapped_classes()
+    lines.append(f"| 0 | background | everything else, incl. the classes only one modality segments: CT "
+                 f"{', '.join(unmapped['total'][:4])} ... ({len(unmapped['total'])} CT classes), MR "
+                 f"{', '.join(unmapped['total_mr'])} |")
+    return "\n".join(lines) + "\n"

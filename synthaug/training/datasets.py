@@ -20,7 +20,16 @@ from synthaug.errors import ValidationError
 from synthaug.intensity import IntensityConvention
 from synthaug.training.slices import Volume
 
-__all__ = ["TrainingData", "TRAINING_DATA", "get_training_data", "case_id", "nnunet_raw_data"]
+__all__ = [
+    "TrainingData",
+    "TRAINING_DATA",
+    "get_training_data",
+    "case_id",
+    "nnunet_raw_data",
+    "is_nnunet_raw",
+    "ImageData",
+    "image_data",
+]
 
 
 @dataclass(frozen=True)
@@ -152,13 +161,86 @@ def nnunet_raw_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> Tra
                         None, f"labels of {folder.name}/dataset.json")
 
 
+def is_nnunet_raw(name: str | Path) -> bool:
+    """Whether ``name`` is a folder holding a ``dataset.json`` (an nnU-Net raw dataset)."""
+    return Path(name).is_dir() and (Path(name) / "dataset.json").is_file()
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Unlabelled images of one domain (e.g. the target modality of an unpaired style model).
+
+    ``train`` / ``heldout`` volumes carry all-zero labels: nothing downstream may read them.
+    """
+
+    name: str
+    train: tuple[Volume, ...]
+    heldout: tuple[Volume, ...]
+    intensity: IntensityConvention
+    modality: str
+
+    @property
+    def training_cases(self) -> tuple[str, ...]:
+        return tuple(v.case_id for v in self.train)
+
+    @property
+    def heldout_cases(self) -> tuple[str, ...]:
+        return tuple(v.case_id for v in self.heldout)
+
+
+def image_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> ImageData:
+    """Images only (labels are never read) from an nnU-Net raw dataset (``imagesTr``, channel 0) or a folder
+    in any layout a style bank reads (e.g. an exported scenario's ``imagesGen/``: ``<id>_0000.nii.gz``).
+
+    The last ``heldout_fraction`` of the cases (sorted by id, at least one) are held out for evaluation; a
+    single volume (e.g. ``imagesGen/`` of an exported cross-modality scenario) is cut along z instead: its last
+    ``heldout_fraction`` of the slices are held out (ids ``<name>:<case>_zAAA-BBB``).
+    The modality and intensity convention follow channel 0 of the ``dataset.json`` in the folder or its
+    parent: ``CT`` -> the (-200, 300) HU window, anything else -> MR with the 1-99 percentile convention.
+    """
+    import json
+
+    import nibabel as nib
+
+    from synthaug.transforms.style_swap import bank_files
+
+    root = Path(folder)
+    cases = bank_files(root)  # (case id, image file, label file or None); raises DataError naming the layouts
+    meta_path = next((p / "dataset.json" for p in (root, root.parent) if (p / "dataset.json").is_file()), None)
+    channel = ""
+    if meta_path is not None:
+        channel = str(json.loads(meta_path.read_text()).get("channel_names", {}).get("0", ""))
+    ct = channel.upper() == "CT"
+    intensity = IntensityConvention.ct_window(-200.0, 300.0) if ct else IntensityConvention.percentile(1, 99)
+    name = root.parent.name if root.name.startswith("images") else root.name
+    volumes = []
+    for cid, image, _ in cases:
+        img = nib.as_closest_canonical(nib.load(str(image)))
+        arr = np.asarray(img.dataobj, dtype=np.float32)
+        volumes.append(Volume(f"{name}:{cid}", arr, np.zeros(arr.shape, np.int16),
+                              tuple(float(z) for z in img.header.get_zooms()[:3])))
+    if len(volumes) == 1:
+        (vol,) = volumes
+        depth = vol.image.shape[2]
+        if depth < 2:
+            raise ValidationError(f"{root} holds one image of {depth} slice(s); give at least 2 images or 2 slices.")
+        cut = depth - max(1, int(round(depth * heldout_fraction)))
+
+        def slab(a: int, b: int) -> Volume:
+            return Volume(f"{vol.case_id}_z{a:03d}-{b - 1:03d}", vol.image[:, :, a:b], vol.label[:, :, a:b], vol.spacing)
+
+        return ImageData(name, (slab(0, cut),), (slab(cut, depth),), intensity, "CT" if ct else "MR")
+    k = max(1, int(round(len(volumes) * heldout_fraction)))
+    return ImageData(name, tuple(volumes[:-k]), tuple(volumes[-k:]), intensity, "CT" if ct else "MR")
+
+
 TRAINING_DATA: dict[str, Callable[[], TrainingData]] = {"ct_a": _ct_a, "mni": _mni}
 
 
 def get_training_data(name: str) -> TrainingData:
     """A named dataset (``ct_a``, ``mni``) or a path to an nnU-Net raw dataset folder."""
     if name not in TRAINING_DATA:
-        if Path(name).is_dir() and (Path(name) / "dataset.json").is_file():
+        if is_nnunet_raw(name):
             return nnunet_raw_data(name)
         raise ValidationError(
             f"unknown training data {name!r}; known: {sorted(TRAINING_DATA)} or a path to an nnU-Net raw dataset "

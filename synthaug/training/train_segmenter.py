@@ -34,13 +34,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from synthaug._validate import check_choice
+from synthaug._validate import closest
 from synthaug.errors import ValidationError, WeightsError
 from synthaug.intensity import IntensityConvention
 from synthaug.losses.adversarial import class_balance_weights
 from synthaug.networks.discriminators import SegmentationDiscriminator
 from synthaug.training.config import config_to_dict
-from synthaug.training.datasets import case_id, get_training_data
+from synthaug.training.datasets import case_id, get_training_data, is_nnunet_raw
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
@@ -101,14 +101,23 @@ def mr_c_halves() -> tuple[Volume, Volume, str]:
     return out[0], out[1], mr.label_source
 
 
+def _check_data(name: str) -> None:
+    if name not in SEGMENTER_DATA and not is_nnunet_raw(name):
+        raise ValidationError(
+            f"data={name!r} is neither one of {list(SEGMENTER_DATA)} nor an nnU-Net raw dataset folder (with "
+            f"dataset.json).{closest(str(name), SEGMENTER_DATA)}"
+        )
+
+
 def segmenter_data(name: str, *, size: int = 128) -> SegmenterData:
-    """Real training and held-out slices of one segmenter dataset (see the module docstring)."""
-    check_choice("data", name, SEGMENTER_DATA)
-    if name == "ct_a":
-        td = get_training_data("ct_a")
+    """Real training and held-out slices of one segmenter dataset (see the module docstring): ``ct_a``,
+    ``mr_c_upper`` or an nnU-Net raw dataset folder (its held-out cases as :func:`nnunet_raw_data` picks them)."""
+    _check_data(name)
+    if name not in SEGMENTER_DATA or name == "ct_a":
+        td = get_training_data(name)
         train = cut_slices(td.train, intensity=td.intensity, spacing=td.spacing, size=(size, size))
         held = cut_slices(td.heldout, intensity=td.intensity, spacing=td.spacing, size=(size, size))
-        return SegmenterData(name, train, held, td.labels, td.intensity, td.modality, td.training_cases,
+        return SegmenterData(td.name, train, held, td.labels, td.intensity, td.modality, td.training_cases,
                              td.heldout_cases, td.label_source)
     from synthaug.data.vocabulary import superclass_vocabulary
 
@@ -136,7 +145,7 @@ class SegmenterConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        check_choice("data", self.data, SEGMENTER_DATA)
+        _check_data(self.data)
         if self.size % (2 ** (len(self.widths) - 1)):
             raise ValidationError(f"size={self.size} must be divisible by 2**(len(widths)-1)={2 ** (len(self.widths) - 1)}.")
         if not 0.0 <= self.jitter < 1.0:

@@ -44,7 +44,7 @@ from synthaug.intensity import IntensityConvention
 from synthaug.losses.style import extract_mask
 from synthaug.networks.style import StyleSwapGenerator
 from synthaug.training.config import config_to_dict
-from synthaug.training.datasets import case_id, get_training_data
+from synthaug.training.datasets import case_id, get_training_data, image_data, is_nnunet_raw
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
 from synthaug.training.provenance import machine_line, today
@@ -112,8 +112,16 @@ class StyleConfig:
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
-        check_choice("data", self.data, ("ct_a",))
-        check_choice("style_data", self.style_data, ("mr_c_upper",))
+        if self.data != "ct_a" and not is_nnunet_raw(self.data):
+            raise ValidationError(
+                f"data={self.data!r} is neither 'ct_a' nor an nnU-Net raw dataset folder (DatasetXXX_Name with "
+                "dataset.json, imagesTr/, labelsTr/); give one of them."
+            )
+        if self.style_data != "mr_c_upper" and not Path(self.style_data).is_dir():
+            raise ValidationError(
+                f"style_data={self.style_data!r} is neither 'mr_c_upper' nor a folder; give the target-domain images "
+                "as an nnU-Net raw dataset or an images folder (e.g. an exported scenario's imagesGen/)."
+            )
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
         check_probability("code_dropout", self.code_dropout)
         divisor = 2 ** (len(self.widths) - 1)
@@ -166,6 +174,7 @@ class StyleData:
     training_cases: tuple[str, ...]
     heldout_cases: tuple[str, ...]
     label_source: str
+    description: str = ""
 
 
 def body_masks(images: torch.Tensor, *, threshold: float = 0.1, batch: int = 64) -> torch.Tensor:
@@ -191,10 +200,10 @@ def load_style_data(cfg: StyleConfig) -> StyleData:
     """Slices, patients and body masks for ``cfg.mode`` (see the module docstring)."""
     td = get_training_data(cfg.data)
     size = (cfg.size, cfg.size)
-    if len(td.train) != 1:
-        raise ValidationError(f"training data {cfg.data!r} must have one training slab, got {td.training_cases}.")
     if cfg.mode == "paired":
-        patients_v = _split_patients(td.train[0], cfg.n_patients)
+        # one training volume (CT A's slab): contiguous sub-slabs play the patients; several (a user's nnU-Net
+        # dataset): each training case is a patient
+        patients_v = _split_patients(td.train[0], cfg.n_patients) if len(td.train) == 1 else list(td.train)
         parts = [cut_slices([v], intensity=td.intensity, spacing=td.spacing, size=size) for v in patients_v]
         content = SliceSet(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]),
                            [c for p in parts for c in p.case_ids], [i for p in parts for i in p.slice_index])
@@ -205,21 +214,35 @@ def load_style_data(cfg: StyleConfig) -> StyleData:
             "paired", td.labels, content, masks, patients, tuple(v.case_id for v in patients_v), content, masks, held,
             None, td.intensity, td.intensity, td.modality, td.modality, td.training_cases, td.heldout_cases,
             td.label_source,
+            "CT subject A only, its training slab split into pseudo-patients. " if cfg.data == "ct_a" else
+            f"{td.name}: {len(patients_v)} training cases as patients (content of one, style of another). ",
         )
     from synthaug.training.train_segmenter import MR_INTENSITY, mr_c_halves
 
     content = cut_slices(td.train, intensity=td.intensity, spacing=td.spacing, size=size)
-    upper, lower, mr_source = mr_c_halves()
-    style = cut_slices([upper], intensity=MR_INTENSITY, size=size, min_foreground=0.0)
-    # Unlabelled target domain: the MR labels never reach the generator's data.
+    if cfg.style_data == "mr_c_upper":
+        upper, lower, _ = mr_c_halves()
+        style_train, style_held, style_intensity, modality = [upper], [lower], MR_INTENSITY, "MR"
+        held_min = 0.01  # MR C's held-out slices with labelled anatomy
+        described = "CT A label maps -> MR C upper-half images (unpaired, Med-USIS losses); MR C lower half unseen. "
+    else:  # the user's target-domain images (labels never read)
+        images = image_data(cfg.style_data)
+        style_train, style_held = list(images.train), list(images.heldout)
+        style_intensity, modality = images.intensity, images.modality
+        held_min = 0.0  # unlabelled: every slice
+        described = (f"{td.name} label maps -> {images.name} images (unpaired, Med-USIS losses); "
+                     f"{len(style_held)} {images.name} image(s) held out. ")
+    style = cut_slices(style_train, intensity=style_intensity, size=size, min_foreground=0.0)
+    # Unlabelled target domain: target-domain labels never reach the generator's data.
     style = SliceSet(style.images, torch.zeros_like(style.labels), style.case_ids, style.slice_index)
-    held = cut_slices([lower], intensity=MR_INTENSITY, size=size)
+    held = cut_slices(style_held, intensity=style_intensity, size=size, min_foreground=held_min)
     ct_held = cut_slices(td.heldout, intensity=td.intensity, spacing=td.spacing, size=size)
     return StyleData(
         "unpaired", td.labels, content, body_masks(content.images, threshold=cfg.mask_threshold),
         torch.zeros(len(content), dtype=torch.long), td.training_cases, style,
-        body_masks(style.images, threshold=cfg.mask_threshold), held, ct_held, MR_INTENSITY, td.intensity, "MR",
-        td.modality, (*td.training_cases, upper.case_id), (lower.case_id, *td.heldout_cases), td.label_source,
+        body_masks(style.images, threshold=cfg.mask_threshold), held, ct_held, style_intensity, td.intensity, modality,
+        td.modality, (*td.training_cases, *(v.case_id for v in style_train)),
+        (*(v.case_id for v in style_held), *td.heldout_cases), td.label_source, described,
     )
 
 
@@ -365,9 +388,9 @@ def train_style(cfg: StyleConfig, out_dir: Path | str, *, resume: bool = True, p
         },
         notes=(
             f"Per-organ style swap generator ({cfg.mode}) trained by synthaug: "
-            + ("CT subject A only, its training slab split into pseudo-patients. "
+            + (data.description or ("CT subject A only, its training slab split into pseudo-patients. "
                if cfg.mode == "paired" else
-               "CT A label maps -> MR C upper-half images (unpaired, Med-USIS losses); MR C lower half unseen. ")
+               "CT A label maps -> MR C upper-half images (unpaired, Med-USIS losses); MR C lower half unseen. "))
             + f"Labels: {data.label_source}."
         ),
     )

@@ -6,6 +6,9 @@ from synthaug.training.train_translate import TranslateConfig, train_translate
     run = train_translate(TranslateConfig(mode="nec", data="brain_t1_t2", iterations=3000), "runs/t1t2_nec")
 
 Command line: ``synthaug train translate --mode nec --out runs/t1t2_nec --set data=brain_t1_t2 iterations=3000``.
+``data`` is a built-in name or a spec of the user's own data (``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``,
+``nnunet:DATASET:0000:0001``, ...: :mod:`synthaug.training.translate_spec`), parsed once in the config and
+recorded in the card in its canonical form.
 
 Conventions (shared with :mod:`synthaug.training.train_context`): JSON config + ``--set`` overrides,
 :func:`synthaug.training.loop.run_training` (seeded, resumable checkpoint, progress bar, loss log,
@@ -55,6 +58,7 @@ from synthaug.training.translate_data import (
     get_translation_data,
     normalise_case,
 )
+from synthaug.training.translate_spec import parse_translation_spec
 from synthaug.visualize import write_grid
 from synthaug.weights.card import InferenceSpec, ModelCard
 
@@ -113,6 +117,7 @@ class TranslateConfig:
 
     def __post_init__(self) -> None:
         check_choice("mode", self.mode, MODES)
+        self.data = parse_translation_spec(self.data).text  # parsed once; cards record the canonical text
         if self.spatial_dims == 0:
             self.spatial_dims = 3 if self.mode == "resgan" else 2
         if not self.unet_widths:
@@ -370,6 +375,17 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
         raise ValidationError(
             f"mode={cfg.mode!r} needs paired data, but {data.name!r} ({data.source_modality} -> {data.target_modality}) "
             "is unpaired; use mode=nec or mode=cyclegan."
+        )
+    if not cfg.paired and not (data.case_ids["train_source"] and data.case_ids["train_target"]):
+        raise ValidationError(
+            f"mode={cfg.mode!r} trains on {data.source_modality} and {data.target_modality} images of different cases, "
+            f"but {data.name!r} has {len(data.case_ids['train_paired'])} paired training case(s) to split; add cases or "
+            "use a paired mode (pix2pix, resgan)."
+        )
+    if cfg.spatial_dims == 2 and data.size > cfg.size:
+        raise ValidationError(
+            f"the slices of {data.name!r} need a {data.size}x{data.size} canvas but size={cfg.size} would crop them; set "
+            f"size={data.size} (a multiple of {cfg.divisor}) or resample the data to a coarser spacing."
         )
     select = cfg.select_by
     if select == "auto":

@@ -1,4 +1,9 @@
-"""Named modality-translation datasets with fixed train / validation / test splits, and their samplers.
+"""Modality-translation datasets with fixed train / validation / test splits, and their samplers.
+
+:func:`get_translation_data` takes a built-in name (table below) or the user's own data as a spec text
+(:mod:`synthaug.training.translate_spec`: ``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``,
+``unpaired-folder:...``, ``subjects:DIR:T1w:PDw``, ``nnunet:DATASET:0000:0001``); both give one
+:class:`TranslationData` record with the same splits.
 
 =======================  =============  ========  ========================================================
 name                     translation    paired    content
@@ -36,14 +41,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from scipy import ndimage
 
 from synthaug._validate import check_choice, closest
-from synthaug.errors import ValidationError
+from synthaug.errors import DataError, ValidationError
 from synthaug.intensity import IntensityConvention
+
+if TYPE_CHECKING:
+    from synthaug.training.translate_spec import FolderData, NnunetChannels, SubjectFolders, TranslationSpec
 
 __all__ = [
     "SPLITS",
@@ -51,6 +61,11 @@ __all__ = [
     "TranslationData",
     "TRANSLATION_DATA",
     "get_translation_data",
+    "builtin_translation_data",
+    "simulated_translation_data",
+    "folder_translation_data",
+    "subject_folders_translation_data",
+    "nnunet_translation_data",
     "foreground_mask",
     "normalise_case",
     "SliceSet2D",
@@ -357,20 +372,383 @@ TRANSLATION_DATA: dict[str, Callable[[], TranslationData]] = {
 }
 
 
-_CACHE: dict[str, tuple[Callable[[], TranslationData], TranslationData]] = {}
-
-
-def get_translation_data(name: str) -> TranslationData:
-    """The named dataset (its splits load on first use and stay cached in this process)."""
+def builtin_translation_data(name: str) -> TranslationData:
+    """A built-in dataset of :data:`TRANSLATION_DATA` (built afresh; :func:`get_translation_data` caches)."""
     if name not in TRANSLATION_DATA:
+        from synthaug.training.translate_spec import spec_syntax
+
         raise ValidationError(
-            f"unknown translation data {name!r}; known: {sorted(TRANSLATION_DATA)}.{closest(name, TRANSLATION_DATA)}"
+            f"unknown translation data {name!r}; built-in: {sorted(TRANSLATION_DATA)}.{closest(name, TRANSLATION_DATA)} "
+            f"Your own data: {spec_syntax()}."
         )
-    builder = TRANSLATION_DATA[name]
-    hit = _CACHE.get(name)
-    if hit is None or hit[0] is not builder:
-        _CACHE[name] = (builder, builder())
-    return _CACHE[name][1]
+    return TRANSLATION_DATA[name]()
+
+
+def simulated_translation_data(source: str, target: str, *, name: str | None = None) -> TranslationData:
+    """Simulated brain MR, ``source`` -> ``target`` contrast (any two of ``SEQUENCE_PRESETS``), with the
+    subjects and splits of the built-in brain datasets."""
+    return _brain(name or f"simulated:{source}:{target}", source, target)
+
+
+_CACHE: dict[str, tuple[object, TranslationData]] = {}
+
+
+def get_translation_data(spec: str | TranslationSpec) -> TranslationData:
+    """The dataset of a ``data=`` text or record (:mod:`synthaug.training.translate_spec`): a built-in name
+    (``brain_t1_t2``), ``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``, ``unpaired-folder:...``,
+    ``subjects:DIR:T1w:PDw`` or ``nnunet:DATASET:0000:0001``. Its splits load on first use and stay cached
+    in this process."""
+    from synthaug.training.translate_spec import BuiltinData, parse_translation_spec
+
+    parsed = parse_translation_spec(spec)
+    key = parsed.text
+    # a built-in entry replaced at run time (tests) is rebuilt; user data is keyed by its canonical text
+    identity: object = TRANSLATION_DATA.get(key) if isinstance(parsed, BuiltinData) else key
+    hit = _CACHE.get(key)
+    if hit is None or hit[0] is not identity:
+        _CACHE[key] = (identity, parsed.build())
+    return _CACHE[key][1]
+
+
+# ------------------------------------------------------------------------------------------ user data
+
+
+_NIFTI_ENDINGS = (".nii.gz", ".nii")
+
+
+def _nifti_stem(name: str) -> str | None:
+    for ending in _NIFTI_ENDINGS:
+        if name.endswith(ending) and len(name) > len(ending):
+            return name[: -len(ending)]
+    return None
+
+
+@dataclass(frozen=True)
+class _Header:
+    """Shape, spacing and affine of a NIfTI file in the RAS-closest orientation the volumes are read in."""
+
+    path: Path
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    affine: np.ndarray = field(repr=False)
+
+
+def _header(path: Path) -> _Header:
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for unreadable files
+        raise DataError(f"{path} is not a readable NIfTI file ({exc}).") from exc
+    shape = tuple(int(n) for n in img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise DataError(f"{path} has shape {tuple(img.shape)}; translation data must be 3D volumes (X, Y, Z).")
+    ornt = nib.orientations.io_orientation(img.affine)
+    canon_shape, canon_zoom = [0, 0, 0], [0.0, 0.0, 0.0]
+    zooms = img.header.get_zooms()[:3]
+    for axis in range(3):
+        canon_shape[int(ornt[axis, 0])] = shape[axis]
+        canon_zoom[int(ornt[axis, 0])] = float(zooms[axis])
+    affine = img.affine @ nib.orientations.inv_ornt_aff(ornt, shape)
+    return _Header(path, tuple(canon_shape), tuple(canon_zoom), affine)  # type: ignore[arg-type]
+
+
+def _read(header: _Header) -> np.ndarray:
+    import nibabel as nib
+
+    img = nib.as_closest_canonical(nib.squeeze_image(nib.load(str(header.path))))
+    return np.asarray(img.dataobj, dtype=np.float32)
+
+
+def _mask_of(image: np.ndarray, modality: str, path: Path) -> np.ndarray:
+    try:
+        return foreground_mask(image, modality)
+    except ValidationError as exc:
+        raise DataError(f"{path}: {exc} Remove the file or fix its intensities.") from exc
+
+
+def _check_pair(case: str, src: _Header, tgt: _Header) -> None:
+    if src.shape != tgt.shape:
+        raise DataError(
+            f"paired case {case!r}: the source {src.path.name} has shape {src.shape} but the target {tgt.path.name} has "
+            f"{tgt.shape}; paired images must share one grid. Resample the target onto the source grid (e.g. with "
+            "nibabel.processing.resample_from_to), or use unpaired data (unpaired-folder:, a method nec/cyclegan)."
+        )
+    if not np.allclose(src.affine, tgt.affine, atol=0.05):
+        raise DataError(
+            f"paired case {case!r}: {src.path.name} and {tgt.path.name} have the same shape but different affines "
+            f"(voxel-to-world matrices); paired images must share one grid. Resample the target onto the source grid."
+        )
+
+
+def _files_translation_data(
+    name: str,
+    *,
+    source_modality: str,
+    target_modality: str,
+    sources: dict[str, Path],
+    targets: dict[str, Path],
+    paired: bool,
+    fixed_test: tuple[str, ...] = (),
+    fixed_target_test: tuple[str, ...] = (),
+    labels: dict[str, Path] | None = None,
+    label_names: tuple[str, ...] = (),
+    label_source: str = "no labels",
+    simulated: bool = False,
+    what: str,
+) -> TranslationData:
+    """Translation data from one file per case and modality (case names are the keys).
+
+    Paired: the cases present in both ``sources`` and ``targets`` (checked to share one grid), split by
+    :func:`~synthaug.training.translate_spec.split_cases`. Unpaired: each side split on its own; a case name
+    held out on the source side is held out on the target side too. Headers are read now (shapes,
+    grids: errors come before training); volumes load when a split is first used.
+    """
+    from synthaug.training.translate_spec import SPLIT_SEED, TEST_FRACTION, VALIDATION_FRACTION, split_cases
+
+    labels = labels or {}
+    heads = {("s", c): _header(p) for c, p in sources.items()}
+    heads.update({("t", c): _header(p) for c, p in targets.items()})
+    if paired:
+        names = sorted(set(sources) & set(targets))
+        for c in names:
+            _check_pair(c, heads["s", c], heads["t", c])
+        split = split_cases(names, paired=True, fixed_test=fixed_test, what=what)
+        train = split["train"]
+        half = len(train) // 2
+        members = {  # split -> (case names, source shown, target shown)
+            "train_source": (train[:half], True, False),
+            "train_target": (train[half:], False, True),
+            "train_paired": (train, True, True),
+            "validation": (split["validation"], True, True),
+            "test": (split["test"], True, True),
+            "reference": (split["validation"], False, True),
+            "test_target": ((), False, True),
+        }
+        how = (
+            f"{len(names)} paired cases: {len(train)} train (paired methods: all; unpaired methods: {source_modality} "
+            f"of {half}, {target_modality} of the other {len(train) - half}), {len(split['validation'])} validation "
+            f"(weight selection, histogram reference), {len(split['test'])} test"
+        )
+    else:
+        s = split_cases(sorted(sources), paired=False, fixed_test=fixed_test, what=f"{what} (source side)")
+        forced = tuple(sorted(set(targets) & set(s["test"]))) + tuple(fixed_target_test)
+        t = split_cases(sorted(targets), paired=False, fixed_test=tuple(sorted(set(forced))), what=f"{what} (target side)")
+        members = {
+            "train_source": (s["train"], True, False),
+            "train_target": (t["train"], False, True),
+            "train_paired": ((), True, True),
+            "validation": ((), True, False),
+            "test": (s["test"], True, False),
+            "reference": (t["train"], False, True),
+            "test_target": (t["test"], False, True),
+        }
+        how = (
+            f"unpaired: {len(sources)} {source_modality} cases ({len(s['train'])} train, {len(s['test'])} test), "
+            f"{len(targets)} {target_modality} cases ({len(t['train'])} train and histogram reference, "
+            f"{len(t['test'])} held out for the distribution distance)"
+        )
+    shown = {h for k, (cases, src, tgt) in members.items() for h in
+             ([("s", c) for c in cases] if src else []) + ([("t", c) for c in cases] if tgt else [])}
+    extents = [max(heads[h].shape[:2]) for h in shown]
+    size = max(16, -(-max(extents) // 16) * 16)
+    spacing = float(np.median([heads[h].spacing[a] for h in shown for a in (0, 1)]))
+
+    def ids(split: str) -> tuple[str, ...]:
+        cases, src, tgt = members[split]
+        return tuple(i for c in cases for i in ([f"{c}:{source_modality}"] if src else []) + ([f"{c}:{target_modality}"] if tgt else []))
+
+    def loader(split: str) -> Callable[[], tuple[TranslationCase, ...]]:
+        @functools.lru_cache(maxsize=1)
+        def load() -> tuple[TranslationCase, ...]:
+            cases, src, tgt = members[split]
+            out = []
+            for c in cases:
+                s_head, t_head = heads.get(("s", c)), heads.get(("t", c))
+                s_img = _read(s_head) if src and s_head is not None else None
+                t_img = _read(t_head) if tgt and t_head is not None else None
+                first, modality, head = (s_img, source_modality, s_head) if s_img is not None else (t_img, target_modality, t_head)
+                lab = None
+                if s_img is not None and c in labels:
+                    lab = _read(_header(labels[c])).astype(np.int16)
+                out.append(TranslationCase(c, s_img, t_img, _mask_of(first, modality, head.path), head.spacing, lab))
+            return tuple(out)
+
+        return load
+
+    rule = (f"{name}: {how}. Held-out cases: " + ("the dataset's own test set" if fixed_test else
+            f"sorted case names permuted with seed {SPLIT_SEED}, {TEST_FRACTION:.0%} test"
+            + (f", {VALIDATION_FRACTION:.0%} validation" if paired else "")) + ".")
+    return TranslationData(
+        name=name,
+        source_modality=source_modality,
+        target_modality=target_modality,
+        paired=paired,
+        intensity=PROTOCOL_INTENSITY,
+        spacing=spacing,
+        size=size,
+        case_ids={k: ids(k) for k in SPLITS},
+        loaders={k: loader(k) for k in SPLITS},
+        simulated=simulated,
+        label_names=label_names,
+        label_source=label_source,
+        notes=rule,
+    )
+
+
+def _nifti_files(folder: Path) -> dict[str, Path]:
+    out = {}
+    for f in sorted(folder.iterdir()):
+        stem = _nifti_stem(f.name)
+        if stem is not None and f.is_file():
+            out[stem] = f
+    if not out:
+        raise DataError(f"{folder} holds no NIfTI files (.nii or .nii.gz); give a folder with one volume per case.")
+    return out
+
+
+def folder_translation_data(spec: FolderData) -> TranslationData:
+    """NIfTI folders (``folder:`` paired by file name, ``unpaired-folder:`` any files)."""
+    import warnings
+
+    sources, targets = _nifti_files(spec.source_dir), _nifti_files(spec.target_dir)
+    if spec.paired:
+        common = set(sources) & set(targets)
+        if not common:
+            raise DataError(
+                f"no NIfTI pairs: {spec.source_dir} holds {sorted(sources)[:3]}... and {spec.target_dir} holds "
+                f"{sorted(targets)[:3]}...; paired data needs the same file name in both folders (case_001.nii.gz in "
+                "each). For images of different cases use data=unpaired-folder:SRC_DIR:TGT_DIR."
+            )
+        alone = sorted(set(sources) ^ set(targets))
+        if alone:
+            warnings.warn(f"data=folder: {len(alone)} file(s) without a partner are not used: {alone[:5]}", stacklevel=2)
+    return _files_translation_data(
+        spec.text, source_modality=spec.source_name, target_modality=spec.target_name, sources=sources,
+        targets=targets, paired=spec.paired, what=f"data={spec.text}",
+    )
+
+
+def subject_folders_translation_data(spec: SubjectFolders) -> TranslationData:
+    """``DIR/<case>/<SOURCE>.nii.gz`` + ``<TARGET>.nii.gz`` (e.g. ``synthaug data simulate-mr`` output)."""
+    from synthaug.data.mr_simulator import BRAIN_TISSUE_CLASSES, SIMULATED_NOTE
+
+    sources, targets, labels, seen = {}, {}, {}, set()
+    for folder in sorted(p for p in spec.root.iterdir() if p.is_dir()):
+        files = {_nifti_stem(f.name): f for f in folder.iterdir() if _nifti_stem(f.name)}
+        seen.update(files)
+        if spec.source in files and spec.target in files:
+            sources[folder.name], targets[folder.name] = files[spec.source], files[spec.target]
+            if "label" in files:
+                labels[folder.name] = files["label"]
+    if not sources:
+        raise DataError(
+            f"no case folder in {spec.root} holds both {spec.source}.nii.gz and {spec.target}.nii.gz (files seen: "
+            f"{sorted(seen)[:8]}); name contrasts as the files are named, e.g. subjects:{spec.root}:T1w:PDw."
+        )
+    simulated = (spec.root / "simulation.json").is_file()
+    return _files_translation_data(
+        spec.text, source_modality=spec.source, target_modality=spec.target, sources=sources, targets=targets,
+        paired=True, labels=labels if simulated else {},
+        label_names=tuple(BRAIN_TISSUE_CLASSES.values()) if simulated else (),
+        label_source=SIMULATED_NOTE if simulated else "no labels", simulated=simulated, what=f"data={spec.text}",
+    )
+
+
+@dataclass(frozen=True)
+class _NnunetDataset:
+    root: Path
+    ending: str
+    channels: dict[int, str]
+    label_names: tuple[str, ...]
+
+    def channel(self, text: str) -> int:
+        """Index of a channel given as ``0001``, ``1`` or its ``dataset.json`` name."""
+        if text.isdigit() and int(text) in self.channels:
+            return int(text)
+        by_name = {v.lower(): k for k, v in self.channels.items()}
+        if text.lower() in by_name:
+            return by_name[text.lower()]
+        valid = ", ".join(f"{k:04d} ({v})" for k, v in sorted(self.channels.items()))
+        raise DataError(f"{self.root}: no channel {text!r}; dataset.json channel_names declares {valid}. "
+                        "Give a channel by index or name.")
+
+    def cases(self, split: str, channel: int) -> dict[str, Path]:
+        folder = self.root / f"images{split}"
+        if not folder.is_dir():
+            return {}
+        tail = f"_{channel:04d}{self.ending}"
+        return {f"{self.root.name}/{f.name[: -len(tail)]}": f for f in sorted(folder.iterdir()) if f.name.endswith(tail)}
+
+    def labels(self) -> dict[str, Path]:
+        out = {}
+        for split in ("Tr", "Ts"):
+            folder = self.root / f"labels{split}"
+            if folder.is_dir():
+                out.update({f"{self.root.name}/{f.name[: -len(self.ending)]}": f for f in sorted(folder.iterdir())
+                            if f.name.endswith(self.ending)})
+        return out
+
+
+def _nnunet_dataset(root: Path) -> _NnunetDataset:
+    import json
+
+    hint = ("expected an nnU-Net raw dataset folder DatasetXXX_Name/ with dataset.json and imagesTr/; "
+            "for plain NIfTI folders use data=folder:SRC_DIR:TGT_DIR.")
+    if not root.is_dir():
+        raise DataError(f"{root} does not exist; {hint}")
+    meta_path = root / "dataset.json"
+    if not meta_path.is_file():
+        raise DataError(f"{root} is not an nnU-Net raw dataset: it has no dataset.json; {hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+        channels = {int(k): str(v) for k, v in meta["channel_names"].items()}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise DataError(f"{meta_path} is not a dataset.json with channel_names ({exc!r}); {hint}") from exc
+    ending = str(meta.get("file_ending", ".nii.gz"))
+    if ending not in _NIFTI_ENDINGS:
+        raise DataError(f"{meta_path}: file_ending {ending!r}; synthaug reads NIfTI (.nii.gz, .nii) only. Convert the images.")
+    if not (root / "imagesTr").is_dir():
+        raise DataError(f"{root} has no imagesTr/ folder; {hint}")
+    labels = meta.get("labels", {})
+    ids = sorted((v, k) for k, v in labels.items() if isinstance(v, int)) if isinstance(labels, dict) else []
+    names = tuple(k for _, k in ids) if [i for i, _ in ids] == list(range(len(ids))) else ()
+    return _NnunetDataset(root, ending, channels, names)
+
+
+def nnunet_translation_data(spec: NnunetChannels) -> TranslationData:
+    """Two channels of one nnU-Net raw dataset (paired) or a channel of each of two datasets (unpaired).
+
+    ``imagesTs`` cases (with the channel(s)) are the test set when present; labels (``labelsTr``/``labelsTs``)
+    are read for the source cases when present (label fidelity with a segmenter)."""
+    src_ds = _nnunet_dataset(spec.source_dataset)
+    tgt_ds = src_ds if spec.paired else _nnunet_dataset(spec.target_dataset)
+    a, b = src_ds.channel(spec.source_channel), tgt_ds.channel(spec.target_channel)
+    if spec.paired and a == b:
+        raise ValidationError(f"data={spec.text}: source and target are the same channel {a:04d}; give two channels.")
+    s_name, t_name = src_ds.channels[a], tgt_ds.channels[b]
+    if s_name == t_name:  # e.g. two channels both called "MRI": tell them apart by index
+        s_name, t_name = f"{s_name}_{a:04d}", f"{t_name}_{b:04d}"
+    sources, targets = src_ds.cases("Tr", a), tgt_ds.cases("Tr", b)
+    if not sources or not targets:
+        which = spec.source_dataset if not sources else spec.target_dataset
+        raise DataError(f"{which}/imagesTr holds no <case>_XXXX{src_ds.ending} file of the requested channel; check the "
+                        "channel (dataset.json channel_names) and the file names.")
+    test_s, test_t = src_ds.cases("Ts", a), tgt_ds.cases("Ts", b)
+    if spec.paired:
+        test_s = {c: p for c, p in test_s.items() if c in test_t}
+        test_t = {c: test_t[c] for c in test_s}
+    labels = src_ds.labels()
+    return _files_translation_data(
+        spec.text, source_modality=s_name, target_modality=t_name, sources={**sources, **test_s},
+        targets={**targets, **test_t}, paired=spec.paired, fixed_test=tuple(test_s),
+        fixed_target_test=tuple(test_t) if not spec.paired else (), labels=labels,
+        label_names=src_ds.label_names if labels else (),
+        label_source=f"labels of {src_ds.root.name} (dataset.json)" if labels else "no labels",
+        what=f"data={spec.text}",
+    )
 
 
 # ------------------------------------------------------------------------------------------ samplers

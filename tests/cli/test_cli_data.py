@@ -94,3 +94,19 @@ def test_export_spine_scenario_from_the_command_line(tmp_path: Path, capsys: pyt
     assert main(["data", "export-nnunet", "--scenario", "spine-cross-modality", "--label-space", "superclass",
                  "--out", str(tmp_path / "x"), "--dataset-id", "515"]) == 2  # fmt: skip
     assert "cannot use label_space='superclass'" in capsys.readouterr().err
+def test_vocabulary_prints_every_superclass_and_its_organs(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from synthaug.data.vocabulary import SUPERCLASSES, vocabulary_markdown
+
+    assert main(["data", "vocabulary"]) == 0
+    out = capsys.readouterr().out
+    for i, (name, organs) in enumerate(SUPERCLASSES.items(), start=1):
+        line = next(row for row in out.splitlines() if row.split()[:2] == [str(i), name])
+        assert all(o in line for o in organs)
+    assert "TotalSegmentator" in out and "intervertebral_discs" in out
+    assert main(["data", "vocabulary", "--format", "markdown"]) == 0
+    assert capsys.readouterr().out == vocabulary_markdown()
+    assert main(["data", "vocabulary", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["superclasses"]
+    assert {r["name"]: tuple(r["organs"]) for r in rows} == dict(SUPERCLASSES)

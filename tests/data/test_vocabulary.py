@@ -186,3 +186,42 @@ def test_pinned_class_tables_match_the_fetched_release(data_cache: Path) -> None
     maps = read_class_maps(folder / sources.CLASS_MAP_FILE)
     for task in ("total", "total_mr"):
         assert maps[task] == dict(enumerate(TOTALSEG_CLASSES[task], start=1)), task
+
+
+# ------------------------------------------------------------------------------------------ description
+
+def test_superclass_entries_are_derived_from_the_one_declaration() -> None:
+    from synthaug.data.vocabulary import superclass_entries
+
+    entries = superclass_entries()
+    assert [e.name for e in entries] == list(superclass_vocabulary().names[1:])
+    assert [e.label_id for e in entries] == [superclass_vocabulary().index(e.name) for e in entries]
+    assert all(e.organs == SUPERCLASSES[e.name] for e in entries)
+    lungs = next(e for e in entries if "lung_left" in e.organs).ct_sources["lung_left"]
+    assert set(lungs) == {"lung_upper_lobe_left", "lung_lower_lobe_left"}
+    # every CT class in a super-class maps, through to_shared + to_superclasses, to that super-class
+    ct = TOTALSEG_CLASSES["total"]
+    for e in entries:
+        for organ in e.organs:
+            for name in e.ct_sources.get(organ, (organ,)):
+                ct_id = np.array([ct.index(name) + 1])
+                assert to_superclasses(to_shared(ct_id, "total")).tolist() == [e.label_id], name
+
+
+def test_unmapped_classes_map_to_background() -> None:
+    from synthaug.data.vocabulary import unmapped_classes
+
+    unmapped = unmapped_classes()
+    assert unmapped["total_mr"] == ("intervertebral_discs",) and "trachea" in unmapped["total"]
+    ids = np.array([TOTALSEG_CLASSES["total"].index(n) + 1 for n in unmapped["total"]])
+    assert not to_shared(ids, "total").any()
+
+
+def test_readme_table_is_the_generated_one() -> None:
+    from synthaug.data.vocabulary import vocabulary_markdown
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("<!-- vocabulary table:")
+    start = readme.index("\n", start) + 1
+    stop = readme.index("<!-- end of vocabulary table -->")
+    assert readme[start:stop] == vocabulary_markdown(), "regenerate with: synthaug data vocabulary --format markdown"
