@@ -1,6 +1,7 @@
 """``synthaug nnunet-path`` and ``synthaug expand``."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,20 +15,13 @@ def test_commands_are_registered():
     assert "nnunet-path" in help_text and "expand" in help_text
 
 
-def test_nnunet_path_prints_the_trainer_folder(capsys):
+def test_nnunet_path_prints_the_trainer_folder_inside_the_package(capsys):
     assert main(["nnunet-path"]) == 0
     folder = capsys.readouterr().out.strip()
-    thin = (integration.trainer_folder() / integration.TRAINER_FILE)
+    thin = integration.trainer_folder() / f"{integration.TRAINER_NAME}.py"
     assert folder == str(integration.trainer_folder()) and thin.is_file()
+    assert integration.trainer_folder().parent == Path(integration.__file__).parent  # package data, not the checkout
     assert "from synthaug.integrations.nnunet.trainer import nnUNetTrainerSynthAug" in thin.read_text()
-
-
-def test_nnunet_path_outside_a_source_tree_writes_the_thin_file_to_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNTHAUG_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(integration, "TRAINER_FILE", "nnUNetTrainerSynthAug_notinrepo.py")
-    folder = integration.trainer_folder()
-    assert folder == tmp_path / "cache" / "nnunet_ext"
-    assert "import nnUNetTrainerSynthAug" in (folder / "nnUNetTrainerSynthAug_notinrepo.py").read_text()
 
 
 @pytest.mark.nnunet
