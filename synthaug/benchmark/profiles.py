@@ -8,6 +8,12 @@ same seeds), so arms differ only in their augmentation.
   written as a separate plans file that reuses the default preprocessed data), 10 epochs of 100
   iterations, 2 seeds, no test-time mirroring. Sized for all arms of one scenario in about 2 hours
   on 2 CPU cores.
+- ``cpu-long``: the profile of the v2 reports. The 2D configuration with a quarter-width network capped at
+  64 features (8, 16, 32, 64, 64, ...), 40 epochs of 100 iterations (4x cpu-quick's iterations at about the
+  same cost: ~13 s per epoch on one quiet core), 5 seeds, one run at a time per process. Chosen so that the
+  default arm predicts every class of its own in-domain test (a 4000-iteration probe of default on the
+  in-domain scenario, seed 0: every class Dice > 0, spleen 0.02 the weakest; cpu-quick's 1000 iterations
+  never predicted liver, spleen, kidneys or cardiovascular there).
 - ``full``: nnU-Net's defaults (``3d_fullres``, 1000 epochs x 250 iterations, mirroring), 3 seeds, GPU.
 - ``smoke``: a few iterations of a tiny network, for tests and for checking a set-up end to end.
 """
