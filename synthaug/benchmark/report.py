@@ -313,7 +313,9 @@ class Ceiling:
 
 
 def load_ceiling(path: str | Path) -> dict[str, Ceiling]:
-    """Read ``{"group": {"mean": float, "per_class": {"class": float}}}`` (Dice fractions in [0, 1]).
+    """Read ``{"group": {"mean": float, "per_class": {"class": float}}}`` (Dice fractions in [0, 1]), or the
+    committed ``synthaug data label-ceiling`` file (``{"scenarios": [{"groups": [...]}, ...]}``, every available
+    group of every scenario).
 
     Groups the report does not have are ignored (one file may cover every scenario).
     """
@@ -324,6 +326,10 @@ def load_ceiling(path: str | Path) -> dict[str, Ceiling]:
         raise DataError(f"ceiling file {p} does not exist.") from None
     except ValueError as exc:
         raise DataError(f"ceiling file {p} is not valid JSON ({exc}).") from None
+    if isinstance(raw, Mapping) and isinstance(raw.get("scenarios"), list):  # synthaug data label-ceiling
+        raw = {str(g["group"]): {"mean": g["mean"], "per_class": g.get("per_class", {})}
+               for sc in raw["scenarios"] if isinstance(sc, Mapping) and sc.get("available")
+               for g in sc.get("groups", []) if isinstance(g, Mapping) and g.get("mean") is not None}
     example = '{"ct_b": {"mean": 0.81, "per_class": {"liver": 0.95, "spleen": 0.9}}}'
     if not isinstance(raw, Mapping):
         raise ValidationError(f"ceiling file {p} must hold an object keyed by group, e.g. {example}.")
