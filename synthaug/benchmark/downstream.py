@@ -584,8 +584,8 @@ def run_benchmark(
     logged (the report then says "not shown"). ``require_default=False`` (reruns of single arms, as
     ``synthaug benchmark reproduce`` does) drops the rule that the first arm is ``default``.
     """
+    from synthaug.benchmark.claims import ClaimRule
     from synthaug.benchmark.provenance import current_commit
-    from synthaug.benchmark.report import ClaimRule
 
     work = Path(work).resolve()
     src = Path(dataset).resolve()

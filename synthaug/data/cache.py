@@ -19,8 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["cache_root", "sha256_file", "atomic_directory", "remove_stale_partials"]
+import numpy as np
+
+__all__ = ["content_hash", "cache_root", "sha256_file", "atomic_directory", "remove_stale_partials"]
 
 _PARTIAL = ".partial-"
 _OLD = ".old-"
@@ -151,3 +154,13 @@ def _commit(partial: Path, target: Path, keep_existing: Callable[[Path], bool] |
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def content_hash(array: Any) -> str:
+    """sha256 of an image's voxels as float32 (shape included): independent of file name, format and dtype."""
+    a = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+    while a.ndim > 1 and a.shape[0] == 1:  # a channel axis (1, X, Y, Z) does not make another image
+        a = a[0]
+    h = hashlib.sha256(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()

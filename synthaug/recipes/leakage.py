@@ -12,25 +12,14 @@ a bank refuses a case whose id is (or overlaps) a test case, and a case whose vo
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from synthaug.data.cache import content_hash
 
 __all__ = ["TestSplit", "content_hash"]
-
-
-def content_hash(array: Any) -> str:
-    """sha256 of an image's voxels as float32 (shape included): independent of file name, format and dtype."""
-    a = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
-    while a.ndim > 1 and a.shape[0] == 1:  # a channel axis (1, X, Y, Z) does not make another image
-        a = a[0]
-    h = hashlib.sha256(str(a.shape).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

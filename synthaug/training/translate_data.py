@@ -42,7 +42,6 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -51,9 +50,15 @@ from scipy import ndimage
 from synthaug._validate import check_choice, closest
 from synthaug.errors import DataError, ValidationError
 from synthaug.intensity import IntensityConvention
-
-if TYPE_CHECKING:
-    from synthaug.training.translate_spec import FolderData, NnunetChannels, SubjectFolders, TranslationSpec
+from synthaug.training.translate_spec import (
+    BuiltinData,
+    FolderData,
+    NnunetChannels,
+    SimulatedPair,
+    SubjectFolders,
+    TranslationSpec,
+    parse_translation_spec,
+)
 
 __all__ = [
     "SPLITS",
@@ -398,15 +403,13 @@ def get_translation_data(spec: str | TranslationSpec) -> TranslationData:
     (``brain_t1_t2``), ``simulated:T1w:PDw``, ``folder:SRC_DIR:TGT_DIR``, ``unpaired-folder:...``,
     ``subjects:DIR:T1w:PDw`` or ``nnunet:DATASET:0000:0001``. Its splits load on first use and stay cached
     in this process."""
-    from synthaug.training.translate_spec import BuiltinData, parse_translation_spec
-
     parsed = parse_translation_spec(spec)
     key = parsed.text
     # a built-in entry replaced at run time (tests) is rebuilt; user data is keyed by its canonical text
     identity: object = TRANSLATION_DATA.get(key) if isinstance(parsed, BuiltinData) else key
     hit = _CACHE.get(key)
     if hit is None or hit[0] is not identity:
-        _CACHE[key] = (identity, parsed.build())
+        _CACHE[key] = (identity, _build(parsed))
     return _CACHE[key][1]
 
 
@@ -860,3 +863,16 @@ class PatchSampler:
         iz = (corner[:, 2, None] + r)[:, None, None, :]
         out = self.volumes[v[:, None, None, None], :, ix, iy, iz]  # (B, p, p, p, C)
         return out.movedim(-1, 1).contiguous()
+
+
+def _build(spec: TranslationSpec) -> TranslationData:
+    """The data a parsed ``data=`` spec names (one builder per spec kind)."""
+    if isinstance(spec, BuiltinData):
+        return builtin_translation_data(spec.name)
+    if isinstance(spec, SimulatedPair):
+        return simulated_translation_data(spec.source, spec.target, name=spec.text)
+    if isinstance(spec, FolderData):
+        return folder_translation_data(spec)
+    if isinstance(spec, SubjectFolders):
+        return subject_folders_translation_data(spec)
+    return nnunet_translation_data(spec)

@@ -90,10 +90,6 @@ class BuiltinData:
     def text(self) -> str:
         return self.name
 
-    def build(self):
-        from synthaug.training.translate_data import builtin_translation_data
-
-        return builtin_translation_data(self.name)
 
 
 @dataclass(frozen=True)
@@ -137,10 +133,6 @@ class SimulatedPair:
     def text(self) -> str:
         return f"{self.kind}:{self.source}:{self.target}"
 
-    def build(self):
-        from synthaug.training.translate_data import simulated_translation_data
-
-        return simulated_translation_data(self.source, self.target, name=self.text)
 
 
 @dataclass(frozen=True)
@@ -186,10 +178,6 @@ class FolderData:
         word = "folder" if self.paired else "unpaired-folder"
         return f"{word}:{self.source_dir}:{self.target_dir}:{self.source_name}:{self.target_name}"
 
-    def build(self):
-        from synthaug.training.translate_data import folder_translation_data
-
-        return folder_translation_data(self)
 
 
 @dataclass(frozen=True)
@@ -223,10 +211,6 @@ class SubjectFolders:
     def text(self) -> str:
         return f"{self.kind}:{self.root}:{self.source}:{self.target}"
 
-    def build(self):
-        from synthaug.training.translate_data import subject_folders_translation_data
-
-        return subject_folders_translation_data(self)
 
 
 @dataclass(frozen=True)
@@ -271,10 +255,6 @@ class NnunetChannels:
             return f"{self.kind}:{self.source_dataset}:{self.source_channel}:{self.target_channel}"
         return f"{self.kind}:{self.source_dataset}:{self.source_channel}:{self.target_dataset}:{self.target_channel}"
 
-    def build(self):
-        from synthaug.training.translate_data import nnunet_translation_data
-
-        return nnunet_translation_data(self)
 
 
 TranslationSpec = BuiltinData | SimulatedPair | FolderData | SubjectFolders | NnunetChannels

@@ -50,13 +50,14 @@ __all__ = [
 ]
 
 def __getattr__(name: str) -> Any:
-    from synthaug.recipes.registry import declarations  # the faces' names are derived from the registry
-
-    for decl in declarations():
-        home = "monai" if name in (decl.monai, decl.monai_dict) else "torchio" if name == decl.torchio else None
-        if home is not None:
-            raise AttributeError(
-                f"{name} lives in synthaug.integrations.{home} (generated from the transform registry): "
-                f"from synthaug.integrations.{home} import {name}"
-            )
-    raise AttributeError(f"module 'synthaug.transforms' has no attribute {name!r}")
+    if name.startswith("Random"):
+        home = "torchio"
+    elif name.startswith("Rand") or name.endswith("d"):
+        home = "monai"
+    else:
+        raise AttributeError(f"module 'synthaug.transforms' has no attribute {name!r}")
+    raise AttributeError(
+        f"module 'synthaug.transforms' has no attribute {name!r}; the MONAI and TorchIO forms are generated from the "
+        f"transform registry and live in synthaug.integrations.monai / synthaug.integrations.torchio "
+        f"(e.g. from synthaug.integrations.{home} import {name})"
+    )

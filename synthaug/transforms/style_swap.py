@@ -208,8 +208,8 @@ class StyleBank:
 
     @cached_property
     def content(self) -> tuple[str, ...]:
-        """Voxel content hash of every case's image (:func:`synthaug.recipes.leakage.content_hash`)."""
-        from synthaug.recipes.leakage import content_hash
+        """Voxel content hash of every case's image (:func:`synthaug.data.cache.content_hash`)."""
+        from synthaug.data.cache import content_hash
 
         return tuple(content_hash(c.image.detach().cpu().numpy()) for c in self.cases)
 
@@ -386,7 +386,7 @@ class StyleSwapOptions(LabelOptions, GuardOptions):
             class uses its learned default code).
         test_cases: ids of test cases the bank must not hold (leakage guard, see :class:`StyleBank`).
         test_content: voxel content hashes of the test images the bank must not hold, whatever their names
-            (:func:`synthaug.recipes.leakage.content_hash`; the recipe paths fill it from the dataset's imagesTs).
+            (:func:`synthaug.data.cache.content_hash`; the recipe paths fill it from the dataset's imagesTs).
         deform: perturb the content label boundaries with a smooth elastic field first (returned label).
         control_points, max_displacement: that field (displacement in voxels).
         truncation: bound ``a`` of the truncated-normal noise (None: standard normal).
