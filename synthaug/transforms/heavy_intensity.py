@@ -239,9 +239,8 @@ class HeavyIntensityOptions(Options):
         if self.standardize not in STANDARDIZE:
             from synthaug._validate import closest
 
-            raise ValidationError(
-                f"standardize={self.standardize!r} is not one of {list(STANDARDIZE)}.{closest(str(self.standardize), STANDARDIZE)}"
-            )
+            hint = closest(str(self.standardize), STANDARDIZE)
+            raise ValidationError(f"standardize={self.standardize!r} is not one of {list(STANDARDIZE)}.{hint}")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -480,7 +479,8 @@ class HeavyIntensityAugment(OptionsTransform):
             )
         if labels.ndim != images.ndim or labels.shape[1] != 1 or labels.shape[0] != images.shape[0]:
             raise ShapeError(
-                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, got {tuple(labels.shape)}."
+                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, "
+                f"got {tuple(labels.shape)}."
             )
         if labels.shape[2:] != images.shape[2:]:
             raise ShapeError(
@@ -673,9 +673,11 @@ class HeavyIntensityAugment(OptionsTransform):
             ring = torch.where(it < 1.5, d1, torch.where(it < 2.5, d2, d3)) * (1.0 - mask)
             m_mean, m_std = _masked_moments(x01, mask)
             r_mean, r_std = _masked_moments(x01, ring)
-            width = (red[:, 0, cls] * noise_range + 0.4 * ((m_mean - r_mean) * m_std / (r_std + 1e-6)).abs()).clamp_min(0.01)
-            bump = torch.exp(-0.5 * ((x01 - _bc(m_mean, x01)) / _bc(width + 1e-6, x01)) ** 2)
-            bump = bump / _bc((width + 1e-6) * math.sqrt(2 * math.pi), x01) * _bc(red[:, 1, cls] * presence[:, cls], x01)
+            contrast = ((m_mean - r_mean) * m_std / (r_std + 1e-6)).abs()
+            width = (red[:, 0, cls] * noise_range + 0.4 * contrast).clamp_min(0.01) + 1e-6
+            bump = torch.exp(-0.5 * ((x01 - _bc(m_mean, x01)) / _bc(width, x01)) ** 2)
+            weight = red[:, 1, cls] * presence[:, cls] / (width * math.sqrt(2 * math.pi))  # signed normal pdf
+            bump = bump * _bc(weight, x01)
             add = add + torch.where(_bc(in_seg > 0.5, x01), bump * mask, bump)
         a_lo, a_hi = _range(add)
         spread = a_hi - a_lo
