@@ -299,6 +299,15 @@ def _taps3(v: torch.Tensor, axis: int, w: tuple[float, float, float] | torch.Ten
             + _bc(w[:, 2], v) * vp.narrow(dim, 2, n))
 
 
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """Binary dilation by the full 3^d neighbourhood (separable running maximum; the border repeats itself)."""
+    for axis in range(mask.ndim - 2):
+        dim, n = 2 + axis, mask.shape[2 + axis]
+        padded = mask.index_select(dim, torch.arange(-1, n + 1, device=mask.device).clamp(0, n - 1))
+        mask = torch.maximum(torch.maximum(padded.narrow(dim, 0, n), padded.narrow(dim, 1, n)), padded.narrow(dim, 2, n))
+    return mask
+
+
 def _gauss3(v: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     """Separable 3-tap Gaussian blur with per-sample, per-axis ``sigmas`` ``(B, dims)`` (sigma 0 = identity)."""
     offsets = torch.arange(-1, 2, device=v.device, dtype=v.dtype)
@@ -563,7 +572,8 @@ class HeavyIntensityAugment(OptionsTransform):
             prm = table.index_select(0, where)
             v = z.index_select(0, where)
             if op == "redistribute":
-                v = self._redistribute(v, lab_a.index_select(0, where), prm, lay, red_d, presence_d, presence)
+                most = int(max(float(rows[i, lay["redistribute"]][1]) for i in rows_op))
+                v = self._redistribute(v, lab_a.index_select(0, where), prm, lay, red_d, presence_d, presence, most)
             elif op == "randconv":
                 v = self._randconv(v, prm, lay, kernels_d)
             elif op == "noise":
@@ -649,28 +659,28 @@ class HeavyIntensityAugment(OptionsTransform):
 
     @staticmethod
     def _redistribute(v: torch.Tensor, lab: torch.Tensor, prm: torch.Tensor, lay: _Layout, red: torch.Tensor,
-                      presence: torch.Tensor, presence_host: torch.Tensor) -> torch.Tensor:
+                      presence: torch.Tensor, presence_host: torch.Tensor, max_iterations: int) -> torch.Tensor:
         """Per-label redistribution (SmaugLab's ``RandomRedistributeSegGPU``), batched over samples.
 
         The rows of ``red`` (per-label uniform and sign) and ``presence`` (which label values each sample holds)
-        follow the op's member order, as ``v`` does; ``presence_host`` is the host copy (no device sync).
+        follow the op's member order, as ``v`` does; ``presence_host`` is the host copy (no device sync) and
+        ``max_iterations`` the largest dilation count among the samples.
         """
         n, k = presence.shape
         stats = _moments(v)
         lo, hi = _range(v)
         x01 = (v - _bc(lo, v)) / _bc((hi - lo).clamp_min(1e-6), v)
         in_seg, iters, noise_range = prm[:, lay["redistribute"]][:, :3].unbind(1)
-        pool = F.max_pool2d if v.ndim == 4 else F.max_pool3d
         add = torch.zeros_like(x01)
         for cls in range(k):
             if not bool(presence_host[:, cls].any()):  # a value between the present ones
                 continue
             mask = (lab == cls).to(x01.dtype)
-            d1 = pool(mask, 3, 1, 1)
-            d2 = pool(d1, 3, 1, 1)
-            d3 = pool(d2, 3, 1, 1)
-            it = _bc(iters, mask)
-            ring = torch.where(it < 1.5, d1, torch.where(it < 2.5, d2, d3)) * (1.0 - mask)
+            grown, dilated = mask, torch.zeros_like(mask)
+            for step in range(1, max_iterations + 1):  # 3^d max filter, repeated; each sample keeps its own count
+                grown = _dilate(grown)
+                dilated = torch.where(_bc(iters, mask) == step, grown, dilated)
+            ring = dilated * (1.0 - mask)
             m_mean, m_std = _masked_moments(x01, mask)
             r_mean, r_std = _masked_moments(x01, ring)
             contrast = ((m_mean - r_mean) * m_std / (r_std + 1e-6)).abs()

@@ -12,6 +12,7 @@ from synthaug.transforms.heavy_intensity import (
     HeavyIntensityAugment,
     HeavyIntensityOptions,
     HeavyIntensityParams,
+    _dilate,
     _lowres_matrix,
     _scharr,
     only_op,
@@ -220,6 +221,14 @@ def test_lowres_matrix_is_linear_interpolation_down_and_up():
     mats = [_lowres_matrix(n, m)[None] for n, m in zip(x.shape[2:], sizes)]
     torch.testing.assert_close(apply_axis_matrices(x, mats), ref)
     assert torch.equal(_lowres_matrix(7, 7), torch.eye(7, dtype=torch.float64))
+
+
+def test_dilation_is_the_3x3x3_max_filter():
+    g = torch.Generator().manual_seed(0)
+    for shape in ((3, 1, 9, 8, 7), (3, 1, 9, 8)):
+        m = (torch.rand(shape, generator=g) > 0.9).float()
+        pool = F.max_pool3d if len(shape) == 5 else F.max_pool2d
+        assert torch.equal(_dilate(m), pool(m, 3, 1, 1))
 
 
 def test_redistribution_reads_the_labels():
