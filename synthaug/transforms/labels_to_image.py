@@ -34,10 +34,10 @@ Labels are never changed: they are returned as they were given (the same object)
 
 Randomness: one ``torch.Generator().manual_seed(seed)`` per sample draws every parameter on the host as
 small tensors (blur sigmas, bias grid, gamma, the class table, a noise seed; the resolution draws come from a
-second generator derived from the same seed, so enabling them leaves the other draws unchanged); they are moved
-to the device once per batch. The voxel noise is drawn on the device from a per-sample device generator seeded from the
-host draw (one call per sample), so the result depends only on the sample's own inputs and seed (a batch
-gives what per-sample calls give) but differs between CPU and GPU. Sampling is split from application:
+second generator derived from the same seed, so enabling them leaves the other draws unchanged); they are
+moved to the device once per batch. The voxel noise is drawn on the device from a per-sample device generator
+seeded from the host draw (one call per sample), so the result depends only on the sample's own inputs and seed
+(a batch gives what per-sample calls give) but differs between CPU and GPU. Sampling is split from application:
 :meth:`GaussianMixtureSynth.sample_params` draws ``(seed, apply)``; :meth:`GaussianMixtureSynth.apply` is
 pure given it.
 """
