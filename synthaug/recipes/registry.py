@@ -24,6 +24,7 @@ from typing import Any, Literal
 from synthaug._validate import closest
 from synthaug.errors import ValidationError
 from synthaug.transforms.context_texture import ContextTextureSynth
+from synthaug.transforms.heavy_intensity import HeavyIntensityAugment
 from synthaug.transforms.labels_to_image import GaussianMixtureSynth
 from synthaug.transforms.modality_translate import ModalityTranslate
 from synthaug.transforms.options import Options, OptionsTransform
@@ -121,8 +122,12 @@ DECLARATIONS: tuple[TransformDecl, ...] = (
                   monai_dict="ModalityTranslated",
                   description="source modality -> target modality, labels untouched (synthaug.transforms.ModalityTranslate)"),
     TransformDecl("gaussian_mixture", GaussianMixtureSynth,
-                  description="SynthSeg-style random Gaussian mixture label map -> image, no generator "
-                  "(synthaug.transforms.GaussianMixtureSynth)"),
+                  description="SynthSeg-style random Gaussian mixture label map -> image, no generator, optional "
+                  "acquisition-resolution simulation (synthaug.transforms.GaussianMixtureSynth)"),
+    TransformDecl("heavy_intensity", HeavyIntensityAugment,
+                  description="SmaugLab's heavy non-linear intensity chain (inversion, histogram equalisation, "
+                  "per-label redistribution, edges, random convolution, gamma, remaps, low resolution, bias), "
+                  "labels untouched (synthaug.transforms.heavy_intensity.HeavyIntensityAugment)"),
 )
 
 _REGISTRY: dict[str, TransformDecl] = {d.name: d for d in DECLARATIONS}

@@ -16,7 +16,16 @@ Per call, for each sample (all heavy work batched on the input's device):
    ``bias_points**dims`` grid of N(0, s) values (``s`` uniform in ``[0, bias_strength]``) upsampled
    linearly to the image size;
 4. the image is rescaled to [0, 1] again and gamma-transformed: ``y ** exp(g)``, ``g ~ N(0, gamma_std)``;
-5. [0, 1] is mapped onto the output range: by default (``output_range="input"``) the *input image's own*
+5. (off by default) acquisition-resolution simulation as SynthSeg does it (Billot et al. 2023, Medical Image
+   Analysis 86:102789; ``SampleResolution``, ``blurring_sigma_for_downsampling``, ``DynamicGaussianBlur`` and
+   ``MimicAcquisition`` in the BBillot/SynthSeg repository): an acquisition voxel size per spatial axis, in input
+   voxels (with probability ``prob_iso`` every axis ``U(1, max_res_iso)``, otherwise one random axis
+   ``U(1, max_res_aniso)``; with probability ``prob_full_res`` the input resolution), a slice thickness
+   ``U(1, spacing)`` per axis, a Gaussian blur of sigma ``0.75 * thickness`` (``0.5`` on an axis kept at the input
+   resolution) times ``U(1 / res_blur_range, res_blur_range)``, sampling on the coarse grid (nearest, every
+   ``spacing``-th voxel) and linear interpolation back to the input grid. Each sample's operator is one small
+   matrix per axis, applied batched (:func:`apply_axis_matrices`);
+6. [0, 1] is mapped onto the output range: by default (``output_range="input"``) the *input image's own*
    per-sample [min, max], so data in Hounsfield units, CT-normalised or z-scored nnU-Net data keep their
    scale and the pipeline's normalisation afterwards sees values of the usual magnitude (the input image
    is only read for its min and max); ``"unit"`` keeps [0, 1], ``(low, high)`` maps to that range.
@@ -24,10 +33,11 @@ Per call, for each sample (all heavy work batched on the input's device):
 Labels are never changed: they are returned as they were given (the same object).
 
 Randomness: one ``torch.Generator().manual_seed(seed)`` per sample draws every parameter on the host as
-small tensors (blur sigmas, bias grid, gamma, the class table, a noise seed); they are moved to the device
-once per batch. The voxel noise is drawn on the device from a per-sample device generator seeded from the
-host draw (one call per sample), so the result depends only on the sample's own inputs and seed (a batch
-gives what per-sample calls give) but differs between CPU and GPU. Sampling is split from application:
+small tensors (blur sigmas, bias grid, gamma, the class table, a noise seed; the resolution draws come from a
+second generator derived from the same seed, so enabling them leaves the other draws unchanged); they are
+moved to the device once per batch. The voxel noise is drawn on the device from a per-sample device generator
+seeded from the host draw (one call per sample), so the result depends only on the sample's own inputs and seed
+(a batch gives what per-sample calls give) but differs between CPU and GPU. Sampling is split from application:
 :meth:`GaussianMixtureSynth.sample_params` draws ``(seed, apply)``; :meth:`GaussianMixtureSynth.apply` is
 pure given it.
 """
@@ -47,11 +57,20 @@ from synthaug.errors import LabelError, ValidationError
 from synthaug.transforms.labels import check_image_label_batch
 from synthaug.transforms.options import Options, OptionsTransform
 
-__all__ = ["GaussianMixtureOptions", "GaussianMixtureParams", "GaussianMixtureSynth", "OUTPUT_RANGES"]
+__all__ = [
+    "GaussianMixtureOptions",
+    "GaussianMixtureParams",
+    "GaussianMixtureSynth",
+    "OUTPUT_RANGES",
+    "apply_axis_matrices",
+    "resolution_matrix",
+]
 
 OUTPUT_RANGES: tuple[str, ...] = ("input", "unit")
 _MAX_LABEL = 2**16  # the class table has (largest label value + 1) rows per sample
 _EPS = 1e-8
+_MAX_RES = 16.0  # largest simulated acquisition voxel size, in input voxels
+_RES_STREAM = 0x5EED_0F_AC9  # offset of the resolution draws' generator seed (a stream apart from the others)
 
 
 @dataclass(frozen=True)
@@ -114,6 +133,57 @@ def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, radius: int) -> torch.
     return x
 
 
+def resolution_matrix(n: int, spacing: float, sigma: float) -> torch.Tensor:
+    """The ``(n, n)`` float64 operator of one axis of SynthSeg's acquisition simulation (``out = R @ x``).
+
+    A Gaussian blur of ``sigma`` voxels (replicated border, truncated at 3 sigma), sampling on the coarse grid of
+    ``m = max(1, int(n / spacing))`` points at input positions ``j * n / m`` (nearest voxel), and linear
+    interpolation back to the input grid (input voxel ``i`` sits at coarse position ``i * m / n``, clamped to the
+    last coarse point), as ``MimicAcquisition`` does. ``spacing = 1`` and ``sigma = 0`` give the identity.
+    Built in O(n^2) (the sampling and interpolation are row gathers, not matrix products).
+
+    >>> bool(torch.equal(resolution_matrix(5, 1.0, 0.0), torch.eye(5, dtype=torch.float64)))
+    True
+    """
+    if n < 1 or spacing < 1.0 or sigma < 0.0:
+        raise ValidationError(f"resolution_matrix needs n >= 1, spacing >= 1, sigma >= 0; got {n}, {spacing}, {sigma}.")
+    idx = torch.arange(n)
+    blur = torch.zeros(n, n, dtype=torch.float64)
+    radius = math.ceil(3.0 * sigma) if sigma > 0 else 0
+    taps = torch.arange(-radius, radius + 1)
+    weights = torch.exp(-(taps.double() ** 2) / (2.0 * max(sigma, 1e-3) ** 2))
+    weights = weights / weights.sum()
+    cols = (idx[:, None] + taps[None]).clamp(0, n - 1)
+    blur.index_put_((idx[:, None].expand_as(cols), cols), weights[None].expand(n, -1).clone(), accumulate=True)
+    m = max(1, int(n / spacing))
+    if m == n:
+        return blur
+    picked = torch.floor(torch.arange(m, dtype=torch.float64) * n / m + 0.5).long().clamp(0, n - 1)
+    coarse = blur[picked]                                            # (m, n): blur, then sample
+    pos = (torch.arange(n, dtype=torch.float64) * m / n).clamp(max=m - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=m - 1)
+    frac = (pos - lo.double())[:, None]
+    return (1.0 - frac) * coarse[lo] + frac * coarse[hi]             # (n, n): interpolate back
+
+
+def apply_axis_matrices(x: torch.Tensor, matrices: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    """Apply one ``(B, n_a, n_a)`` matrix per sample along each spatial axis ``a`` of ``x`` ``(B, C, *spatial)``.
+
+    ``matrices[a]`` (or None to leave axis ``a``) maps the axis' samples: ``out[..., i, ...] = sum_j M[b, i, j]
+    x[..., j, ...]``. One batched matrix product per axis; each sample only meets its own matrices, so a batch
+    gives what per-sample calls give.
+    """
+    for axis, mat in enumerate(matrices):
+        if mat is None:
+            continue
+        n = x.shape[2 + axis]
+        moved = x.movedim(2 + axis, -1)
+        right = mat.transpose(1, 2).reshape(mat.shape[0], *([1] * (x.ndim - 3)), n, n).to(x.dtype)
+        x = (moved @ right).movedim(-1, 2 + axis)
+    return x
+
+
 @dataclass(frozen=True)
 class GaussianMixtureOptions(Options):
     """Options of :class:`GaussianMixtureSynth` (and of its MONAI, TorchIO and recipe faces).
@@ -129,6 +199,17 @@ class GaussianMixtureOptions(Options):
         gamma_std: standard deviation of the log gamma exponent; 0 disables gamma augmentation.
         output_range: ``"input"`` (each sample's own input [min, max]), ``"unit"`` ([0, 1]) or ``(low, high)``.
         ignore_label: a label value treated as background for the intensities (labels stay unchanged).
+        max_res_iso: largest acquisition voxel size (in input voxels, >= 1) of the all-axes branch of the resolution
+            simulation: every axis ``U(1, max_res_iso)`` independently, as SynthSeg's code draws it (its default 4
+            at 1 mm); 1 disables that branch.
+        max_res_aniso: largest slice spacing (input voxels, >= 1) of the one-axis branch: one random axis
+            ``U(1, max_res_aniso)``, the others kept (SynthSeg's default 8). With both at 1 (the default) the
+            resolution simulation is off.
+        prob_iso: probability of the all-axes branch when both branches are enabled (SynthSeg's ``prob_iso`` 0.1).
+        prob_full_res: probability of keeping the input resolution (only the 0.5-voxel blur), SynthSeg's
+            ``prob_min`` 0.05.
+        res_blur_range: the blur sigmas are multiplied by ``U(1 / res_blur_range, res_blur_range)`` per axis
+            (SynthSeg's ``blur_range`` 1.03); 1 keeps them exact.
     """
 
     mean_range: tuple[float, float] = (0.0, 1.0)
@@ -140,6 +221,16 @@ class GaussianMixtureOptions(Options):
     gamma_std: float = 0.25
     output_range: str | tuple[float, float] = "input"
     ignore_label: int | None = None
+    max_res_iso: float = 1.0
+    max_res_aniso: float = 1.0
+    prob_iso: float = 0.1
+    prob_full_res: float = 0.05
+    res_blur_range: float = 1.03
+
+    @property
+    def simulates_resolution(self) -> bool:
+        """Whether the acquisition-resolution step runs (either branch enabled)."""
+        return max(self.max_res_iso, self.max_res_aniso) > 1.0
 
     def validate(self) -> None:
         self._set("mean_range", _pair("mean_range", self.mean_range))
@@ -153,6 +244,22 @@ class GaussianMixtureOptions(Options):
         self._set("output_range", _output_range(self.output_range))
         if self.ignore_label is not None and (isinstance(self.ignore_label, bool) or not isinstance(self.ignore_label, int)):
             raise ValidationError(f"ignore_label must be an integer label value or None, got {self.ignore_label!r}.")
+        for name in ("max_res_iso", "max_res_aniso"):
+            self._set(name, _number(name, getattr(self, name), low=1.0, high=_MAX_RES,
+                                    hint="an acquisition voxel size in input voxels (1 = the input resolution)"))
+        for name in ("prob_iso", "prob_full_res"):
+            self._set(name, _number(name, getattr(self, name), low=0.0, high=1.0, hint="a probability"))
+        self._set("res_blur_range", _number("res_blur_range", self.res_blur_range, low=1.0, high=2.0,
+                                            hint="the blur jitter factor (1 = none)"))
+
+
+def _number(name: str, value: Any, *, low: float, high: float, hint: str) -> float:
+    """``value`` as a finite float in [low, high] (a clear error naming ``name`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ValidationError(f"{name} must be a number ({hint}), got {value!r}.")
+    if not low <= float(value) <= high:
+        raise ValidationError(f"{name} must lie in [{low}, {high}] ({hint}), got {value!r}.")
+    return float(value)
 
 
 def _output_range(value: Any) -> str | tuple[float, float]:
@@ -221,6 +328,33 @@ class GaussianMixtureSynth(OptionsTransform):
             means[0], stds[0] = m_lo, 0.0
         return sigmas, coarse, log_gamma, noise_seed, means, stds
 
+    def _draw_resolution(self, seed: int, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Acquisition spacing and blur sigma per axis (float64, ``(dims,)`` each), SynthSeg's scheme.
+
+        Drawn from a generator of its own (derived from ``seed``) in a fixed order, whatever the branch.
+        """
+        o = self.options
+        g = torch.Generator().manual_seed((int(seed) + _RES_STREAM) % 2**63)
+        u_branch = float(torch.rand((), generator=g, dtype=torch.float64))
+        iso = 1.0 + torch.rand(dims, generator=g, dtype=torch.float64) * (o.max_res_iso - 1.0)
+        aniso = 1.0 + torch.rand((), generator=g, dtype=torch.float64) * (o.max_res_aniso - 1.0)
+        axis = int(torch.randint(0, dims, (), generator=g))
+        u_full = float(torch.rand((), generator=g, dtype=torch.float64))
+        u_thick = torch.rand(dims, generator=g, dtype=torch.float64)
+        u_jitter = torch.rand(dims, generator=g, dtype=torch.float64)
+        one_axis = torch.ones(dims, dtype=torch.float64)
+        one_axis[axis] = aniso
+        if o.max_res_iso > 1.0 and o.max_res_aniso > 1.0:
+            spacing = iso if u_branch < o.prob_iso else one_axis
+        else:
+            spacing = iso if o.max_res_iso > 1.0 else one_axis
+        if u_full < o.prob_full_res:
+            spacing = torch.ones(dims, dtype=torch.float64)
+        thickness = 1.0 + u_thick * (spacing - 1.0)
+        sigma = torch.where(spacing == 1.0, torch.full_like(thickness, 0.5), 0.75 * thickness)
+        lo, hi = 1.0 / o.res_blur_range, o.res_blur_range
+        return spacing, sigma * (lo + u_jitter * (hi - lo))
+
     @torch.no_grad()
     def apply_batch(
         self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]
@@ -253,12 +387,19 @@ class GaussianMixtureSynth(OptionsTransform):
         table = torch.zeros(b, 2, k, dtype=torch.float64)
         for i, d in enumerate(draws):  # host-side copy into one padded table: B tiny rows
             table[i, 0, : d[4].numel()], table[i, 1, : d[5].numel()] = d[4], d[5]
-        small = torch.cat([
+        columns = [
             torch.stack([d[0] for d in draws]),                 # sigmas (B, dims)
             torch.stack([d[2] for d in draws])[:, None],        # log gamma (B, 1)
             torch.stack([d[1].flatten() for d in draws]),       # bias grid (B, points**dims)
             table.flatten(1),                                   # means, stds (B, 2k)
-        ], 1).to(device=device, dtype=torch.float32)            # the one host -> device move
+        ]
+        n_small = sum(c.shape[1] for c in columns)
+        if self.options.simulates_resolution:                    # per-axis operators (B, n_a * n_a) each
+            res = [self._draw_resolution(int(s), dims) for s in seeds]
+            columns += [torch.stack([resolution_matrix(spatial[a], float(sp[a]), float(sg[a])).flatten()
+                                     for sp, sg in res]) for a in range(dims)]
+        moved = torch.cat(columns, 1).to(device=device, dtype=torch.float32)  # the one host -> device move
+        small = moved[:, :n_small]
         sigmas, log_gamma = small[:, :dims], small[:, dims]
         n_grid = self.bias_points**dims
         coarse = small[:, dims + 1 : dims + 1 + n_grid].reshape(b, 1, *(self.bias_points,) * dims)
@@ -283,7 +424,12 @@ class GaussianMixtureSynth(OptionsTransform):
         x = _unit_rescale(x)
         if self.gamma_std > 0:
             x = x.clamp_min(0).pow(_bc(torch.exp(log_gamma), x))
-        # 5. output range
+        # 5. acquisition resolution (SynthSeg): blur, sample coarsely, interpolate back; one matrix per axis
+        if self.options.simulates_resolution:
+            offsets = [n_small + sum(n * n for n in spatial[:a]) for a in range(dims)]
+            mats = [moved[:, o : o + n * n].reshape(b, n, n) for o, n in zip(offsets, spatial)]
+            x = apply_axis_matrices(x, mats)
+        # 6. output range
         if self.output_range == "input":
             ref = images.flatten(1).float()
             lo, hi = ref.amin(1), ref.amax(1)

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from synthaug.errors import LabelError, ShapeError, SynthAugError, ValidationError
 from synthaug.transforms import GaussianMixtureParams, GaussianMixtureSynth
-from synthaug.transforms.labels_to_image import _gaussian_blur
+from synthaug.transforms.labels_to_image import _gaussian_blur, resolution_matrix
 from tests.transforms.conftest import phantom
 
 FLAT = {"sigma_range": (0.0, 0.0), "bias_strength": 0.0, "gamma_std": 0.0}
@@ -139,3 +141,85 @@ def test_bad_inputs_and_options_raise_clear_errors():
         with pytest.raises(ValidationError, match=msg):
             GaussianMixtureSynth(**kw)
     assert issubclass(ValidationError, SynthAugError)
+
+
+# ------------------------------------------------------------------ acquisition-resolution simulation (SynthSeg)
+
+RES = {"max_res_iso": 4.0, "max_res_aniso": 8.0}
+
+
+def test_resolution_matrix_blurs_samples_coarsely_and_interpolates_back():
+    nd = pytest.importorskip("scipy.ndimage")
+    assert torch.equal(resolution_matrix(9, 1.0, 0.0), torch.eye(9, dtype=torch.float64))
+    x = torch.randn(40, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    blur = resolution_matrix(40, 1.0, 1.3)  # full resolution: the blur alone
+    ref = nd.gaussian_filter1d(x.numpy(), 1.3, mode="nearest", truncate=math.ceil(3 * 1.3) / 1.3)
+    torch.testing.assert_close(blur @ x, torch.from_numpy(ref))
+    for spacing in (1.5, 3.0, 7.9):
+        r = resolution_matrix(40, spacing, 0.75 * spacing)
+        m = int(40 / spacing)
+        torch.testing.assert_close(r.sum(1), torch.ones(40, dtype=torch.float64))  # constants pass through
+        assert int(torch.linalg.matrix_rank(r)) <= m  # only m coarse samples survive
+        assert float((r @ x).std()) < float(x.std())
+    with pytest.raises(ValidationError, match="spacing >= 1"):
+        resolution_matrix(10, 0.5, 1.0)
+
+
+def test_resolution_draws_follow_synthseg():
+    def draws(n=3000, **kw):
+        t = GaussianMixtureSynth(**kw)
+        return [t._draw_resolution(s, 3) for s in range(n)]
+
+    aniso = draws(max_res_aniso=8.0, prob_full_res=0.0)
+    assert all(int((sp > 1).sum()) == 1 and float(sp.max()) <= 8.0 for sp, _ in aniso)  # one axis degraded
+    iso = draws(max_res_iso=4.0, prob_full_res=0.0)
+    assert all(bool((sp > 1).all()) and float(sp.max()) <= 4.0 for sp, _ in iso)  # every axis, independently
+    both = draws(**RES)
+    n_iso = sum(int((sp > 1).sum()) > 1 for sp, _ in both)
+    n_full = sum(bool((sp == 1).all()) for sp, _ in both)
+    assert 0.06 < n_iso / 3000 < 0.12 and 0.03 < n_full / 3000 < 0.07  # prob_iso 0.1 (x 0.95), prob_full_res 0.05
+    for sp, sigma in both:
+        kept = sp == 1
+        assert bool(((sigma[kept] >= 0.5 / 1.03 - 1e-9) & (sigma[kept] <= 0.5 * 1.03 + 1e-9)).all())
+        low = ~kept  # 0.75 x thickness, thickness in [1, spacing], jittered by 3 %
+        assert bool(((sigma[low] >= 0.75 / 1.03 - 1e-9) & (sigma[low] <= 0.75 * sp[low] * 1.03 + 1e-9)).all())
+
+
+def test_resolution_step_is_applied_last_and_leaves_the_other_draws():
+    images, labels = _batch()
+    plain = {"sigma_range": (0.0, 0.0), "output_range": "unit"}
+    base, _ = GaussianMixtureSynth(**plain).apply_batch(images, labels, seeds=[1, 2, 3])
+    full, _ = GaussianMixtureSynth(**plain, **RES, prob_full_res=1.0, res_blur_range=1.0).apply_batch(
+        images, labels, seeds=[1, 2, 3])
+    ref = _gaussian_blur(base.double(), torch.full((3, 3), 0.5, dtype=torch.float64), 2).float()
+    torch.testing.assert_close(full, ref, atol=1e-5, rtol=1e-5)  # full resolution: only the 0.5-voxel blur
+    low, _ = GaussianMixtureSynth(**plain, **RES, prob_full_res=0.0).apply_batch(images, labels, seeds=[1, 2, 3])
+    grad = lambda v: sum(float(v.diff(dim=d).abs().mean()) for d in (2, 3, 4))  # noqa: E731
+    assert grad(low) < grad(full) < grad(base)  # coarser acquisition, smoother image
+    assert float(low.min()) >= -1e-6 and float(low.max()) <= 1 + 1e-6  # convex weights keep the range
+
+
+@pytest.mark.parametrize("shape", [(20, 18, 6), (24, 20)], ids=["3d", "2d"])
+def test_resolution_simulation_replays_and_batch_equals_per_sample(shape):
+    images, labels = _batch(shape=shape)
+    t = GaussianMixtureSynth(**RES)
+    batch, out_lab = t.apply_batch(images, labels, seeds=[11, 12, 13])
+    assert out_lab is labels and torch.isfinite(batch).all()
+    for i, s in enumerate([11, 12, 13]):
+        one, _ = t.apply(images[i], labels[i], GaussianMixtureParams(s, True))
+        assert torch.equal(batch[i], one)
+    again, _ = t.apply_batch(images, labels, seeds=[11, 12, 13])
+    assert torch.equal(again, batch)
+    off, _ = GaussianMixtureSynth().apply_batch(images, labels, seeds=[11, 12, 13])
+    assert not torch.allclose(off, batch)
+
+
+def test_resolution_options_are_validated():
+    for kw, msg in (({"max_res_iso": 0.5}, "max_res_iso must lie in"), ({"max_res_aniso": "8"}, "max_res_aniso"),
+                    ({"max_res_aniso": 100.0}, r"\[1.0, 16.0\]"), ({"prob_iso": 1.5}, "prob_iso"),
+                    ({"prob_full_res": -0.1}, "prob_full_res"), ({"res_blur_range": 0.9}, "res_blur_range"),
+                    ({"max_res_isotropic": 2.0}, "Did you mean 'max_res_iso'")):
+        with pytest.raises(ValidationError, match=msg):
+            GaussianMixtureSynth(**kw)
+    assert not GaussianMixtureSynth().options.simulates_resolution
+    assert GaussianMixtureSynth(max_res_aniso=2.0).options.simulates_resolution
