@@ -312,11 +312,13 @@ class BatchSynthesizer:
             valid = (full >= 0) if ignore is None else (full >= 0) & (full != ignore)
             gen_lab = torch.where(valid, full, torch.zeros_like(full))
             presence = self._presence(gen_lab)
-            eligible = presence[:, 1:].any(1) if presence.shape[1] > 1 else torch.zeros(b, dtype=torch.bool)
+            has_fg = presence[:, 1:].any(1) if presence.shape[1] > 1 else torch.zeros(b, dtype=torch.bool)
             p_total = (float(probs.sum()) * self._weights(presence).double()).clamp(max=1.0)
-            selected = (u_sel < p_total) & eligible
             cum = torch.cumsum(probs / probs.sum(), 0)
             pick = torch.searchsorted(cum, u_pick, right=True).clamp_max(len(probs) - 1)
+            # label-to-image generators need foreground; transforms that render background too take any sample
+            needs_fg = torch.tensor([t.needs_foreground for t in self.transforms], dtype=torch.bool)[pick]
+            selected = (u_sel < p_total) & (has_fg | ~needs_fg)
             out_data, out_full = data.clone(), full.clone()
             for i, (spec, transform, mapping) in enumerate(zip(self.recipe.transforms, self.transforms, self.mappings)):
                 idx = [j for j in range(b) if bool(selected[j]) and int(pick[j]) == i]
@@ -408,7 +410,7 @@ class BatchSynthesizer:
         ignore = self.ignore_label
         valid = (lab >= 0) if ignore is None else (lab >= 0) & (lab != ignore)
         gen = torch.where(valid, lab, torch.zeros_like(lab)).long()
-        nonempty = (gen != 0).flatten(1).any(1).tolist()
+        nonempty = (gen != 0).flatten(1).any(1).tolist() if transform.needs_foreground else [True] * len(idx)
         keep = [k for k, ok in enumerate(nonempty) if ok]
         status: list[bool | None] = [None] * len(idx)
         dices: list[float | None] = [None] * len(idx)

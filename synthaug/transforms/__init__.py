@@ -2,7 +2,7 @@
 
 - :class:`ContextTextureSynth` (ConText-GAN label map + texture features -> image), :class:`StyleSwap` (+
   :class:`StyleBank`), :class:`ModalityTranslate`, :class:`GaussianMixtureSynth` (the generator-free
-  SynthSeg-style baseline); each has an options record (``ContextTextureOptions`` ...) that declares its options
+  SynthSeg-style baseline), :class:`HeavyIntensityAugment` (SmaugLab's heavy intensity augmentation); each has an options record (``ContextTextureOptions`` ...) that declares its options
   once, ``sample_params`` / a pure ``apply`` / a batched ``apply_batch``;
 - elastic deformation helpers (:mod:`synthaug.transforms.elastic`).
 
@@ -20,6 +20,11 @@ from synthaug.transforms.context_texture import (
     ContextTextureOptions,
     ContextTextureParams,
     ContextTextureSynth,
+)
+from synthaug.transforms.heavy_intensity import (
+    HeavyIntensityAugment,
+    HeavyIntensityOptions,
+    HeavyIntensityParams,
 )
 from synthaug.transforms.labels_to_image import (
     GaussianMixtureOptions,
@@ -40,6 +45,9 @@ __all__ = [
     "GaussianMixtureOptions",
     "GaussianMixtureParams",
     "GaussianMixtureSynth",
+    "HeavyIntensityAugment",
+    "HeavyIntensityOptions",
+    "HeavyIntensityParams",
     "ModalityTranslate",
     "ModalityTranslateOptions",
     "ModalityTranslateParams",

@@ -64,8 +64,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from synthaug._validate import check_image
-from synthaug.errors import LabelError, ShapeError, ValidationError
+from synthaug.errors import ValidationError
+from synthaug.transforms.labels import check_image_label_batch
 from synthaug.transforms.labels_to_image import _pair, apply_axis_matrices
 from synthaug.transforms.options import Options, OptionsTransform
 
@@ -398,6 +398,7 @@ class HeavyIntensityAugment(OptionsTransform):
     """
 
     Options = HeavyIntensityOptions
+    needs_foreground = False
     options: HeavyIntensityOptions
 
     # ------------------------------------------------------------------ sampling
@@ -478,31 +479,6 @@ class HeavyIntensityAugment(OptionsTransform):
         out, _ = self.apply_batch(image[None], lab[None], seeds=[params.seed])
         return out[0], label
 
-    @staticmethod
-    def _check(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
-        if not isinstance(labels, torch.Tensor):
-            raise ValidationError(
-                f"labels must be a torch.Tensor (B, 1, *spatial) of integer label values (the redistribution op "
-                f"reads them), got {type(labels).__name__}."
-            )
-        if labels.ndim != images.ndim or labels.shape[1] != 1 or labels.shape[0] != images.shape[0]:
-            raise ShapeError(
-                f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, "
-                f"got {tuple(labels.shape)}."
-            )
-        if labels.shape[2:] != images.shape[2:]:
-            raise ShapeError(
-                f"image {tuple(images.shape)} and label {tuple(labels.shape)} must share their spatial shape; "
-                "resample the label onto the image grid (nearest neighbour)."
-            )
-        if labels.dtype == torch.bool:
-            return labels.long()
-        if labels.is_floating_point():
-            if not bool(torch.isfinite(labels).all()) or not bool((labels == labels.round()).all()):
-                raise LabelError("label holds non-integer or NaN values; a label map must hold integer class ids.")
-        return labels.long().clamp_min(0)  # padding (-1) is background
-
     @torch.no_grad()
     def apply_batch(
         self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]
@@ -511,7 +487,12 @@ class HeavyIntensityAugment(OptionsTransform):
         integer (negative values are background); one seed per sample. Returns the augmented images (the input's
         device and dtype) and ``labels`` untouched (the same object).
         """
-        lab = self._check(images, labels)
+        if not isinstance(labels, torch.Tensor):
+            raise ValidationError(
+                f"labels must be a torch.Tensor (B, 1, *spatial) of integer label values (the redistribution op "
+                f"reads them), got {type(labels).__name__}."
+            )
+        lab = check_image_label_batch(images, labels, allow_empty=True).clamp_min(0)  # padding (-1) is background
         b = images.shape[0]
         if len(seeds) != b:
             raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")

@@ -211,10 +211,12 @@ def warn_sparse_labels(classes: torch.Tensor, *, generator: str, minimum: float 
         )
 
 
-def check_image_label_batch(images: torch.Tensor, labels: torch.Tensor, *, purpose: str = "synthesise") -> torch.Tensor:
+def check_image_label_batch(images: torch.Tensor, labels: torch.Tensor, *, purpose: str = "synthesise",
+                            allow_empty: bool = False) -> torch.Tensor:
     """Validate ``images`` (B, 1, *spatial) float and ``labels`` (B, 1, *spatial); return labels as int64.
 
-    Refuses NaN images, non-integer labels, shape mismatches and empty label maps (naming the sample).
+    Refuses NaN images, non-integer labels, shape mismatches and (unless ``allow_empty``: transforms that render
+    background too) empty label maps (naming the sample).
     """
     check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
     if labels.ndim != images.ndim or labels.shape[1] != 1:
@@ -231,6 +233,8 @@ def check_image_label_batch(images: torch.Tensor, labels: torch.Tensor, *, purpo
             raise LabelError("label holds non-integer or NaN values; a label map must hold integer class ids.")
         labels = labels.round()
     labels = labels.long()
+    if allow_empty:
+        return labels
     empty = ~(labels != 0).flatten(1).any(1)
     if bool(empty.any()):
         raise LabelError(

@@ -289,6 +289,7 @@ class GaussianMixtureSynth(OptionsTransform):
     """
 
     Options = GaussianMixtureOptions
+    needs_foreground = False
     options: GaussianMixtureOptions
 
     def _setup(self) -> None:
@@ -366,7 +367,7 @@ class GaussianMixtureSynth(OptionsTransform):
         Sample i's output depends only on its own inputs and ``seeds[i]``, so a batch gives exactly what
         per-sample calls give. The images are read only for their per-sample min and max (``output_range="input"``).
         """
-        lab = check_image_label_batch(images, labels, purpose="synthesise")
+        lab = check_image_label_batch(images, labels, purpose="synthesise", allow_empty=True)
         b = images.shape[0]
         if len(seeds) != b:
             raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")

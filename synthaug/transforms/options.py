@@ -140,6 +140,10 @@ class OptionsTransform(SeededSampling):
     card: ModelCard | None = None
     #: Whether ``apply``/``apply_batch`` take ``info=DataInfo(...)`` (label names, spacing) from the faces.
     uses_data_info: ClassVar[bool] = False
+    #: Whether a sample needs foreground labels (label-to-image generators); transforms that render or alter a
+    #: background-only sample too (Gaussian mixture, intensity augmentation) set False, and the batch
+    #: synthesiser then selects background-only patches for them as well.
+    needs_foreground: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -55,13 +55,14 @@ def test_recipe_builds_a_card_less_transform(tmp_path):
         R.Recipe.from_dict({"transforms": [{"name": "gaussian_mixture", "options": {"prob": 0.5}}]})
 
 
-def test_zscore_batch_every_foreground_sample_synthesised_and_re_z_scored():
+def test_zscore_batch_every_sample_synthesised_and_re_z_scored():
     data, lab = _batch()
     synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), intensity=intensity_for(ZS), dataset_labels=LABELS, seed=0)
     synth.prepare("cpu")  # nothing to load: no weights
     out = synth(data, lab, epoch=0)
-    assert out.choice == [0, 0, -1] and out.accepted == [True, True, False]
-    assert torch.equal(out.target, lab) and torch.equal(out.data[2], data[2])
+    # the mixture renders background too, so the background-only sample 2 is synthesised as well (as SynthSeg does)
+    assert out.choice == [0, 0, 0] and out.accepted == [True, True, True]
+    assert torch.equal(out.target, lab) and not torch.equal(out.data[2], data[2])
     valid = lab >= 0
     assert torch.equal(out.data[~valid], data[~valid])  # padding keeps its real values
     for j in range(2):
@@ -71,14 +72,14 @@ def test_zscore_batch_every_foreground_sample_synthesised_and_re_z_scored():
         assert float(o.mean()) == pytest.approx(float(x.mean()), abs=1e-4)
         assert float(o.std(unbiased=False)) == pytest.approx(float(x.std(unbiased=False)), abs=1e-4)
     stats = synth.pop_epoch_stats()
-    assert stats["synthetic_fraction"] == pytest.approx(2 / 3) and stats["acceptance_rate"] == 1.0
+    assert stats["synthetic_fraction"] == pytest.approx(1.0) and stats["acceptance_rate"] == 1.0
 
 
 def test_ct_batch_matches_the_transform_in_hounsfield_units():
     data, lab = _batch(seed=1)
     synth = BatchSynthesizer(R.Recipe.from_dict(RECIPE), intensity=intensity_for(CT), dataset_labels=LABELS, seed=2)
     out = synth(data, lab, epoch=0)
-    assert out.choice == [0, 0, -1]
+    assert out.choice == [0, 0, 0]
     valid = lab >= 0
     gen = torch.where(valid, lab, torch.zeros_like(lab)).long()
     raw = data * CT_PROPS["std"] + CT_PROPS["mean"]
@@ -88,7 +89,7 @@ def test_ct_batch_matches_the_transform_in_hounsfield_units():
     y = (y.clamp(CT_PROPS["percentile_00_5"], CT_PROPS["percentile_99_5"]) - CT_PROPS["mean"]) / CT_PROPS["std"]
     ref = torch.where(valid[:2], y, data[:2])
     torch.testing.assert_close(out.data[:2], ref, atol=1e-5, rtol=1e-5)
-    assert torch.equal(out.data[2], data[2]) and torch.equal(out.target, lab)
+    assert torch.equal(out.target, lab)
 
 
 def test_deep_supervision_list_targets_with_deformation():
@@ -98,12 +99,12 @@ def test_deep_supervision_list_targets_with_deformation():
     recipe = R.Recipe.from_dict({"transforms": [{**RECIPE["transforms"][0],
                                                  "deform": {"enabled": True, "control_points": 3, "max_displacement": 3.0}}]})
     out = BatchSynthesizer(recipe, intensity=intensity_for(CT), seed=0)(data, target, epoch=0)
-    assert out.choice == [0, 0, -1] and isinstance(out.target, list) and len(out.target) == 3
+    assert out.choice == [0, 0, 0] and isinstance(out.target, list) and len(out.target) == 3
     full = out.target[0]
     assert not torch.equal(full[:2], lab[:2])  # the labels were deformed
     expected = nnunet_targets(full, ds_scales=scales)
     for k in range(3):
         assert out.target[k].shape == target[k].shape
         assert torch.equal(out.target[k], expected[k]), f"level {k}"
-    assert torch.equal(out.target[1][2], target[1][2]) and torch.equal(out.data[2], data[2])
-    assert torch.isfinite(out.data).all() and not torch.equal(out.data[:2], data[:2])
+    assert not (out.target[0][2] > 0).any()  # the background-only sample stays without foreground
+    assert torch.isfinite(out.data).all() and not torch.equal(out.data, data)

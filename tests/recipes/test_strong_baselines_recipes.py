@@ -71,9 +71,10 @@ def test_library_recipes_run_through_the_batch_synthesiser(name, spatial):
     synth = BatchSynthesizer(recipe, intensity=intensity_for(CT), dataset_labels=LABELS, seed=1)
     synth.prepare("cpu")  # no weights to load
     out = synth(data, lab, epoch=0)
-    assert out.choice == [0, 0, -1] and out.accepted == [True, True, False]  # p = 1 on every foreground sample
+    # p = 1 on every sample, the background-only one included (both render or alter background too)
+    assert out.choice == [0, 0, 0] and out.accepted == [True, True, True]
     assert torch.isfinite(out.data).all() and out.data.dtype == data.dtype
-    assert torch.equal(out.data[2], data[2]) and torch.equal(out.target[2], lab[2])
+    assert not (out.target[2] > 0).any()  # the background-only sample stays without foreground
     for j in range(2):
         assert not torch.allclose(out.data[j], data[j], atol=1e-3)
     if name == "heavy_intensity":
