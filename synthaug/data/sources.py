@@ -227,6 +227,12 @@ NILEARN = Source(
     ),
     description="MNI152 2009 nonlinear symmetric (09a) T1 template and GM/WM probability maps, "
     "as shipped in the nilearn wheel (population template, not a subject).",
+    licence="not stated in the nilearn 0.14.1 wheel: its description of the template "
+    "(nilearn/datasets/description/icbm152_2009.rst) says 'License: unknown'; nilearn's own code is "
+    "BSD-3-Clause. The template's makers (McConnell Brain Imaging Centre, Montreal Neurological Institute, "
+    "McGill University) distribute the ICBM 2009 templates under a permissive notice (copyright Louis "
+    "Collins; use, copy, modify and distribute for any purpose without fee, keeping the copyright notice), "
+    "as projects redistributing them quote it. A population average of 152 adults, no single subject.",
 )
 
 # --- tptbox==1.1.0 (wheel) ------------------------------------------------------------------------

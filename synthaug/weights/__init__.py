@@ -1,11 +1,21 @@
-"""Typed weight records (model cards), safe checksum-verified loading, and the registry."""
+"""Typed weight records (model cards), safe verified loading (file checksum + tensor content hash), and the registry."""
 
-from synthaug.weights.card import ModelCard
-from synthaug.weights.registry import card_of, clear_cache, get_card, list_weights, load
-from synthaug.weights.store import load_network, read_card, save_weights, sha256_file
+from synthaug.weights.card import DataSource, ModelCard, UsageSpec
+from synthaug.weights.registry import card_of, clear_cache, get_card, list_weights, load, verify
+from synthaug.weights.store import (
+    ALLOW_UNVERIFIED_ENV,
+    load_network,
+    read_card,
+    save_weights,
+    sha256_file,
+    tensor_sha256,
+)
 
 __all__ = [
+    "ALLOW_UNVERIFIED_ENV",
+    "DataSource",
     "ModelCard",
+    "UsageSpec",
     "card_of",
     "clear_cache",
     "get_card",
@@ -15,4 +25,6 @@ __all__ = [
     "read_card",
     "save_weights",
     "sha256_file",
+    "tensor_sha256",
+    "verify",
 ]

@@ -4,18 +4,27 @@ A card says what a generator is (architecture and its arguments), what it expect
 channels, label vocabulary, spacing, intensity convention, modalities), how transforms run it (the typed
 :class:`InferenceSpec`: canvas, size divisor, patches, noise inputs) and what its conditioning means (the
 typed :class:`FeatureSpec`: texture features, bins, per-class ranges, body mask), where it came from (training
-cases, command, time, machine) and how good it is (metrics). The weights file is identified by its sha256;
-loading refuses a file whose checksum differs.
+cases, command, time, machine; the typed :class:`DataSource` records of ``training_data`` with their licences,
+native spacing and, for CT, contrast phase) and how good it is (metrics). The typed :class:`UsageSpec` states
+what it is for, what it is not for and its known limitations, following the model-card convention (Mitchell
+et al. 2019, "Model Cards for Model Reporting"); synthaug weights are never for clinical use.
 
-Cards written before the typed sections (no ``"format"`` key) are migrated on load (:func:`migrate`): the
-sections are read from the old ``features`` / ``feature_options`` / ``feature_stats`` fields and from the
-training record; the size divisor, which old cards did not store, is filled in from the network when it is
-built (:func:`synthaug.weights.store.load_network`).
+Integrity: ``sha256`` is the sha256 of the whole weights file (held by the registry card, which cannot be
+inside the file it describes); ``tensor_sha256`` is the content hash of the tensors
+(:func:`synthaug.weights.store.tensor_sha256`), written into the card embedded in the file at save time and
+verified on every load.
+
+Older layouts migrate on load (:func:`migrate`). Format 1 (no ``"format"`` key): the typed ``features`` and
+``inference`` sections are read from the old ``features`` / ``feature_options`` / ``feature_stats`` fields
+and from the training record; the size divisor, which old cards did not store, is filled in from the network
+when it is built (:func:`synthaug.weights.store.load_network`). Format 2 (typed sections, no documentation or
+tensor hash): ``usage``, ``training_data``, ``licence`` and ``tensor_sha256`` start empty.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,12 +33,14 @@ from typing import Any
 from synthaug.errors import WeightsError
 from synthaug.intensity import IntensityConvention
 
-__all__ = ["ModelCard", "InferenceSpec", "NoiseSpec", "FeatureSpec", "FeatureStats", "BodyMaskSpec", "migrate",
-           "CARD_FORMAT"]
+__all__ = ["ModelCard", "InferenceSpec", "NoiseSpec", "FeatureSpec", "FeatureStats", "BodyMaskSpec", "UsageSpec",
+           "DataSource", "migrate", "CARD_FORMAT"]
 
 _FAMILIES = ("context", "style", "translate", "segmenter")
-#: Version of the card layout; 2 = typed inference and feature sections.
-CARD_FORMAT = 2
+#: Version of the card layout; 2 = typed inference and feature sections; 3 = typed usage and training-data
+#: sections, weights licence and the tensor content hash.
+CARD_FORMAT = 3
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _typed(cls: type, d: Any, where: str) -> Any:
@@ -42,7 +53,10 @@ def _typed(cls: type, d: Any, where: str) -> Any:
     unknown = sorted(set(d) - names)
     if unknown:
         raise WeightsError(f"model card section {where!r} has unknown key(s) {unknown}; known: {sorted(names)}.")
-    return cls(**d)
+    try:
+        return cls(**d)
+    except TypeError as exc:
+        raise WeightsError(f"model card section {where!r} is missing a key or has a wrong one: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -140,11 +154,94 @@ class FeatureSpec:
         object.__setattr__(self, "body_mask", _typed(BodyMaskSpec, self.body_mask, "features.body_mask"))
 
 
+@dataclass(frozen=True)
+class UsageSpec:
+    """What a network is for and what it is not for (the model-card convention).
+
+    Attributes:
+        intended_use: the use it was trained and measured for.
+        out_of_scope_use: uses it must not be put to (each a sentence).
+        limitations: known weaknesses, with the measured figure where there is one.
+        clinical_use: always ``False``: synthaug weights are research artefacts, not for clinical use; a card
+            that claims otherwise is refused.
+
+    >>> UsageSpec(intended_use="data augmentation").clinical_use
+    False
+    """
+
+    intended_use: str = ""
+    out_of_scope_use: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()
+    clinical_use: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("out_of_scope_use", "limitations"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise WeightsError(f"model card usage.{name} must be a list of sentences, got the string {value!r}.")
+            object.__setattr__(self, name, tuple(str(v) for v in value))
+        if self.clinical_use is not False:
+            raise WeightsError(
+                f"model card usage.clinical_use is {self.clinical_use!r}: synthaug weights are research artefacts, not "
+                "for clinical use; set it to false."
+            )
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One data set a network was trained on.
+
+    Attributes:
+        name: its short name (a subject of :mod:`synthaug.data.subjects`, a simulator, a dataset id).
+        description: what it is.
+        cases: the case ids of it that entered training (the card's ``training_cases`` come from these).
+        origin: where it comes from (archive, member path, generator), so anyone can fetch the same bytes.
+        licence: what is known about its terms (say "unknown" rather than leave it empty).
+        modality: ``CT``, ``MR`` or an MR contrast (``T1w``, ``T2w``, ``PDw``).
+        spacing: its native voxel spacing in mm (one value per array axis).
+        labels: where its label maps come from (e.g. TotalSegmentator model predictions, not manual ground truth);
+            empty when the network saw no labels of it.
+        simulated: the images are simulated, not acquired.
+        contrast: for CT, the contrast phase of the scans (e.g. ``non-contrast``); required for CT.
+    """
+
+    name: str
+    description: str
+    cases: tuple[str, ...]
+    origin: str
+    licence: str
+    modality: str
+    spacing: tuple[float, ...]
+    labels: str = ""
+    simulated: bool = False
+    contrast: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cases", tuple(str(c) for c in self.cases))
+        object.__setattr__(self, "spacing", tuple(float(v) for v in self.spacing))
+        if not self.spacing or any(not v > 0 for v in self.spacing):
+            raise WeightsError(f"model card training_data {self.name!r}: spacing must be positive millimetres per axis, "
+                               f"got {self.spacing}.")
+        if not self.licence:
+            raise WeightsError(f"model card training_data {self.name!r}: licence is empty; state what is known "
+                               "(\"unknown\" if nothing is).")
+        if self.modality == "CT" and not self.contrast:
+            raise WeightsError(f"model card training_data {self.name!r}: CT needs its contrast phase (e.g. "
+                               "\"non-contrast\"); a generator trained on one phase renders that phase.")
+
+
 def migrate(d: Mapping[str, Any]) -> dict[str, Any]:
-    """A card dict of the layout before :data:`CARD_FORMAT` 2 in the current layout (see the module docstring)."""
+    """A card dict of an older layout (format 1 or 2) in the current layout (see the module docstring)."""
     d = dict(d)
     if d.get("format") == CARD_FORMAT:
         return d
+    if d.get("format") == 2:  # 2 -> 3: the new fields start empty (their defaults)
+        d["format"] = CARD_FORMAT
+        return d
+    if d.get("format") not in (None, 1):
+        raise WeightsError(f"model card format {d.get('format')!r} is not one synthaug knows (1..{CARD_FORMAT}); was it "
+                           "written by a newer synthaug?")
+    d.pop("format", None)
     names = tuple(d.pop("features", ()) or ())
     options = dict(d.pop("feature_options", {}) or {})
     stats = d.pop("feature_stats", {}) or {}
@@ -197,17 +294,29 @@ class ModelCard:
     target_modality: str = ""
     features: FeatureSpec = field(default_factory=FeatureSpec)
     inference: InferenceSpec = field(default_factory=InferenceSpec)
+    usage: UsageSpec = field(default_factory=UsageSpec)
+    training_data: tuple[DataSource, ...] = ()
+    licence: str = ""
     training_cases: tuple[str, ...] = ()
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     file: str = ""
     sha256: str = ""
+    tensor_sha256: str = ""
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "features", _typed(FeatureSpec, self.features, "features") or FeatureSpec())
         object.__setattr__(self, "inference", _typed(InferenceSpec, self.inference, "inference") or InferenceSpec())
+        object.__setattr__(self, "usage", _typed(UsageSpec, self.usage, "usage") or UsageSpec())
+        if isinstance(self.training_data, (str, Mapping)):
+            raise WeightsError(f"model card {self.name!r}: training_data must be a list of data sources.")
+        object.__setattr__(self, "training_data", tuple(
+            _typed(DataSource, src, f"training_data[{i}]") for i, src in enumerate(self.training_data)))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "training_cases", tuple(self.training_cases))
+        object.__setattr__(self, "spacing", tuple(float(v) for v in self.spacing))
         if self.format != CARD_FORMAT:
             raise WeightsError(f"model card {self.name!r}: format {self.format!r} is not {CARD_FORMAT}; read it through "
                                "ModelCard.from_dict, which migrates older cards.")
@@ -215,11 +324,42 @@ class ModelCard:
             raise WeightsError(f"model card {self.name!r}: family {self.family!r} is not one of {_FAMILIES}.")
         if self.spatial_dims not in (2, 3):
             raise WeightsError(f"model card {self.name!r}: spatial_dims must be 2 or 3, got {self.spatial_dims}.")
-        IntensityConvention.from_dict(self.intensity)  # validates
+        if len(self.spacing) not in (0, self.spatial_dims) or any(not v > 0 for v in self.spacing):
+            raise WeightsError(f"model card {self.name!r}: spacing must hold {self.spatial_dims} positive millimetre "
+                               f"values (the training grid of a {self.spatial_dims}D network), got {list(self.spacing)}.")
+        for key in ("sha256", "tensor_sha256"):
+            if getattr(self, key) and not _SHA256.fullmatch(getattr(self, key)):
+                raise WeightsError(f"model card {self.name!r}: {key} must be 64 lower-case hex digits or empty, got "
+                                   f"{getattr(self, key)!r}.")
+        try:
+            IntensityConvention.from_dict(self.intensity)  # validates
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WeightsError(f"model card {self.name!r}: intensity {self.intensity!r} is not valid: {exc}") from exc
 
     @property
     def intensity_convention(self) -> IntensityConvention:
         return IntensityConvention.from_dict(self.intensity)
+
+    @property
+    def hu_window(self) -> tuple[float, float] | None:
+        """The CT window in Hounsfield units the network works in, or None for a percentile convention."""
+        conv = self.intensity_convention
+        return (float(conv.low), float(conv.high)) if conv.kind == "ct_window" else None
+
+    @property
+    def ct_contrast(self) -> tuple[str, ...]:
+        """The contrast phases of the CT it was trained on (empty when no CT data source is recorded)."""
+        return tuple(dict.fromkeys(src.contrast for src in self.training_data if src.modality == "CT"))
+
+    def undocumented(self) -> tuple[str, ...]:
+        """Names of the documentation fields still empty (every shipped card has none)."""
+        checks = {
+            "usage.intended_use": self.usage.intended_use, "usage.out_of_scope_use": self.usage.out_of_scope_use,
+            "usage.limitations": self.usage.limitations, "training_data": self.training_data,
+            "licence": self.licence, "spacing": self.spacing, "training_cases": self.training_cases,
+            "metrics": self.metrics,
+        }
+        return tuple(name for name, value in checks.items() if not value)
 
     @property
     def n_labels(self) -> int:
@@ -232,30 +372,37 @@ class ModelCard:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
+        """A card from its JSON form; older layouts are migrated (:func:`migrate`)."""
+        if not isinstance(d, Mapping):
+            raise WeightsError(f"model card must be a JSON object, got {type(d).__name__}.")
         known = set(cls.__dataclass_fields__) | {"feature_options", "feature_stats"}  # the latter two: old layout
         unknown = sorted(set(d) - known)
         if unknown:
             raise WeightsError(f"model card has unknown field(s) {unknown}; was it written by a newer synthaug?")
         try:
-            d = migrate(d)
-            for k in ("labels", "training_cases"):
-                d[k] = tuple(d.get(k, ()))
-            d["spacing"] = tuple(float(s) for s in d.get("spacing", ()))
-            return cls(**d)
-        except TypeError as exc:
+            return cls(**migrate(d))
+        except (TypeError, ValueError, AttributeError) as exc:
             raise WeightsError(f"model card is missing a field or has a wrong one: {exc}") from exc
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         try:
-            return cls.from_dict(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise WeightsError(f"model card is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
-        return cls.from_json(Path(path).read_text())
+        """The card in a JSON file; every error names the file."""
+        path = Path(path)
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WeightsError(f"model card {str(path)!r} cannot be read: {exc}") from exc
+        except WeightsError as exc:
+            raise WeightsError(f"model card {str(path)!r}: {exc}") from exc
 
     def replace(self, **changes: Any) -> ModelCard:
         d = self.to_dict()

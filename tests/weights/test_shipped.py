@@ -1,5 +1,7 @@
 """The weights shipped inside the package: present, checksum-verified, leakage-free, and working."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,8 @@ import torch
 from synthaug.data.scenarios import check_no_overlap, get_scenario
 from synthaug.training.datasets import get_training_data
 from synthaug.weights import registry
+from synthaug.weights.card import CARD_FORMAT
+from synthaug.weights.store import read_card, sha256_file, tensor_sha256
 
 SHIPPED_CONTEXT = ("context_ct_a", "context_mni")
 
@@ -105,3 +109,100 @@ def test_shipped_ct_label_to_mr_model_never_saw_the_test_half_and_its_card_state
     dice = row["mr_c_lower"]["dice"]
     assert dice["main_organs"] == pytest.approx(card.metrics["dice_mr_judge_main_organs"], abs=2e-3)
     assert dice["per_class"]["liver"] > 0.3 and row["mr_c_lower"]["diversity"]["body"] > 0.0
+
+
+# --- documentation (issue 18, item 4: the model-card convention) and integrity of every shipped entry -------
+
+_REPO = Path(__file__).resolve().parents[2]
+#: Training spacing in mm of every shipped entry, from its training data (synthaug.training.datasets,
+#: translate_data, train_segmenter): CT A and MR C on their native 3 mm grid, MNI and simulated brains at 2 mm.
+TRAINING_SPACING = {
+    "context_ct_a": (3.0, 3.0),
+    "style_ct_a": (3.0, 3.0),
+    "style_ct_label_to_mr": (3.0, 3.0),
+    "segmenter_mr_c_upper": (3.0, 3.0),
+    "translate_abdomen_ct_mr_nec": (3.0, 3.0),
+    "context_mni": (2.0, 2.0),
+    "translate_brain_t1_t2_nec": (2.0, 2.0),
+    "translate_brain_pd_t2_resgan": (2.0, 2.0, 2.0),
+}
+
+
+def test_every_shipped_card_is_fully_documented():
+    shipped = _shipped()
+    assert set(shipped) == set(TRAINING_SPACING), "a shipped entry was added or removed: document it here"
+    for name, card in shipped.items():
+        assert card.undocumented() == (), f"{name}: empty documentation fields {card.undocumented()}"
+        assert card.usage.clinical_use is False
+        assert any("not for clinical use" in s.lower() for s in card.usage.out_of_scope_use), name
+        assert card.licence and card.format == CARD_FORMAT
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_SPACING))
+def test_shipped_training_spacing_is_recorded_in_mm(name):
+    card = registry.get_card(name)
+    assert card.spacing == TRAINING_SPACING[name]
+    assert len(card.spacing) == card.spatial_dims
+
+
+def test_ct_a_models_record_the_native_3mm_grid_they_were_trained_on():
+    """context_ct_a and style_ct_a were trained on CT A without resampling (TrainingData.spacing None): the card
+    states that grid, which the subject itself gives."""
+    data = get_training_data("ct_a")
+    assert data.spacing is None
+    native = tuple(float(s) for s in data.train[0].spacing)
+    for name in ("context_ct_a", "style_ct_a"):
+        assert registry.get_card(name).spacing == native[:2]
+        assert registry.get_card(name).training_data[0].spacing == native
+
+
+def test_ct_models_saw_non_contrast_ct_only_and_state_their_hu_window():
+    for name, card in _shipped().items():
+        ct_sources = [s for s in card.training_data if s.modality == "CT"]
+        if not ct_sources:
+            continue
+        assert card.ct_contrast == ("non-contrast",), name
+        if card.modality == "CT" or card.target_modality == "CT":
+            assert card.hu_window == (-200.0, 300.0), name
+
+
+def test_shipped_training_data_matches_the_training_cases_and_the_pinned_sources():
+    from synthaug.data.sources import NILEARN, TOTALSEGMENTATOR
+
+    licences = {"ct_a": TOTALSEGMENTATOR.licence, "mr_c": TOTALSEGMENTATOR.licence, "mni": NILEARN.licence}
+    for name, card in _shipped().items():
+        cases = [c for s in card.training_data for c in s.cases]
+        assert sorted(cases) == sorted(card.training_cases), name
+        for src in card.training_data:
+            if src.simulated:
+                assert src.name.startswith("simmr_") and NILEARN.licence in src.licence and "SIMULATED" in src.description
+            else:
+                assert src.licence.startswith(licences[src.name]), (name, src.name)
+            assert src.labels == "" or "prediction" in src.labels or "derived by synthaug" in src.labels
+
+
+def test_shipped_files_embed_their_tensor_hash_and_the_registry_card():
+    from safetensors.torch import load_file
+
+    for name, card in _shipped().items():
+        path = registry.builtin_dir() / "files" / card.file
+        embedded = read_card(path)
+        assert card.sha256 == sha256_file(path), name
+        assert embedded.tensor_sha256 == card.tensor_sha256 == tensor_sha256(load_file(str(path))), name
+        assert embedded == card.replace(sha256=""), f"{name}: the embedded card differs from the registry card"
+        assert embedded.inference.divisor >= 1
+
+
+def test_markdown_model_cards_in_docs_are_current():
+    """docs/model_cards/*.md are rendered from the shipped cards: `synthaug weights docs --out docs/model_cards`."""
+    from synthaug.weights.card_markdown import card_to_markdown
+
+    folder = _REPO / "docs" / "model_cards"
+    shipped = _shipped()
+    assert {p.stem for p in folder.glob("*.md")} == set(shipped)
+    for name in shipped:
+        text = (folder / f"{name}.md").read_text()
+        assert text == card_to_markdown(registry.card_of(name)) + "\n", f"{name}.md is stale: regenerate it"
+        for heading in ("## Intended use", "## Out-of-scope use", "## Limitations", "## Training data",
+                        "**Not for clinical use.**", "| training spacing |", "| licence |"):
+            assert heading in text, (name, heading)
