@@ -122,10 +122,14 @@ def compute_faces() -> dict[str, dict]:
     t = RandContextTextureSynthd(image_key="image", label_key="label", weights="context_ct_a", prob=1.0,
                                  labels_are_classes=True)
     t.set_random_state(0)
-    d = t({"image": img, "label": lab})
+    affine = torch.diag(torch.tensor([3.0, 3.0, 3.0, 1.0]))  # the generator's training spacing (3 mm)
+    from monai.data import MetaTensor
+
+    d = t({"image": MetaTensor(img, affine=affine), "label": MetaTensor(lab, affine=affine)})
     out = {"monai_context": {"image": _summary(d["image"]), "label": _summary(d["label"].float())}}
     torch.manual_seed(0)
-    subject = tio.Subject(image=tio.ScalarImage(tensor=img), label=tio.LabelMap(tensor=lab))
+    subject = tio.Subject(image=tio.ScalarImage(tensor=img, affine=affine.numpy()),
+                          label=tio.LabelMap(tensor=lab, affine=affine.numpy()))
     s = RandomContextTextureSynth(weights="context_ct_a", labels_are_classes=True)(subject)
     out["torchio_context"] = {"image": _summary(s["image"].data), "label": _summary(s["label"].data.float())}
     return out
