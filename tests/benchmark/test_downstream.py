@@ -54,13 +54,19 @@ def test_arms_builtin_file_and_selection(tmp_path, tiny_weights):
     meta = {"labels": {"background": 0, "a": 1, "b": 2, "c": 3}}
     arms = builtin_arms(meta, cards=[c for c in list_weights() if c.name == "tiny_ct"])
     names = [a.name for a in arms]
-    assert names == ["default", "gaussian_mixture", "context", "combined", "expansion"]
-    assert arms[0].recipe == {"transforms": []} and arms[-1].is_expansion and arms[2].weights() == ["tiny_ct"]
-    combo = arms[3].recipe["transforms"]
+    assert names == ["default", "synthseg", "heavy_intensity", "gaussian_mixture_mixed", "context", "combined",
+                     "expansion"]
+    by = {a.name: a for a in arms}
+    assert arms[0].recipe == {"transforms": []} and arms[-1].is_expansion and by["context"].weights() == ["tiny_ct"]
+    # the strong non-learned baselines as their authors run them: every sample, the shipped recipes
+    assert [t["probability"] for t in by["synthseg"].recipe["transforms"]] == [1.0]
+    assert [t["name"] for t in by["heavy_intensity"].recipe["transforms"]] == ["heavy_intensity"]
+    assert [t["probability"] for t in by["gaussian_mixture_mixed"].recipe["transforms"]] == [0.5]
+    combo = by["combined"].recipe["transforms"]
     assert abs(sum(t["probability"] for t in combo) - 0.5) < 1e-9
     # labels no generator covers: only the generator-free arms
     assert [a.name for a in builtin_arms({"labels": {"background": 0, "tumour": 1}}, cards=list_weights())] == [
-        "default", "gaussian_mixture"]
+        "default", "synthseg", "heavy_intensity", "gaussian_mixture_mixed"]
     assert [a.name for a in select_arms(arms, ["context"])] == ["default", "context"]
     with pytest.raises(ValidationError, match="unknown arm"):
         select_arms(arms, ["contxt"])

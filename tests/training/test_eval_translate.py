@@ -15,7 +15,7 @@ from synthaug.training.eval_translate import (
     slice_metrics,
 )
 from synthaug.training.translate_data import TRANSLATION_DATA
-from synthaug.weights.card import ModelCard
+from synthaug.weights.card import InferenceSpec, ModelCard
 from synthaug.weights.registry import clear_cache
 from synthaug.weights.store import save_weights
 from tests.training.test_train_translate import fake_translation_data
@@ -52,12 +52,12 @@ def save_fake(folder, name, *, output="linear", dims=2, source="T1w", target="T2
     with torch.no_grad():
         for p in net.final.parameters():
             p.zero_()
-    inference = {"kind": "slices", "size": 32} if dims == 2 else {"kind": "patches", "patch": 16}
+    inference = InferenceSpec(canvas=(32, 32)) if dims == 2 else InferenceSpec(patch=(16, 16, 16))
     card = ModelCard(
         name=name, family=family, architecture="unet_generator", arguments=args, spatial_dims=dims, in_channels=1,
         out_channels=1, intensity=IntensityConvention.percentile(1, 99).to_dict(), source_modality=source,
-        target_modality=target, training_cases=tuple(training_cases),
-        training={"mode": "resgan", "data": data, "seconds": 12.5, "iterations": 10, "inference": inference,
+        target_modality=target, training_cases=tuple(training_cases), inference=inference,
+        training={"mode": "resgan", "data": data, "seconds": 12.5, "iterations": 10,
                   "selection": {"best_step": 5}},
     )
     path = folder / f"{name}.safetensors"
@@ -178,7 +178,7 @@ def save_fake_segmenter(folder, name="seg_mr", *, modality="MR", labels=("backgr
         name=name, family="segmenter", architecture="segmentation_unet", arguments=args, spatial_dims=2,
         in_channels=1, out_channels=len(labels), intensity=IntensityConvention.percentile(1, 99).to_dict(),
         labels=tuple(labels), modality=modality, training_cases=tuple(training_cases),
-        training={"config": {"size": size}},
+        inference=InferenceSpec(canvas=(size, size)), training={"config": {"size": size}},
     )
     path = folder / f"{name}.safetensors"
     save_weights(net, card, path)

@@ -122,7 +122,7 @@ def test_nec_training_exports_weights_with_a_complete_card(tmp_path, fake_data):
     assert card.training_cases == ("fake_000:T1w", "fake_001:T1w", "fake_002:T2w", "fake_003:T2w")
     t = card.training
     assert t["mode"] == "nec" and t["iterations"] == 6 and t["seconds"] > 0 and "threads" in t["machine"]
-    assert t["inference"]["kind"] == "slices" and t["inference"]["size"] == 32
+    assert card.inference.canvas == (32, 32) and card.inference.divisor >= 1
     rows = [json.loads(line) for line in (tmp_path / "validation.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [3, 6]
     best = max(rows, key=lambda r: r["val_ssim"])
@@ -165,7 +165,7 @@ def test_validation_score_of_the_exported_weights_is_the_recorded_one(tmp_path, 
     cfg = tiny(mode="pix2pix", iterations=4, validate_every=2, lr_g=5e-3)
     run = train_translate(cfg, tmp_path, progress=False)
     net, _ = load_network(run.weights)
-    score = make_validator(cfg, get_translation_data("fake_t1_t2"), run.card.training["inference"])(net)
+    score = make_validator(cfg, get_translation_data("fake_t1_t2"), run.card.inference)(net)
     assert score == pytest.approx(run.best_score, abs=1e-5)
 
 
@@ -212,7 +212,8 @@ def test_resgan_3d_auto_context_exports_a_chained_generator(tmp_path, fake_data)
     cfg = tiny(mode="resgan", spatial_dims=3, auto_context=True, iterations=4, validate_every=4, sample_every=4)
     run = train_translate(cfg, tmp_path, progress=False)
     assert run.card.architecture == "auto_context_unet" and run.card.spatial_dims == 3
-    assert run.card.training["inference"] == {"kind": "patches", "patch": 16, "overlap": 0.5, "weighting": "uniform", "pad_value": -1.0}
+    spec = run.card.inference
+    assert (spec.patch, spec.overlap, spec.weighting, spec.pad_value) == ((16, 16, 16), 0.5, "uniform", -1.0)
     assert run.card.training_cases == ("fake_000:T1w", "fake_000:T2w", "fake_001:T1w", "fake_001:T2w")
     net, _ = load_network(run.weights)
     first, second = net(torch.zeros(1, 1, 16, 16, 16), all_stages=True)
