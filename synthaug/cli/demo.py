@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
         real = conv.normalise(mid(subject.image).float(), fit)
         fake = conv.normalise(mid(new_image[0].cpu()).float(), fit)
         rows.append((f"{subject_name} ConText", mid(new_label[0].cpu()).long(), real, fake, mid(np.asarray(label)).long()))
-        print(f"[demo] RandContextTextureSynth ({weights}) on {subject_name} {tuple(subject.image.shape)}: {dt:.1f} s")
+        print(f"[demo] ContextTextureSynth ({weights}) on {subject_name} {tuple(subject.image.shape)}: {dt:.1f} s")
 
     # 3. Modality translation of the simulated T1w into T2w (2 mm, the shipped NEC's grid); labels untouched.
     from synthaug.transforms.modality_translate import ModalityTranslate
@@ -146,10 +146,13 @@ def _run(args: argparse.Namespace, out: Path, tmp: Path) -> int:
         panels_real.append(pad(real, -1.0))
         panels_fake_label.append(pad(lab, 0))
         panels_fake.append(pad(fake if fake is not None else real, -1.0))
+    titles = [[f"{name}: original label", "original image", "label used for synthesis", "synthetic image"]
+              for name, *_ in rows]
     grid = write_grid(
         [torch.stack(panels_label), torch.stack(panels_real)[:, None], torch.stack(panels_fake_label), torch.stack(panels_fake)[:, None]],
         tmp / "preview.png",
         max_rows=len(rows),
+        titles=titles,
     )
     (tmp / "README.txt").write_text(
         "synthaug demo output\n"
