@@ -444,9 +444,12 @@ def _preview(work: Path, src: _Source, pairs: Sequence[tuple[str, str]], channel
 
     if not pairs:
         return
-    labs, reals, fakes = [], [], []
+    labs, reals, fakes, titles = [], [], [], []
     size = (128, 128)
     for sid, case in pairs:
+        m = json.loads((work / PROVENANCE_DIR / f"{sid}.json").read_text())
+        gen = m.get("generator", {}).get("name", "")
+        titles.append([f"{sid}: label", f"source {case}", f"{m['transform']['name']} ({gen}) seed {m['seed'] % 10000}"])
         real = _middle(_load(src.image(case, channel))[0]).astype(np.float32)
         fake = _middle(_load(work / "imagesTr" / f"{sid}_{channel:04d}{src.ending}")[0]).astype(np.float32)
         lab = _middle(_load(work / "labelsTr" / f"{sid}{src.ending}")[0]).astype(np.int64)
@@ -455,7 +458,8 @@ def _preview(work: Path, src: _Source, pairs: Sequence[tuple[str, str]], channel
         reals.append(_scaled(real, lo, hi, size))
         fakes.append(_scaled(fake, lo, hi, size))
         labs.append(F.interpolate(torch.from_numpy(lab)[None, None].float(), size=size, mode="nearest")[0, 0].long())
-    write_grid([torch.stack(labs), torch.stack(reals), torch.stack(fakes)], work / PREVIEW_FILE, max_rows=len(pairs))
+    write_grid([torch.stack(labs), torch.stack(reals), torch.stack(fakes)], work / PREVIEW_FILE, max_rows=len(pairs),
+               titles=titles)
 
 
 def _verify_contents(work: Path, src: _Source, exp: _Expander, synthetic: Mapping[str, list[str]]) -> None:
