@@ -54,8 +54,6 @@ class TransformDecl:
     Attributes:
         name: recipe name (letters, digits, ``_``).
         core: the array form (an :class:`~synthaug.transforms.options.OptionsTransform` subclass).
-        inputs: ``"image_label"`` (reads the label map, may return a deformed one) or ``"image"`` (image only;
-            labels pass untouched).
         family: model-card family of its weights (None: generator-free).
         description: one line for listings.
         monai: MONAI array-form name (default ``Rand<Core>``); the dictionary form is ``monai_dict``
@@ -65,7 +63,6 @@ class TransformDecl:
 
     name: str
     core: type[OptionsTransform]
-    inputs: Inputs = "image_label"
     family: str | None = None
     description: str = ""
     monai: str = ""
@@ -77,12 +74,16 @@ class TransformDecl:
             raise ValidationError(f"transform name must be letters, digits and '_', got {self.name!r}.")
         if not (isinstance(self.core, type) and issubclass(self.core, OptionsTransform)):
             raise ValidationError(f"transform {self.name!r}: core must be an OptionsTransform subclass, got {self.core!r}.")
-        if self.inputs not in ("image_label", "image"):
-            raise ValidationError(f"transform {self.name!r}: inputs must be 'image_label' or 'image', got {self.inputs!r}.")
         core = self.core.__name__
         object.__setattr__(self, "monai", self.monai or f"Rand{core}")
         object.__setattr__(self, "monai_dict", self.monai_dict or f"{self.monai}d")
         object.__setattr__(self, "torchio", self.torchio or f"Random{core}")
+
+    @property
+    def inputs(self) -> Inputs:
+        """``"image_label"`` (reads the label map, may return a deformed one) or ``"image"`` (image only; labels
+        pass untouched): declared by the core (``reads_labels``)."""
+        return "image_label" if self.core.reads_labels else "image"
 
     @property
     def options(self) -> type[Options]:
@@ -118,7 +119,7 @@ DECLARATIONS: tuple[TransformDecl, ...] = (
                   description="ConText-GAN: label map + texture features -> image (synthaug.transforms.ContextTextureSynth)"),
     TransformDecl("style_swap", StyleSwap, family="style",
                   description="per-organ style of a style-bank patient -> image (synthaug.transforms.StyleSwap; bank: a folder)"),
-    TransformDecl("modality_translate", ModalityTranslate, inputs="image", family="translate",
+    TransformDecl("modality_translate", ModalityTranslate, family="translate",
                   monai_dict="ModalityTranslated",
                   description="source modality -> target modality, labels untouched (synthaug.transforms.ModalityTranslate)"),
     TransformDecl("gaussian_mixture", GaussianMixtureSynth,

@@ -169,19 +169,6 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         return ContextTextureParams(seed=int(seed), apply=bool(apply))
 
     # ------------------------------------------------------------------ application
-    def apply(
-        self, image: torch.Tensor, label: torch.Tensor, params: ContextTextureParams, *,
-        info: DataInfo | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``info``: what the data
-        container says (label names, spacing; :class:`~synthaug.transforms.guards.DataInfo`)."""
-        if not params.apply:
-            return image, label
-        squeeze = label.ndim == image.ndim - 1
-        lab = label[None] if squeeze else label
-        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed], info=info)
-        return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
-
     @torch.no_grad()
     def apply_batch(
         self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int],

@@ -467,18 +467,6 @@ class HeavyIntensityAugment(OptionsTransform):
         return vals
 
     # ------------------------------------------------------------------ application
-    def apply(
-        self, image: torch.Tensor, label: torch.Tensor, params: HeavyIntensityParams
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); the label is returned as is."""
-        if not params.apply:
-            return image, label
-        if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
-            raise ValidationError("image and label must be torch tensors (use the MONAI/TorchIO forms for others).")
-        lab = label[None] if label.ndim == image.ndim - 1 else label
-        out, _ = self.apply_batch(image[None], lab[None], seeds=[params.seed])
-        return out[0], label
-
     @torch.no_grad()
     def apply_batch(
         self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]

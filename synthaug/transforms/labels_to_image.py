@@ -300,18 +300,6 @@ class GaussianMixtureSynth(OptionsTransform):
         return GaussianMixtureParams(int(seed), bool(apply))
 
     # ------------------------------------------------------------------ application
-    def apply(
-        self, image: torch.Tensor, label: torch.Tensor, params: GaussianMixtureParams
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); the label is returned as is."""
-        if not params.apply:
-            return image, label
-        if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
-            raise ValidationError("image and label must be torch tensors (use the MONAI/TorchIO forms for others).")
-        lab = label[None] if label.ndim == image.ndim - 1 else label
-        out, _ = self.apply_batch(image[None], lab[None], seeds=[params.seed])
-        return out[0], label
-
     def _draw(self, seed: int, dims: int, n_classes: int) -> tuple[torch.Tensor, ...]:
         """The host draws of one sample, in a fixed order (the class table last: its size varies)."""
         g = torch.Generator().manual_seed(int(seed))

@@ -198,6 +198,7 @@ class ModalityTranslate(OptionsTransform):
     Options = ModalityTranslateOptions
     positional = ("weights",)
     uses_data_info = True
+    reads_labels = False
     options: ModalityTranslateOptions
 
     def _setup(self) -> None:
@@ -248,20 +249,6 @@ class ModalityTranslate(OptionsTransform):
         return ModalityTranslateParams(int(seed), bool(apply))
 
     # ------------------------------------------------------------------ application
-    def apply(self, image: torch.Tensor, label: Any, params: ModalityTranslateParams, *,
-              info: DataInfo | None = None) -> tuple[torch.Tensor, Any]:
-        """One sample: ``image`` (1, *spatial) float; ``label`` (anything, e.g. None) is returned as it is;
-        ``info``: what the data container says (spacing)."""
-        if not params.apply:
-            return image, label
-        if not isinstance(image, torch.Tensor):
-            raise ValidationError(
-                f"image must be a torch.Tensor, got {type(image).__name__} (use the MONAI/TorchIO forms for others)."
-            )
-        check_image(image, "image", spatial_dims=(2, 3), channels=1)
-        out, _ = self.apply_batch(image[None], None, seeds=[params.seed], info=info)
-        return out[0], label
-
     def _check_batch(self, images: torch.Tensor, labels: Any) -> None:
         check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
         if self.card.spatial_dims == 3 and images.ndim != 5:

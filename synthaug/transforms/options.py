@@ -30,7 +30,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from synthaug._validate import check_probability, closest
+import torch
+
+from synthaug._validate import check_image, check_probability, closest
 from synthaug.errors import ValidationError
 from synthaug.transforms.sampling import SeededSampling
 from synthaug.weights.card import ModelCard
@@ -144,6 +146,9 @@ class OptionsTransform(SeededSampling):
     #: background-only sample too (Gaussian mixture, intensity augmentation) set False, and the batch
     #: synthesiser then selects background-only patches for them as well.
     needs_foreground: ClassVar[bool] = True
+    #: Whether the transform reads the label map (image + label in, image + label out); image-only transforms
+    #: (translation) pass any label through untouched.
+    reads_labels: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -175,6 +180,34 @@ class OptionsTransform(SeededSampling):
 
     def _setup(self) -> None:
         """Work after validation (e.g. read the model card); the default does nothing."""
+
+    def _sample_kwargs(self, params: Any) -> dict[str, Any]:
+        """Extra ``apply_batch`` arguments a params record implies (e.g. a style swap's style case)."""
+        return {}
+
+    def apply(self, image: torch.Tensor, label: Any, params: Any, *, info: Any = None) -> tuple[torch.Tensor, Any]:
+        """One sample: ``image`` (1, *spatial) float; ``label`` (1, *spatial) or (*spatial) (any value, returned as
+        it is, for image-only transforms); ``info``: what the data container says
+        (:class:`~synthaug.transforms.guards.DataInfo`, used by transforms with ``uses_data_info``). A batch of one
+        through :meth:`apply_batch`; the label comes back as given unless the transform changed it."""
+        if not params.apply:
+            return image, label
+        if not isinstance(image, torch.Tensor) or (self.reads_labels and not isinstance(label, torch.Tensor)):
+            raise ValidationError(
+                f"image{' and label' if self.reads_labels else ''} must be torch.Tensor objects, got "
+                f"{type(image).__name__}{', ' + type(label).__name__ if self.reads_labels else ''} (use the MONAI/TorchIO "
+                "forms for other containers)."
+            )
+        check_image(image, "image", spatial_dims=(2, 3), channels=1)
+        squeeze = self.reads_labels and label.ndim == image.ndim - 1
+        batch_label = None if not self.reads_labels else (label[None] if squeeze else label)[None]
+        kw = self._sample_kwargs(params)
+        if self.uses_data_info:
+            kw["info"] = info
+        out_img, out_lab = self.apply_batch(image[None], batch_label, seeds=[params.seed], **kw)
+        if not self.reads_labels or out_lab is batch_label:
+            return out_img[0], label
+        return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
 
     def record(self) -> dict[str, Any]:
         """The options that differ from their defaults, as plain values (for provenance records and meta);

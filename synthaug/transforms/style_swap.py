@@ -482,6 +482,9 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
                     if c.label is not None:
                         self._to_classes(c.label, None, f"style case {c.case_id!r} label")
 
+    def _sample_kwargs(self, params: StyleSwapParams) -> dict[str, Any]:
+        return {"style_indices": [params.style_index]}
+
     # ------------------------------------------------------------------ sampling
     def params_from_seed(self, seed: int, apply: bool = True) -> StyleSwapParams:
         """The params a seed implies (the style case is drawn from the seed)."""
@@ -491,20 +494,6 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         return StyleSwapParams(int(seed), bool(apply), index, self.bank.ids[index] if index >= 0 else "")
 
     # ------------------------------------------------------------------ application
-    def apply(self, image: torch.Tensor, label: torch.Tensor, params: StyleSwapParams, *,
-              info: DataInfo | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One sample: ``image`` (1, *spatial), ``label`` (1, *spatial) or (*spatial); ``info``: what the data
-        container says (label names, spacing; :class:`~synthaug.transforms.guards.DataInfo`)."""
-        if not params.apply:
-            return image, label
-        if not isinstance(image, torch.Tensor) or not isinstance(label, torch.Tensor):
-            raise ValidationError("image and label must be torch tensors (use the MONAI/TorchIO forms for others).")
-        squeeze = label.ndim == image.ndim - 1
-        lab = label[None] if squeeze else label
-        out_img, out_lab = self.apply_batch(image[None], lab[None], seeds=[params.seed],
-                                            style_indices=[params.style_index], info=info)
-        return out_img[0], (out_lab[0, 0] if squeeze else out_lab[0])
-
     def _body(self, net: torch.nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """``classes`` ``(N, H, W)`` with the body class from the masks of ``x`` ``(N, 1, H, W)`` in [-1, 1]."""
         if not net.body_class:
