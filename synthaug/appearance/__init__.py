@@ -17,6 +17,15 @@ from synthaug.appearance.remap import (
     remap_appearance,
     sample_appearance,
 )
+from synthaug.appearance.requests import (
+    PhysicsDraw,
+    appearance_requests,
+    measure_requests,
+    physics_region_means,
+    physics_requests,
+    render_physics,
+    sample_physics,
+)
 
 __all__ = [
     "KINDS",
@@ -26,4 +35,11 @@ __all__ = [
     "draw_region_appearance",
     "remap_appearance",
     "sample_appearance",
+    "PhysicsDraw",
+    "appearance_requests",
+    "measure_requests",
+    "physics_region_means",
+    "physics_requests",
+    "render_physics",
+    "sample_physics",
 ]

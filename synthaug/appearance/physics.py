@@ -213,7 +213,7 @@ def simulate_abdominal_mr(
     contrasts: Sequence[str | SequencePreset | GradientEchoPreset] = ("T1w", "T2w", "in_phase", "opposed_phase"),
     field_t: float = 1.5,
     variability: float = 0.08,
-    heterogeneity: float = 1.5,
+    heterogeneity: float = 0.5,
     blur: float = 0.6,
     bias: float = 0.15,
     noise: float = 0.03,
