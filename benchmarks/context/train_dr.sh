@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 runs="${1:-runs/context_dr}"
 py="${PYTHON:-.venv/bin/python}"
-its="${ITERATIONS:-2500}"
+its="${ITERATIONS:-2000}"
 mkdir -p "$runs"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 common="noise_channels=1 fusion_kernel=1 widths=[32,64,128,256] random_context_prob=0.25 random_context_scale=0.2 threads=1 batch_size=4 lambda_ct=15 appearance_prob=0.8 sample_every=1000 iterations=$its"

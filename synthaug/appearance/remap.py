@@ -75,6 +75,9 @@ class AppearanceRanges:
 
     Args:
         kind_probs: probabilities of the increasing / decreasing (inversion) / non-monotone curve per region.
+        background_kind_probs: the same for region 0. Default increasing only: the background mixes air,
+            fat and unlabelled tissue, and mean and entropy cannot tell a generator which of them an
+            inverted curve made bright; air darkest is also what CT and MR share.
         knots: number of curve segments; knots at the region's quantiles ``0, 1/knots, ..., 1``.
         min_step: smallest knot-to-knot increment of a monotone curve relative to the mean increment
             (0 allows flat segments that erase texture; 1 makes the curve linear).
@@ -85,6 +88,7 @@ class AppearanceRanges:
     """
 
     kind_probs: tuple[float, float, float] = (0.5, 0.3, 0.2)
+    background_kind_probs: tuple[float, float, float] = (1.0, 0.0, 0.0)
     knots: int = 4
     min_step: float = 0.3
     mean_range: tuple[float, float] = (-0.85, 0.85)
@@ -93,13 +97,17 @@ class AppearanceRanges:
     remap_background: bool = True
 
     def __post_init__(self) -> None:
-        probs = tuple(float(p) for p in self.kind_probs)
-        if len(probs) != len(KINDS) or any(p < 0 or not math.isfinite(p) for p in probs) or sum(probs) <= 0:
-            raise ValidationError(
-                f"kind_probs must hold {len(KINDS)} non-negative numbers for {KINDS} with a positive sum, "
-                f"got {self.kind_probs!r}."
-            )
-        object.__setattr__(self, "kind_probs", probs)
+        for name in ("kind_probs", "background_kind_probs"):
+            value = getattr(self, name)
+            try:
+                probs = tuple(float(p) for p in value)
+            except (TypeError, ValueError):
+                probs = ()
+            if len(probs) != len(KINDS) or any(p < 0 or not math.isfinite(p) for p in probs) or sum(probs) <= 0:
+                raise ValidationError(
+                    f"{name} must hold {len(KINDS)} non-negative numbers for {KINDS} with a positive sum, got {value!r}."
+                )
+            object.__setattr__(self, name, probs)
         if isinstance(self.knots, bool) or not isinstance(self.knots, int) or not 1 <= self.knots <= 32:
             raise ValidationError(f"knots must be an integer in [1, 32], got {self.knots!r}.")
         if not 0.0 <= float(self.min_step) <= 1.0:
@@ -194,6 +202,7 @@ def _draw_one(seed: int, n_labels: int, r: AppearanceRanges) -> tuple[torch.Tens
     g = torch.Generator().manual_seed(seed)
     k = r.knots
     kind = torch.multinomial(torch.tensor(r.kind_probs), n_labels, replacement=True, generator=g)
+    kind[0] = torch.multinomial(torch.tensor(r.background_kind_probs), 1, generator=g)[0]
     steps = r.min_step + (1.0 - r.min_step) * torch.rand(n_labels, k, generator=g, dtype=torch.float64)
     rising = torch.cat([torch.zeros(n_labels, 1, dtype=torch.float64), steps.cumsum(1)], dim=1)
     rising = rising / rising[:, -1:].clamp_min(1e-12)  # 0 .. 1, increasing

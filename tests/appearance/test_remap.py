@@ -27,7 +27,8 @@ def _batch(b: int = 4, size: int = 24, seed: int = 0) -> tuple[torch.Tensor, tor
 
 def _only(kind: str, **kw) -> AppearanceRanges:
     probs = tuple(1.0 if k == kind else 0.0 for k in KINDS)
-    return AppearanceRanges(kind_probs=probs, noise_range=(0.0, 0.0), contrast_range=(0.2, 0.5), **kw)
+    return AppearanceRanges(kind_probs=probs, background_kind_probs=probs, noise_range=(0.0, 0.0),
+                            contrast_range=(0.2, 0.5), **kw)
 
 
 def test_output_finite_in_range_dtype_device_and_labels_untouched():
@@ -69,6 +70,18 @@ def test_non_monotone_curves_exist_and_change_rank_order():
     x, y = image[0, 0][m], out[0, 0][m]
     d = y[torch.argsort(x)].diff()
     assert (d > 1e-6).any() and (d < -1e-6).any()
+
+
+def test_background_is_increasing_by_default():
+    image, labels = _batch()
+    ranges = AppearanceRanges(kind_probs=(0.0, 1.0, 0.0), noise_range=(0.0, 0.0))
+    params = sample_appearance(4, generator=torch.Generator().manual_seed(9), ranges=ranges)
+    ra = draw_region_appearance(params, n_labels=4)
+    assert (ra.kind[:, 0] == 0).all() and (ra.kind[:, 1:] == 1).all()
+    out = remap_appearance(image, labels, params, n_labels=4)
+    m = labels[0] == 0
+    x, y = image[0, 0][m], out[0, 0][m]
+    assert (y[torch.argsort(x)].diff() >= -1e-6).all()
 
 
 def test_region_means_and_contrast_follow_the_draws():
