@@ -293,11 +293,14 @@ def remap_appearance(
     n_regions = b * n_labels
     x = image.reshape(-1)
     index = (lab.reshape(b, -1) + torch.arange(b, device=image.device)[:, None] * n_labels).reshape(-1)
-    kx = _region_quantile_knots(x, index, n_regions, k)[index]  # (N, K+1) knots of each voxel's region
-    ky = ra.curve.reshape(n_regions, k + 1)[index]
-    seg = (x[:, None] >= kx[:, 1:k]).sum(1, keepdim=True) if k > 1 else torch.zeros_like(index)[:, None]
-    x0, x1 = kx.gather(1, seg)[:, 0], kx.gather(1, seg + 1)[:, 0]
-    y0, y1 = ky.gather(1, seg)[:, 0], ky.gather(1, seg + 1)[:, 0]
+    knots_x = _region_quantile_knots(x, index, n_regions, k).reshape(-1)  # (R * (K+1),)
+    knots_y = ra.curve.reshape(-1).to(x.dtype)
+    base = index * (k + 1)
+    seg = torch.zeros_like(index)
+    for j in range(1, k):  # segment of each voxel: interior knots at or below it (loop over knots, K <= 32)
+        seg += (x >= knots_x[base + j]).long()
+    x0, x1 = knots_x[base + seg], knots_x[base + seg + 1]
+    y0, y1 = knots_y[base + seg], knots_y[base + seg + 1]
     width = x1 - x0
     t = torch.where(width > 1e-12, (x - x0) / torch.where(width > 1e-12, width, torch.ones_like(width)), torch.zeros_like(x))
     u = y0 + t.clamp(0, 1) * (y1 - y0)
