@@ -59,8 +59,8 @@ def figure(dr_weights: str, baseline: str, out: Path, *, seed: int = 0) -> dict[
     g_base, _ = load(baseline)
     td = get_training_data(card.training["config"]["data"])
     size = int(card.training["config"]["size"])
-    held = cut_slices(td.heldout, intensity=card.intensity_convention, size=(size, size))
-    n_classes = torch.stack([torch.bincount(l.flatten(), minlength=card.n_labels) > 20 for l in held.labels]).sum(1)
+    held = cut_slices(td.heldout, intensity=card.intensity_convention, size=(size, size), spacing=td.spacing)
+    n_classes = torch.stack([torch.bincount(m.flatten(), minlength=card.n_labels) > 20 for m in held.labels]).sum(1)
     k = int(torch.argmax(n_classes))
     img, lab = held.images[k : k + 1], held.labels[k : k + 1]
     names, bins, n = tuple(card.features), int(card.feature_options["bins"]), card.n_labels

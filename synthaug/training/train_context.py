@@ -100,7 +100,7 @@ class ContextConfig:
             parse_intensity(self.intensity)
         check_probability("random_context_prob", self.random_context_prob)
         check_probability("appearance_prob", self.appearance_prob)
-        self.appearance_ranges  # validates the appearance options
+        _ = self.appearance_ranges  # validates the appearance options
         if isinstance(self.appearance_stats_draws, bool) or not isinstance(self.appearance_stats_draws, int) \
                 or self.appearance_stats_draws < 1:
             raise ValidationError(f"appearance_stats_draws must be an integer >= 1, got {self.appearance_stats_draws!r}.")
