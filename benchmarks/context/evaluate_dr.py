@@ -124,16 +124,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows: list[dict[str, Any]] = []
+    done_baselines: set[str] = set()
     for w in args.dr:
         card = card_of(w)
         data = card.training["config"]["data"]
         ranges, stats = appearance_ranges_of(card), card.feature_stats
-        for model in (str(w), BASELINE[data]):
+        # Each shipped baseline once, on the ranges of the first DR model of its data listed.
+        models = [str(w)] + ([BASELINE[data]] if BASELINE[data] not in done_baselines else [])
+        done_baselines.add(BASELINE[data])
+        for model in models:
             print("evaluating", model, flush=True)
             row = evaluate_context(model, seed=args.seed)
             ctrl = evaluate_appearance_control(model, ranges=ranges, stats=stats, draws=args.draws, seed=args.seed)
+            is_dr = model == str(w)
             row.update({"randomised": ctrl["randomised"], "uniform_in_dr_range": ctrl["uniform"], "dr_ranges": ctrl["ranges"],
-                        "dr_reference": card.name, "draws": args.draws, "role": "DR" if model == str(w) else "shipped"})
+                        "dr_reference": card.name, "draws": args.draws, "role": "DR" if is_dr else "shipped",
+                        "run": Path(w).parent.name if is_dr else "shipped"})
             rows.append(row)
     ct = [w for w in args.dr if card_of(w).training["config"]["data"] == "ct_a"]
     fig_path = args.out.with_name(args.out.name + "_figure.png")
@@ -171,13 +177,13 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
         "output vs deformed real image on [0, 1]. Controllability: uniform requests in the card's own per-class "
         "ranges (for a DR card: the randomised range), 0..100 scale, labelled regions.",
         "",
-        "| model | role | data | L1 | PSNR (dB) | SSIM | SSIM smoothed | KID x1000 | controllability (%) | mean err | entropy err | calibrated (%) | iterations | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | run | role | data | L1 | PSNR (dB) | SSIM | SSIM smoothed | KID x1000 | controllability (%) | mean err | entropy err | calibrated (%) | iterations | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pf = r["controllability_per_feature"]
         lines.append(
-            f"| {r['weights']} | {r['role']} | {r['data']} | {_f(r['l1'], 3)} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | "
+            f"| {r['weights']} | {r['run']} | {r['role']} | {r['data']} | {_f(r['l1'], 3)} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | "
             f"{_f(r['ssim_smoothed'], 3)} | {r['kid_x1000'][0]:.0f} | {_f(r['controllability'])} | {pf['mean'][0]:.2f} | "
             f"{pf['entropy'][0]:.2f} | {_f(r['controllability_calibrated'])} | {r['iterations']} | {r['training_seconds']} |"
         )
@@ -191,26 +197,26 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
         "on the 0..100 scale over labelled regions. SSIM/PSNR vs target: output vs the remapped slice (does the "
         "texture follow the new appearance?). Uniform: requests uniform in the DR card's per-class ranges.",
         "",
-        "| model | role | data | randomised: controllability (%) | mean err | entropy err | calibrated (%) | SSIM vs target | PSNR vs target (dB) | requested mean range (0..1) | uniform in DR range (%) | uniform, calibrated (%) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | run | role | data | randomised: controllability (%) | mean err | entropy err | calibrated (%) | SSIM vs target | PSNR vs target (dB) | requested mean range (0..1) | uniform in DR range (%) | uniform, calibrated (%) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         z, u = r["randomised"], r["uniform_in_dr_range"]
         lines.append(
-            f"| {r['weights']} | {r['role']} | {r['data']} | {_f(z['controllability'])} | {z['per_feature']['mean'][0]:.2f} | "
+            f"| {r['weights']} | {r['run']} | {r['role']} | {r['data']} | {_f(z['controllability'])} | {z['per_feature']['mean'][0]:.2f} | "
             f"{z['per_feature']['entropy'][0]:.2f} | {_f(z['controllability_calibrated'])} | {_f(z['ssim_vs_target'], 3)} | "
             f"{_f(z['psnr_vs_target'])} | {z['requested_mean_range'][0]:.2f}-{z['requested_mean_range'][1]:.2f} | "
             f"{_f(u['controllability'])} | {_f(u['controllability_calibrated'])} |"
         )
     lines += ["", "Mean-intensity error (raw generator output, %) by transfer-function kind and by requested mean:", "",
-              "| model | role | increasing | decreasing (inversion) | non-monotone | " +
+              "| model | run | role | increasing | decreasing (inversion) | non-monotone | " +
               " | ".join(f"mean {b['requested_mean'][0]:.1f}-{b['requested_mean'][1]:.1f}" for b in rows[0]["randomised"]["by_requested_mean"]) + " |",
-              "|---|---|---|---|---|" + "---|" * len(rows[0]["randomised"]["by_requested_mean"])]
+              "|---|---|---|---|---|---|" + "---|" * len(rows[0]["randomised"]["by_requested_mean"])]
     for r in rows:
         z = r["randomised"]
         kinds = " | ".join(f"{z['by_kind'][k]['mean'][0]:.1f} (n={z['by_kind'][k]['n']})" for k in ("increasing", "decreasing", "non_monotone"))
         bins = " | ".join(f"{b['mean'][0]:.1f} (n={b['n']})" for b in z["by_requested_mean"])
-        lines.append(f"| {r['weights']} | {r['role']} | {kinds} | {bins} |")
+        lines.append(f"| {r['weights']} | {r['run']} | {r['role']} | {kinds} | {bins} |")
     lines += ["", "## Physics prior: simulated class signals (noise-free, literature T1/T2/PD, mixture-weighted)", "",
               "Relative signal of each super-class (synthaug.appearance.physics.class_signals; sources in "
               "synthaug/data/abdominal_tissues.py). Simulated, not measured.", ""]
