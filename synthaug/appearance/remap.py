@@ -125,6 +125,12 @@ class AppearanceRanges:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
+    def from_card(cls, card: Any) -> AppearanceRanges:
+        """The ranges a generator was trained with (``card.training["config"]["appearance"]``; defaults if absent)."""
+        training = getattr(card, "training", None) or {}
+        return cls.from_dict(dict(training.get("config", {}).get("appearance", {})))
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AppearanceRanges:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)

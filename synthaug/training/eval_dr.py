@@ -45,8 +45,7 @@ MEAN_BINS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 def appearance_ranges_of(card: Any) -> AppearanceRanges:
     """The appearance ranges a card's generator was trained with (defaults for a card without them)."""
-    cfg = card.training.get("config", {})
-    return AppearanceRanges.from_dict(dict(cfg.get("appearance", {})))
+    return AppearanceRanges.from_card(card)
 
 
 def _ms(x: torch.Tensor) -> list[float]:

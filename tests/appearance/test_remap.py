@@ -147,3 +147,9 @@ def test_bad_input_raises_clear_errors():
         AppearanceRanges.from_dict({"mean_rnage": [0, 1]})
     r = AppearanceRanges(mean_range=(-0.5, 0.5))
     assert AppearanceRanges.from_dict(r.to_dict()) == r
+
+    class Card:
+        training = {"config": {"appearance": {"mean_range": [-0.5, 0.5]}}}
+
+    assert AppearanceRanges.from_card(Card()) == r
+    assert AppearanceRanges.from_card(object()) == AppearanceRanges()
