@@ -20,6 +20,8 @@ from synthaug.appearance.remap import (
 from synthaug.appearance.requests import (
     PhysicsDraw,
     appearance_requests,
+    check_requests,
+    clip_requests,
     measure_requests,
     physics_region_means,
     physics_requests,
@@ -37,6 +39,8 @@ __all__ = [
     "sample_appearance",
     "PhysicsDraw",
     "appearance_requests",
+    "check_requests",
+    "clip_requests",
     "measure_requests",
     "physics_region_means",
     "physics_requests",

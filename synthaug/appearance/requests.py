@@ -42,6 +42,8 @@ __all__ = [
     "render_physics",
     "physics_requests",
     "physics_region_means",
+    "clip_requests",
+    "check_requests",
 ]
 
 #: How simulated MR is mapped to the generators' [-1, 1] scale (the MR models' convention).
@@ -143,3 +145,42 @@ def physics_region_means(labels: torch.Tensor, draw: PhysicsDraw, **options) -> 
     img = render_physics(labels, draw, **options)
     rf = region_features(img, labels, n_labels=n, names=("mean",), value_range=(-1.0, 1.0))
     return torch.where(rf.present, rf.values[:, 0], torch.full_like(rf.values[:, 0], float("nan")))
+
+
+def _card_bounds(stats: dict, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        lo = torch.as_tensor(stats["min"], dtype=like.dtype, device=like.device).T  # (N_F, N_L)
+        hi = torch.as_tensor(stats["max"], dtype=like.dtype, device=like.device).T
+    except (KeyError, TypeError) as exc:
+        raise ValidationError("stats must be a card's feature_stats with per-class 'min' and 'max' lists.") from exc
+    if tuple(lo.shape) != tuple(like.shape[1:]):
+        raise ValidationError(
+            f"requests have (N_F, N_L) = {tuple(like.shape[1:])} but the card's feature_stats have {tuple(lo.shape)}; "
+            "use the requests of this generator's features and label vocabulary."
+        )
+    return lo, hi
+
+
+def clip_requests(requests: torch.Tensor, stats: dict, *, margin: float = 0.0) -> torch.Tensor:
+    """Documented fallback: clamp requests ``(B, N_F, N_L)`` into the card's per-class ``[min - margin, max + margin]``
+    (``stats`` = ``card.feature_stats``; a DR card's range is the randomised one)."""
+    lo, hi = _card_bounds(stats, requests)
+    return torch.minimum(torch.maximum(requests, lo - margin), hi + margin).clamp(0, 1)
+
+
+def check_requests(requests: torch.Tensor, stats: dict, *, present: torch.Tensor | None = None, margin: float = 0.05) -> None:
+    """Raise a ValidationError naming the first request outside the card's trained range (+ ``margin``).
+
+    ``present`` ``(B, N_L)`` restricts the check to regions that exist in each sample.
+    """
+    lo, hi = _card_bounds(stats, requests)
+    bad = (requests < lo - margin) | (requests > hi + margin)
+    if present is not None:
+        bad &= present[:, None, :].to(torch.bool)
+    if bool(bad.any()):
+        b, f, lab = (int(v) for v in bad.nonzero()[0])
+        raise ValidationError(
+            f"requested feature {f} of class {lab} (sample {b}) is {float(requests[b, f, lab]):.3f}, outside the "
+            f"generator's trained range [{float(lo[f, lab]):.3f}, {float(hi[f, lab]):.3f}] (+/- {margin}); use a "
+            "generator trained on randomised appearance (context_dr_*), or clip_requests(...) as a fallback."
+        )

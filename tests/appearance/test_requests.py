@@ -69,3 +69,19 @@ def test_sample_physics_is_seeded_and_validated():
     with pytest.raises(ValidationError, match="sample"):
         physics_requests(_labels(2), a, names=("mean",))
     assert np.isfinite(physics_requests(_labels(5), a, names=("mean", "entropy")).numpy()).all()
+
+
+def test_requests_outside_the_trained_range_raise_or_are_clipped():
+    from synthaug.appearance import check_requests, clip_requests
+
+    stats = {"min": [[0.1, 0.2], [0.3, 0.0]], "max": [[0.4, 0.5], [0.9, 0.6]]}  # 2 classes x 2 features
+    ok = torch.tensor([[[0.2, 0.5], [0.3, 0.3]]])
+    check_requests(ok, stats)
+    bad = torch.tensor([[[0.2, 0.99], [0.3, 0.3]]])
+    with pytest.raises(ValidationError, match="class 1 .*outside the generator's trained range"):
+        check_requests(bad, stats)
+    check_requests(bad, stats, present=torch.tensor([[True, False]]))  # absent region: not checked
+    clipped = clip_requests(bad, stats)
+    assert float(clipped[0, 0, 1]) == pytest.approx(0.9) and torch.equal(clipped[0, 1], bad[0, 1])
+    with pytest.raises(ValidationError, match="feature_stats"):
+        check_requests(torch.zeros(1, 3, 2), stats)
