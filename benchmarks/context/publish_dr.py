@@ -36,10 +36,12 @@ def card_metrics(row: dict[str, Any]) -> dict[str, Any]:
         "randomised_range_mean_error_by_kind": {k: v["mean"] for k, v in z["by_kind"].items()},
         "randomised_range_ssim_vs_target": z["ssim_vs_target"],
         "randomised_range_psnr_vs_target": z["psnr_vs_target"],
-        "randomised_range_requested_mean": z["requested_mean_range"],
+        "randomised_range_requested_mean": "{:.2f}..{:.2f} (0..1 scale)".format(*z["requested_mean_range"]),
         "uniform_in_randomised_range_controllability": u["controllability"],
         "appearance_draws_per_slice": row["draws"],
-        "appearance_ranges": row["dr_ranges"],
+        # Ranges as text: the Markdown card renders a numeric pair as "mean ± std".
+        "appearance_ranges": {k: (f"{v[0]:g}..{v[1]:g}" if k.endswith("_range") else str(v)) if isinstance(v, list)
+                              else v for k, v in row["dr_ranges"].items()},
         "results_file": "benchmarks/results/context_dr.md",
     }
 
