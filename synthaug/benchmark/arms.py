@@ -126,8 +126,8 @@ def _covering(cards: Sequence[Any], family: str, labels: Sequence[str], *,
     """
     wanted = set(labels)
     for card in cards:
-        if card.family != family or not wanted <= set(card.labels):
-            continue
+        if card.family != family or not wanted <= set(card.labels) or card.appearance_randomised:
+            continue  # appearance-randomised generators have their own arms (context_dr)
         if modalities is None and not _crosses_modality(card):
             return card
         if modalities is not None and _crosses_modality(card) and str(card.source_modality) in modalities[0] \

@@ -18,6 +18,12 @@ field (paired data) and have independent noise. Randomness comes only from ``np.
 spawned from ``seed``: anatomy, tissue variability, bias and noise have separate streams, so switching one
 effect off does not change the others.
 
+Signal equations shared with the abdominal physics prior (:mod:`synthaug.appearance.physics`):
+:func:`spin_echo_signal`, :func:`spoiled_gre_signal` (spoiled gradient echo with a flip angle),
+:func:`fat_water_signal` (the magnitude of water and fat signals at a given echo time: in phase / opposed
+phase), :func:`chemical_shift_te_ms` and the presets :data:`ABDOMINAL_SEQUENCES`. A brain simulation may
+use a :class:`GradientEchoPreset` too (no fat in the brain tissue model).
+
 Example::
 
     >>> from synthaug.data.subjects import load_mni_tissue_maps          # doctest: +SKIP
@@ -52,7 +58,18 @@ __all__ = [
     "TissueParameters",
     "TISSUE_PARAMETERS",
     "SequencePreset",
+    "GradientEchoPreset",
     "SEQUENCE_PRESETS",
+    "ABDOMINAL_SEQUENCES",
+    "FAT_WATER_SHIFT_PPM",
+    "GYROMAGNETIC_MHZ_PER_T",
+    "spin_echo_signal",
+    "spoiled_gre_signal",
+    "signal_equation",
+    "fat_water_signal",
+    "fat_phase",
+    "chemical_shift_te_ms",
+    "abdominal_presets",
     "SimulationParams",
     "SimulatedMR",
     "TissueMapsLike",
@@ -172,6 +189,121 @@ SEQUENCE_PRESETS: Mapping[str, SequencePreset] = MappingProxyType(
 )
 
 
+@dataclass(frozen=True)
+class GradientEchoPreset:
+    """A spoiled gradient-echo sequence: TR and TE in ms, flip angle in degrees.
+
+    ``te_ms`` is the echo time of the fat/water phase (:func:`fat_phase`); relaxation during the echo uses
+    T2 in place of T2* (susceptibility dephasing is not modelled: an approximation that overestimates the
+    signal of tissues with short T2*, e.g. iron-loaded liver).
+    """
+
+    name: str
+    tr_ms: float
+    te_ms: float
+    flip_deg: float
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_positive(f"GradientEchoPreset({self.name!r}).tr_ms", self.tr_ms)
+        check_positive(f"GradientEchoPreset({self.name!r}).te_ms", self.te_ms)
+        if self.te_ms >= self.tr_ms:
+            raise ValidationError(
+                f"GradientEchoPreset({self.name!r}) needs te_ms < tr_ms, got TE={self.te_ms} and TR={self.tr_ms}."
+            )
+        if not 0.0 < float(self.flip_deg) <= 180.0:
+            raise ValidationError(
+                f"GradientEchoPreset({self.name!r}).flip_deg must lie in (0, 180] degrees, got {self.flip_deg!r}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sequence": "spoiled_gre", **dataclasses.asdict(self)}
+
+
+#: Chemical shift of the main (methylene) fat peak from water, ppm (single-peak fat model).
+FAT_WATER_SHIFT_PPM = 3.4
+#: Proton gyromagnetic ratio / 2 pi, MHz per tesla.
+GYROMAGNETIC_MHZ_PER_T = 42.577
+
+
+def chemical_shift_te_ms(field_t: float, *, phase: str, echo: int = 1) -> float:
+    """Echo time (ms) at which fat and water are in phase (``phase="in"``) or opposed (``"opposed"``).
+
+    The ``echo``-th such time: in phase at ``echo / df``, opposed at ``(echo - 1/2) / df`` with
+    ``df = 3.4 ppm * 42.577 MHz/T * field`` (217 Hz at 1.5 T: in phase 4.6 ms, opposed 2.3 ms; 3 T: 2.3 / 1.15 ms).
+    """
+    check_positive("field_t", field_t)
+    if phase not in ("in", "opposed"):
+        raise ValidationError(f"phase must be 'in' or 'opposed', got {phase!r}.")
+    if isinstance(echo, bool) or not isinstance(echo, int) or echo < 1:
+        raise ValidationError(f"echo must be a positive integer, got {echo!r}.")
+    df_hz = FAT_WATER_SHIFT_PPM * GYROMAGNETIC_MHZ_PER_T * field_t
+    return 1000.0 * (echo if phase == "in" else echo - 0.5) / df_hz
+
+
+def fat_phase(te_ms: float, field_t: float) -> float:
+    """Phase (radians) of fat relative to water at echo time ``te_ms`` in a gradient echo."""
+    return 2.0 * math.pi * FAT_WATER_SHIFT_PPM * GYROMAGNETIC_MHZ_PER_T * field_t * te_ms / 1000.0
+
+
+def spin_echo_signal(pd: Any, t1: Any, t2: Any, *, tr_ms: float, te_ms: float) -> Any:
+    """``PD (1 - exp(-TR/T1)) exp(-TE/T2)`` (spin echo, TR >> TE); numpy arrays or floats."""
+    return pd * (1.0 - np.exp(-tr_ms / t1)) * np.exp(-te_ms / t2)
+
+
+def spoiled_gre_signal(pd: Any, t1: Any, t2: Any, *, tr_ms: float, te_ms: float, flip_deg: float) -> Any:
+    """Steady-state spoiled gradient echo: ``PD sin(a) (1 - E1) / (1 - cos(a) E1) exp(-TE/T2)``, ``E1 = exp(-TR/T1)``."""
+    a = math.radians(flip_deg)
+    e1 = np.exp(-tr_ms / t1)
+    return pd * math.sin(a) * (1.0 - e1) / (1.0 - math.cos(a) * e1) * np.exp(-te_ms / t2)
+
+
+def signal_equation(pd: Any, t1: Any, t2: Any, preset: SequencePreset | GradientEchoPreset) -> Any:
+    """The signal of ``preset``'s sequence kind (spin echo or spoiled gradient echo), without fat phase."""
+    if isinstance(preset, GradientEchoPreset):
+        return spoiled_gre_signal(pd, t1, t2, tr_ms=preset.tr_ms, te_ms=preset.te_ms, flip_deg=preset.flip_deg)
+    if isinstance(preset, SequencePreset):
+        return spin_echo_signal(pd, t1, t2, tr_ms=preset.tr_ms, te_ms=preset.te_ms)
+    raise ValidationError(f"preset must be a SequencePreset or GradientEchoPreset, got {type(preset).__name__}.")
+
+
+def fat_water_signal(water: Any, fat: Any, preset: SequencePreset | GradientEchoPreset, *, field_t: float) -> Any:
+    """Magnitude ``|W + F exp(i phi)|``: ``phi`` = fat phase at TE for a gradient echo, 0 for a spin echo
+    (the refocusing pulse rephases the chemical shift). In phase: ``W + F``; opposed phase: ``|W - F|``."""
+    phi = fat_phase(preset.te_ms, field_t) if isinstance(preset, GradientEchoPreset) else 0.0
+    return np.sqrt(np.maximum(water * water + fat * fat + 2.0 * water * fat * math.cos(phi), 0.0))
+
+
+def abdominal_presets(field_t: float) -> Mapping[str, SequencePreset | GradientEchoPreset]:
+    """Typical clinical abdominal sequences at ``field_t`` (1.5 or 3 T); in/opposed-phase TEs from the field.
+
+    T1w: spin echo TR 500 / TE 10 ms; T2w: (fast) spin echo TR 4000 / TE 90 ms; in_phase / opposed_phase:
+    2D spoiled gradient echo TR 150 ms, flip 70 deg, first in-phase / opposed-phase echo.
+    """
+    check_positive("field_t", field_t)
+    te_in = chemical_shift_te_ms(field_t, phase="in")
+    te_op = chemical_shift_te_ms(field_t, phase="opposed")
+    return MappingProxyType(
+        {
+            "T1w": SequencePreset("T1w", 500.0, 10.0, "short TR / short TE spin echo: fat > liver > spleen, muscle"),
+            "T2w": SequencePreset("T2w", 4000.0, 90.0, "long TR / long TE (fast) spin echo: fluid > spleen > liver > muscle"),
+            "in_phase": GradientEchoPreset(
+                "in_phase", 150.0, round(te_in, 3), 70.0, f"spoiled GRE, fat and water in phase (TE {te_in:.2f} ms at {field_t} T)"
+            ),
+            "opposed_phase": GradientEchoPreset(
+                "opposed_phase", 150.0, round(te_op, 3), 70.0,
+                f"spoiled GRE, fat and water opposed (TE {te_op:.2f} ms at {field_t} T): |W - F|",
+            ),
+        }
+    )
+
+
+#: The abdominal presets at 1.5 T and 3 T, by field.
+ABDOMINAL_SEQUENCES: Mapping[float, Mapping[str, SequencePreset | GradientEchoPreset]] = MappingProxyType(
+    {1.5: abdominal_presets(1.5), 3.0: abdominal_presets(3.0)}
+)
+
+
 class TissueMapsLike(Protocol):
     """What the simulator reads from ``synthaug.data.subjects.TissueMaps`` (or a test phantom)."""
 
@@ -187,7 +319,7 @@ class SimulationParams:
     """Everything needed to replay one simulated subject: ``simulate_brain_mr(maps, **params.kwargs())``."""
 
     seed: int
-    presets: tuple[SequencePreset, ...]
+    presets: tuple[SequencePreset | GradientEchoPreset, ...]
     tissues: tuple[TissueParameters, ...]
     noise: float
     bias: float
@@ -272,14 +404,16 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def _resolve_contrasts(contrasts: Sequence[str | SequencePreset]) -> tuple[SequencePreset, ...]:
-    if isinstance(contrasts, (str, SequencePreset)):
+def _resolve_contrasts(
+    contrasts: Sequence[str | SequencePreset | GradientEchoPreset],
+) -> tuple[SequencePreset | GradientEchoPreset, ...]:
+    if isinstance(contrasts, (str, SequencePreset, GradientEchoPreset)):
         contrasts = (contrasts,)
     if len(contrasts) == 0:
         raise ValidationError(f"contrasts must name at least one of {sorted(SEQUENCE_PRESETS)}, got ().")
     presets = []
     for c in contrasts:
-        if isinstance(c, SequencePreset):
+        if isinstance(c, (SequencePreset, GradientEchoPreset)):
             presets.append(c)
         elif isinstance(c, str):
             if c not in SEQUENCE_PRESETS:
@@ -497,11 +631,11 @@ def _deform(
     return out[:3], out[3]
 
 
-def _signal(pd: np.ndarray, t1: np.ndarray, t2: np.ndarray, preset: SequencePreset) -> np.ndarray:
-    return pd * (1.0 - np.exp(-preset.tr_ms / t1)) * np.exp(-preset.te_ms / t2)
+def _signal(pd: np.ndarray, t1: np.ndarray, t2: np.ndarray, preset: SequencePreset | GradientEchoPreset) -> np.ndarray:
+    return signal_equation(pd, t1, t2, preset)
 
 
-def _reference_wm(preset: SequencePreset) -> float:
+def _reference_wm(preset: SequencePreset | GradientEchoPreset) -> float:
     wm = TISSUE_PARAMETERS[2]
     return float(_signal(np.float64(wm.pd), np.float64(wm.t1_ms), np.float64(wm.t2_ms), preset))
 
@@ -510,7 +644,7 @@ def simulate_brain_mr(
     tissue_maps: TissueMapsLike,
     *,
     seed: int,
-    contrasts: Sequence[str | SequencePreset] = ("T1w", "T2w", "PDw"),
+    contrasts: Sequence[str | SequencePreset | GradientEchoPreset] = ("T1w", "T2w", "PDw"),
     deform: bool = True,
     deform_mm: float = 4.0,
     deform_scale: float = 0.04,

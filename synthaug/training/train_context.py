@@ -10,6 +10,7 @@ Command line: ``synthaug train context --data ct_a --set variant=p2pf --set iter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from synthaug._validate import check_choice, check_probability
+from synthaug.appearance.remap import AppearanceRanges, remap_appearance, sample_appearance
 from synthaug.errors import ValidationError
 from synthaug.intensity import IntensityConvention
 from synthaug.networks.context import VARIANTS, ContextGenerator
@@ -30,7 +32,15 @@ from synthaug.training.slices import SliceSet, cut_slices
 from synthaug.visualize import write_grid
 from synthaug.weights.card import FeatureSpec, InferenceSpec, ModelCard
 
-__all__ = ["ContextConfig", "ContextRun", "train_context", "feature_statistics", "parse_intensity"]
+__all__ = [
+    "ContextConfig",
+    "ContextRun",
+    "train_context",
+    "feature_statistics",
+    "parse_intensity",
+    "appearance_batches",
+    "randomised_slices",
+]
 
 
 def parse_intensity(text: str) -> IntensityConvention:
@@ -78,6 +88,9 @@ class ContextConfig:
     checkpoint_every: int = 250
     threads: int = 0
     init_from: str = ""
+    appearance_prob: float = 0.0
+    appearance: dict[str, Any] = field(default_factory=dict)
+    appearance_stats_draws: int = 4
 
     def __post_init__(self) -> None:
         check_choice("variant", self.variant, VARIANTS)
@@ -85,10 +98,22 @@ class ContextConfig:
         if self.intensity:
             parse_intensity(self.intensity)
         check_probability("random_context_prob", self.random_context_prob)
+        check_probability("appearance_prob", self.appearance_prob)
+        _ = self.appearance_ranges  # validates the appearance options
+        if isinstance(self.appearance_stats_draws, bool) or not isinstance(self.appearance_stats_draws, int) \
+                or self.appearance_stats_draws < 1:
+            raise ValidationError(f"appearance_stats_draws must be an integer >= 1, got {self.appearance_stats_draws!r}.")
         if self.size % (2 ** len(self.widths)) != 0:
             raise ValidationError(
                 f"size={self.size} must be divisible by 2**len(widths)={2 ** len(self.widths)}."
             )
+
+    @property
+    def appearance_ranges(self) -> AppearanceRanges:
+        """The appearance distribution of the training targets (``appearance`` holds its non-default fields)."""
+        if not isinstance(self.appearance, dict):
+            raise ValidationError(f"appearance must be a JSON object of AppearanceRanges options, got {self.appearance!r}.")
+        return AppearanceRanges.from_dict(self.appearance)
 
 
 @dataclass
@@ -124,6 +149,37 @@ def feature_statistics(slices: SliceSet, *, n_labels: int, names: tuple[str, ...
     hi = torch.where(torch.isfinite(hi), hi, mean)
     t = lambda x: x.transpose(0, 1).tolist()  # noqa: E731 -> per class rows
     return {"mean": t(mean), "std": t(std), "min": t(lo), "max": t(hi), "count": p.sum(0).tolist()}
+
+
+def appearance_batches(
+    slices: SliceSet, *, batch_size: int, n_labels: int, prob: float, ranges: AppearanceRanges
+) -> Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]]:
+    """Batch sampler for the training loop: real slices whose targets are appearance-randomised.
+
+    Each sample is remapped with probability ``prob`` (:func:`synthaug.appearance.remap_appearance`); the
+    features the generator is asked for are then measured on the remapped target by the step, so requests
+    span the randomised range. Everything is drawn from the loop's generator (a resumed run draws the same).
+    """
+
+    def sample(gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = slices.sample(batch_size, generator=gen)
+        params = sample_appearance(images.shape[0], generator=gen, ranges=ranges, prob=prob)
+        return remap_appearance(images, labels, params, n_labels=n_labels), labels
+
+    return sample
+
+
+def randomised_slices(
+    slices: SliceSet, *, n_labels: int, ranges: AppearanceRanges, draws: int, seed: int, prob: float = 1.0
+) -> SliceSet:
+    """``draws`` appearance-randomised copies of every slice (for the card's feature statistics)."""
+    gen = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    for _ in range(draws):  # a handful of passes over ~100 slices
+        params = sample_appearance(len(slices), generator=gen, ranges=ranges, prob=prob)
+        images.append(remap_appearance(slices.images, slices.labels, params, n_labels=n_labels))
+        labels.append(slices.labels)
+    return SliceSet(torch.cat(images), torch.cat(labels), slices.case_ids * draws, slices.slice_index * draws)
 
 
 def _initialise_from(g: ContextGenerator, source: Path) -> None:
@@ -181,9 +237,19 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         checkpoint_every=cfg.checkpoint_every, progress=progress,
     )
     config = config_to_dict(cfg)
+    if cfg.appearance_prob > 0:
+        sample_batch = appearance_batches(
+            train, batch_size=cfg.batch_size, n_labels=n_labels, prob=cfg.appearance_prob, ranges=cfg.appearance_ranges
+        )
+        # The card's feature ranges (what transforms request from) span the randomised targets, real ones included.
+        stats_slices = randomised_slices(
+            train, n_labels=n_labels, ranges=cfg.appearance_ranges, draws=cfg.appearance_stats_draws, seed=cfg.seed,
+            prob=cfg.appearance_prob,
+        )
+    else:
+        sample_batch, stats_slices = (lambda gen: train.sample(cfg.batch_size, generator=gen)), train
     result = run_training(
-        step, lambda gen: train.sample(cfg.batch_size, generator=gen), loop=loop, out_dir=out_dir, config=config,
-        resume=resume, write_grid=_grid,
+        step, sample_batch, loop=loop, out_dir=out_dir, config=config, resume=resume, write_grid=_grid,
     )
     g.eval()
     arguments = {
@@ -204,7 +270,8 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         spacing=(data.spacing,) * 2 if data.spacing else (),
         modality=data.modality,
         features=FeatureSpec(names=tuple(cfg.features), bins=cfg.bins, value_range=(-1.0, 1.0),
-                             stats=feature_statistics(train, n_labels=n_labels, names=tuple(cfg.features), bins=cfg.bins)),
+                             stats=feature_statistics(stats_slices, n_labels=n_labels, names=tuple(cfg.features),
+                                                      bins=cfg.bins)),
         inference=InferenceSpec(canvas=(cfg.size, cfg.size)),
         training_cases=data.training_cases,
         training={

@@ -362,6 +362,12 @@ class ModelCard:
         return tuple(name for name, value in checks.items() if not value)
 
     @property
+    def appearance_randomised(self) -> bool:
+        """A label-to-image generator trained on appearance-randomised targets (``training.config.appearance_prob``)."""
+        config = self.training.get("config", {}) if isinstance(self.training, Mapping) else {}
+        return float(config.get("appearance_prob", 0) or 0) > 0
+
+    @property
     def n_labels(self) -> int:
         return len(self.labels)
 

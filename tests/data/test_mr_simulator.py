@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 
 import nibabel as nib
@@ -318,3 +319,30 @@ def test_real_mni_at_2mm(tissue_maps) -> None:  # conftest fixture: load_mni_tis
     assert pd["csf"] > pd["gray_matter"] > pd["white_matter"]
     counts = np.bincount(sim.label.ravel(), minlength=4)
     assert counts[1] > 5_000 and counts[2] > 100_000 and counts[3] > 50_000
+
+
+def test_gradient_echo_preset_in_the_brain_simulation(phantom: Phantom) -> None:
+    gre = ms.GradientEchoPreset("FLASH", tr_ms=20.0, te_ms=4.0, flip_deg=25.0)
+    sim = ms.simulate_brain_mr(phantom, seed=0, contrasts=(gre,), deform=False, noise=0, bias=0, variability=0)
+    wm = ms.TISSUE_PARAMETERS[2]
+    expected = ms.spoiled_gre_signal(wm.pd, wm.t1_ms, wm.t2_ms, tr_ms=20.0, te_ms=4.0, flip_deg=25.0)
+    np.testing.assert_allclose(sim.images["FLASH"][phantom.wm > 0.999], expected, rtol=1e-5)
+    # 90 degrees and TR >> T1: the spoiled gradient echo reduces to the spin-echo expression.
+    np.testing.assert_allclose(
+        ms.spoiled_gre_signal(1.0, 800.0, 80.0, tr_ms=500.0, te_ms=10.0, flip_deg=90.0),
+        ms.spin_echo_signal(1.0, 800.0, 80.0, tr_ms=500.0, te_ms=10.0),
+    )
+    assert sim.params.to_dict()["presets"][0]["sequence"] == "spoiled_gre"
+
+
+def test_chemical_shift_echo_times_and_errors() -> None:
+    assert ms.chemical_shift_te_ms(1.5, phase="in") == pytest.approx(4.6, abs=0.03)
+    assert ms.chemical_shift_te_ms(3.0, phase="opposed", echo=2) == pytest.approx(3.45, abs=0.03)
+    assert math.cos(ms.fat_phase(ms.chemical_shift_te_ms(3.0, phase="opposed"), 3.0)) == pytest.approx(-1.0)
+    with pytest.raises(ValidationError, match="phase must be"):
+        ms.chemical_shift_te_ms(1.5, phase="out")
+    with pytest.raises(ValidationError, match="echo must be"):
+        ms.chemical_shift_te_ms(1.5, phase="in", echo=0)
+    with pytest.raises(ValidationError, match="SequencePreset or GradientEchoPreset"):
+        ms.signal_equation(1.0, 1.0, 1.0, "T1w")  # type: ignore[arg-type]
+    assert set(ms.ABDOMINAL_SEQUENCES) == {1.5, 3.0}

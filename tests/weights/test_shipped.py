@@ -123,6 +123,8 @@ TRAINING_SPACING = {
     "segmenter_mr_c_upper": (3.0, 3.0),
     "translate_abdomen_ct_mr_nec": (3.0, 3.0),
     "context_mni": (2.0, 2.0),
+    "context_dr_ct_a": (3.0, 3.0),
+    "context_dr_mni": (2.0, 2.0),
     "translate_brain_t1_t2_nec": (2.0, 2.0),
     "translate_brain_pd_t2_resgan": (2.0, 2.0, 2.0),
 }
