@@ -28,7 +28,11 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   modality, when the training and test modalities differ (synthaug scenario datasets record their
   subjects) and a shipped translation generator goes that way; labels are kept;
 - ``combined``: every learned transform above plus the Gaussian-mixture baseline, sharing the probability;
-- ``expansion``: offline expansion with the learned transforms (2 synthetic cases per training case).
+- ``expansion``: offline expansion with the learned transforms (2 synthetic cases per training case);
+- ``context_dr`` / ``expansion_dr``: an appearance-randomised ConText-GAN (``features="appearance"``) on the fly
+  / offline, when one covers the labels: across modalities it draws randomised or simulated-MR (physics prior)
+  appearances and puts no CT air back; within CT, randomised appearances with real air and bone kept. The
+  probability is the other arms' 0.5 (the mixing-policy search of issue 15 is not run yet).
 
 Arms for other datasets come from a JSON file (:func:`arms_from_file`):
 ``[{"name": "...", "recipe": {...}}, {"name": "...", "expansion": {"recipe": {...}, "per_case": 2}}]``.
@@ -213,6 +217,18 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
         expansion = {"transforms": [{**t, "probability": 1.0 / len(learned)} for _, t in learned]}
         arms.append(Arm("expansion", "offline expansion with the learned transforms (2 per case), synthesis off",
                         expansion_recipe=expansion, per_case=2))
+    dr = next((c for c in cards if c.family == "context" and c.appearance_randomised and set(labels) <= set(c.labels)),
+              None)
+    if dr is not None:
+        # across modalities: any appearance (randomised or the simulated-MR physics prior) and no CT air/bone put
+        # back; within CT (another scanner or contrast phase): randomised appearances, real air and bone kept
+        cross = bool(train_mods and test_mods and train_mods != test_mods)
+        t = _transform("context_texture", DEFAULT_PROBABILITY, deform=deform, weights=dr.name, features="appearance",
+                       appearance_source="mixed" if cross else "randomised", keep_outside_window=not cross,
+                       label_map=label_map)
+        arms.append(Arm("context_dr", f"appearance-randomised ConText-GAN ({dr.name}) on the fly", {"transforms": [t]}))
+        arms.append(Arm("expansion_dr", f"offline expansion with {dr.name} (2 per case), synthesis off",
+                        expansion_recipe={"transforms": [{**t, "probability": 1.0}]}, per_case=2))
     return arms
 
 

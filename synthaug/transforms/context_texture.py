@@ -11,7 +11,14 @@ Per call:
 2. the requested per-region texture features are drawn: ``"perturb"`` measures the sample's own
    features slice by slice and shifts every region by one random offset per volume (so slices stay
    consistent), ``"card"`` draws per class from the training distribution stored in the model card,
-   ``"ranges"`` draws uniformly in user-given normalised ranges;
+   ``"ranges"`` draws uniformly in user-given normalised ranges, ``"appearance"`` (appearance-randomised
+   generators, e.g. ``context_dr_ct_a``) samples a whole new per-region appearance per volume from a documented
+   random distribution: ``appearance_source="randomised"`` remaps each region of the sample's own image by a
+   random transfer function (monotone, inverted or not, with random contrast and noise:
+   :func:`synthaug.appearance.remap.sample_appearance`, the ranges the generator was trained with) and asks for
+   its features; ``"physics"`` asks for the features of a *simulated* MR rendering of the label map (spin echo,
+   gradient echo, in/opposed phase at 1.5 or 3 T: :mod:`synthaug.appearance.physics`; super-class label maps);
+   ``"mixed"`` draws physics with probability ``physics_prob``, else randomised;
 3. the frozen 2D generator renders every slice (batched, on the input's device), then (default)
    each labelled region is calibrated to the requested mean and texture;
 4. the output is mapped back to the input's intensity scale (the card's convention: a fixed CT
@@ -29,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from synthaug._validate import check_axis, check_choice, check_int, check_positive
+from synthaug._validate import check_axis, check_choice, check_int, check_positive, check_range
 from synthaug.errors import ValidationError, WeightsError
 from synthaug.features import normalise_features, region_features
 from synthaug.features.calibrate import calibrate_regions
@@ -61,7 +68,8 @@ from synthaug.weights.registry import card_of, load
 __all__ = ["ContextTextureOptions", "ContextTextureParams", "ContextTextureSynth", "DEFAULT_CONTEXT_WEIGHTS"]
 
 DEFAULT_CONTEXT_WEIGHTS = "context_ct_a"
-_FEATURE_MODES = ("perturb", "card", "ranges")
+_FEATURE_MODES = ("perturb", "card", "ranges", "appearance")
+_APPEARANCE_SOURCES = ("randomised", "physics", "mixed")
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,10 @@ class ContextTextureOptions(LabelOptions, GuardOptions):
         weights: registry name or path of a ``context`` family weights file.
         deform: elastically deform the label map first (a new shape, returned with the image).
         control_points, max_displacement: the elastic field (displacement in voxels).
-        features: ``"perturb"``, ``"card"`` or ``"ranges"`` (see the module docstring).
+        features: ``"perturb"``, ``"card"``, ``"ranges"`` or ``"appearance"`` (see the module docstring).
+        appearance_source: in ``"appearance"`` mode, ``"randomised"``, ``"physics"`` (simulated MR appearance of
+            the label map) or ``"mixed"``.
+        physics_prob: in ``"mixed"``, the probability that a volume takes the physics prior.
         perturbation: half-width of the uniform offset (normalised units, 0..1) in ``"perturb"`` mode.
         ranges: ``{feature: (low, high)}`` in normalised units for ``"ranges"`` mode.
         label_names, label_map, labels_are_classes: what your label values mean
@@ -106,6 +117,8 @@ class ContextTextureOptions(LabelOptions, GuardOptions):
     features: str = "perturb"
     perturbation: float = 0.1
     ranges: Mapping[str, tuple[float, float]] | None = None
+    appearance_source: str = "randomised"
+    physics_prob: float = 0.5
     slice_axis: int = 2
     chunk: int | None = None
     calibrate: bool = True
@@ -119,6 +132,8 @@ class ContextTextureOptions(LabelOptions, GuardOptions):
         self._set("control_points", check_int("control_points", self.control_points, low=2))
         self._set("max_displacement", float(check_positive("max_displacement", float(self.max_displacement), allow_zero=True)))
         check_choice("features", self.features, _FEATURE_MODES)
+        check_choice("appearance_source", self.appearance_source, _APPEARANCE_SOURCES)
+        self._set("physics_prob", float(check_range("physics_prob", float(self.physics_prob), 0.0, 1.0)))
         self._set("perturbation", float(check_positive("perturbation", float(self.perturbation), allow_zero=True)))
         self._set("slice_axis", check_axis("slice_axis", self.slice_axis))
         if self.chunk is not None:
@@ -157,6 +172,20 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         self.names = self.card.features.names
         self.bins = self.card.features.bins
         self.n_labels = self.card.n_labels
+        if self.features == "appearance" and not self.card.appearance_randomised:
+            raise ValidationError(
+                f"features='appearance' needs an appearance-randomised generator (trained with appearance_prob > 0, e.g. "
+                f"context_dr_ct_a or context_dr_mni); {self.card.name!r} only knows the appearance of its training scan."
+            )
+        if self.features == "appearance" and self.appearance_source != "randomised":
+            from synthaug.appearance.physics import SUPERCLASS_NAMES
+
+            if tuple(self.card.labels) != tuple(SUPERCLASS_NAMES):
+                raise ValidationError(
+                    f"appearance_source={self.appearance_source!r} simulates MR of abdominal super-classes "
+                    f"{list(SUPERCLASS_NAMES)}; generator {self.card.name!r} has classes {list(self.card.labels)}. "
+                    "Use appearance_source='randomised'."
+                )
         if self.features == "ranges":
             missing = [n for n in self.names if n not in self.ranges]
             if missing:
@@ -214,7 +243,10 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         # 2. requested features per slice (B*n, N_F, N_L), normalised to [0, 1]
         xs, cs = to_slices(x, self.slice_axis), to_slices(classes, self.slice_axis)[:, 0]
         n_per = xs.shape[0] // b
-        requested = self._requested(xs, cs, gens, n_per)
+        if self.features == "appearance":
+            requested = self._appearance_requests(x, classes, gens).repeat_interleave(n_per, dim=0)
+        else:
+            requested = self._requested(xs, cs, gens, n_per)
         # 3. the generator over every slice; OASIS noise shared by the slices of one volume
         spec = card.inference  # canvas, divisor and noise inputs: the card's typed inference section
         canvas = tuple(spec.canvas) if spec.canvas else (0, 0)
@@ -249,6 +281,36 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         if self.keep_outside_window:
             out = conv.keep_outside_window(out, reference)
         return check_finite_output(out, generator=self.card.name).to(dtype), labels.to(dtype=label_dtype)
+
+    def _appearance_requests(self, x: torch.Tensor, classes: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
+        """One request ``(B, N_F, N_L)`` per volume: the features of a random new appearance (module docstring)."""
+        from synthaug.appearance import (
+            AppearanceParams,
+            AppearanceRanges,
+            PhysicsDraw,
+            appearance_requests,
+            clip_requests,
+            physics_requests,
+            sample_physics,
+        )
+
+        draws = [(float(torch.rand((), generator=g)), int(torch.randint(0, 2**62, (), generator=g))) for g in gens]
+        physics = [self.appearance_source == "physics" or (self.appearance_source == "mixed" and u < self.physics_prob)
+                   for u, _ in draws]
+        params = AppearanceParams(tuple(s for _, s in draws), tuple(not p for p in physics),
+                                  AppearanceRanges.from_card(self.card))
+        out = appearance_requests(x, classes, params, n_labels=self.n_labels, names=self.names, bins=self.bins)
+        if any(physics):
+            idx = [i for i, p in enumerate(physics) if p]
+            # one draw per volume from its own seed: a sample's contrast does not depend on its batch
+            one = [sample_physics(1, generator=torch.Generator().manual_seed(draws[i][1])) for i in idx]
+            sim = PhysicsDraw(tuple(d.seeds[0] for d in one), tuple(d.contrasts[0] for d in one),
+                              tuple(d.fields_t[0] for d in one))
+            phys = physics_requests(classes[idx], sim, names=self.names, bins=self.bins)
+            out = out.clone()
+            out[torch.tensor(idx, device=out.device)] = phys.to(out)
+        # documented fallback: requests outside the generator's trained range are clamped into it
+        return clip_requests(out, self.card.features.stats) if self.card.features.stats is not None else out
 
     def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int) -> torch.Tensor:
         nf, nl = len(self.names), self.n_labels

@@ -392,3 +392,22 @@ def test_more_seeds_resume_finished_runs(monkeypatch, tmp_path):
     one = downstream._definition(arm, 0, get_profile("smoke"), ds)
     assert downstream._same_run(one, downstream._definition(arm, 0, five, ds))
     assert not downstream._same_run(one, downstream._definition(arm, 0, five.with_(num_epochs=2), ds))
+
+
+def test_appearance_randomised_arms_follow_the_scenario_kind():
+    """Issue 15: context_dr / expansion_dr exist when an appearance-randomised generator covers the labels; across
+    modalities they draw randomised or physics-prior appearances without CT air, within CT randomised ones."""
+    from synthaug.data.vocabulary import superclass_vocabulary
+    from synthaug.weights.registry import list_weights
+
+    labels = {n: i for i, n in enumerate(superclass_vocabulary().names)}
+    ct_cases = [{"id": "ctA_z000-015", "subject": "ct_a", "role": "train"}]
+    for test_subject, source, keep in (("ct_b", "randomised", True), ("mr_c", "mixed", False)):
+        meta = {"labels": labels, "synthaug": {"cases": ct_cases + [{"id": "x_z000-009", "subject": test_subject,
+                                                                        "role": "test"}]}}
+        arms = {a.name: a for a in builtin_arms(meta, cards=list_weights())}
+        (t,) = arms["context_dr"].recipe["transforms"]
+        assert t["options"]["weights"] == "context_dr_ct_a" and t["options"]["features"] == "appearance"
+        assert t["options"]["appearance_source"] == source and t["options"]["keep_outside_window"] is keep
+        assert arms["expansion_dr"].is_expansion
+        assert arms["context"].recipe["transforms"][0]["options"]["weights"] == "context_ct_a"  # not the DR model

@@ -185,3 +185,35 @@ def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
     err_plain = (mean_feature(plain.apply(img, lab, p)[0]) - 0.575).abs().mean()
     err_calib = (mean_feature(calib.apply(img, lab, p)[0]) - 0.575).abs().mean()
     assert err_calib < 0.05 and err_calib < err_plain
+
+
+@pytest.mark.parametrize("source", ["randomised", "physics", "mixed"])
+def test_appearance_mode_samples_a_new_appearance_per_volume_and_replays(source):
+    """Issue 15: the appearance-sampling mode of an appearance-randomised generator (context_dr_ct_a)."""
+    from tests.test_pins import _ct_phantom
+
+    img, lab = _ct_phantom(shape=(48, 44, 4))
+    t = ContextTextureSynth("context_dr_ct_a", features="appearance", appearance_source=source, deform=False,
+                            labels_are_classes=True, keep_outside_window=False)
+    a, la = t.apply(img, lab, t.params_from_seed(3))
+    again, _ = t.apply(img, lab, t.params_from_seed(3))
+    other, _ = t.apply(img, lab, t.params_from_seed(4))
+    assert torch.equal(a, again) and torch.equal(la, lab)  # replay is exact; labels untouched
+    assert torch.isfinite(a).all() and not torch.allclose(a, other)
+    batch, _ = t.apply_batch(torch.stack([img, img]), torch.stack([lab, lab]), seeds=[3, 4])
+    torch.testing.assert_close(batch[0], a, atol=1e-3, rtol=1e-4)  # batch == per sample
+    torch.testing.assert_close(batch[1], other, atol=1e-3, rtol=1e-4)
+    # the same anatomy under different appearances: liver vs muscle contrast moves far beyond a 10 % perturbation
+    outs = [t.apply(img, lab, t.params_from_seed(s))[0] for s in range(6)]
+    contrast = [float(o[lab == 5].mean()) - float(o[lab == 7].mean()) for o in outs]
+    assert max(contrast) - min(contrast) > 20.0
+
+
+def test_appearance_mode_refuses_generators_and_vocabularies_it_cannot_serve(tiny_weights):
+    with pytest.raises(ValidationError, match="appearance-randomised generator"):
+        ContextTextureSynth("context_ct_a", features="appearance", labels_are_classes=True)
+    with pytest.raises(ValidationError, match="appearance_source"):
+        ContextTextureSynth("context_dr_mni", features="appearance", appearance_source="physics",
+                            labels_are_classes=True)
+    with pytest.raises(ValidationError, match="appearance_source"):
+        ContextTextureSynth("context_dr_ct_a", features="appearance", appearance_source="simulated")
