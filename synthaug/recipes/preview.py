@@ -25,6 +25,7 @@ import torch
 
 from synthaug.errors import ValidationError
 from synthaug.recipes.batch import build_transform, deform_batch
+from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import Recipe, TransformSpec, derive_seed
 from synthaug.recipes.shipped import load_shipped
 
@@ -68,8 +69,9 @@ def check_recipe(recipe: str | Path | Recipe, dataset: str | Path, *, path: str 
     if rec.targeting is not None:
         rec.targeting.resolve(labels)
     names, weights = [], []
+    split = TestSplit.from_raw_dataset(Path(dataset))
     for spec in rec.transforms:
-        t = build_transform(spec, dataset_labels=labels, ignore_label=ignore)
+        t = build_transform(spec, dataset_labels=labels, ignore_label=ignore, test_split=split)
         names.append(spec.name)
         if t.card is not None:
             check_card_leakage(t.card, meta)
@@ -113,7 +115,8 @@ def preview_recipe(recipe: str | Path | Recipe, dataset: str | Path, out: str | 
     unknown = [c for c in chosen if c not in ids]
     if unknown:
         raise ValidationError(f"case(s) {unknown} are not training cases of {folder} (it has {ids[:8]}...).")
-    built = [build_transform(s, dataset_labels=labels, ignore_label=ignore) for s in rec.transforms]
+    split = TestSplit.from_raw_dataset(folder)
+    built = [build_transform(s, dataset_labels=labels, ignore_label=ignore, test_split=split) for s in rec.transforms]
     dev = torch.device(device)
     label_col, image_col, synth_cols = [], [], [[] for _ in built]
     titles = [["label", "real image"] + [""] * len(built) for _ in chosen]
