@@ -2,8 +2,9 @@
 
 - :func:`check_recipe` validates a recipe against an nnU-Net raw dataset for the path that will run it
   (``"trainer"``: ``nnUNetTrainerSynthAug``; ``"expand"``: ``synthaug expand``): every transform builds with the
-  dataset's label names (a label its generator does not know is refused), weights are found and verified, no
-  generator was trained on one of the dataset's test cases, and the recipe uses no key the path ignores
+  dataset's label names (a label its generator does not know is refused), weights are found and verified, each
+  generator reads the dataset channel's modality, no generator was trained on one of the dataset's test cases,
+  no style bank holds a test case (by id or content), and the recipe uses no key the path ignores
   (expansion draws no schedule, targeting or gate: such a key is an error, not silently dropped).
 - :func:`preview_recipe` runs every transform of the recipe (forced on) on a few training cases and writes one
   grid: a row per case (titled with the case id), the label, the real image and one column per transform (titled
@@ -26,6 +27,7 @@ import torch
 from synthaug.errors import ValidationError
 from synthaug.recipes.batch import build_transform, deform_batch
 from synthaug.recipes.leakage import TestSplit
+from synthaug.transforms.guards import check_channel_modality
 from synthaug.recipes.recipe import Recipe, TransformSpec, derive_seed
 from synthaug.recipes.shipped import load_shipped
 
@@ -75,6 +77,9 @@ def check_recipe(recipe: str | Path | Recipe, dataset: str | Path, *, path: str 
         names.append(spec.name)
         if t.card is not None:
             check_card_leakage(t.card, meta)
+            channel = str(meta.get("channel_names", {}).get(str(rec.channel), ""))
+            if channel:
+                check_channel_modality(t.card, channel)
             weights.append(t.card.name)
     if rec.gate is not None:
         from synthaug.recipes.gate import load_checker
