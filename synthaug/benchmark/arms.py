@@ -29,6 +29,8 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   subjects) and a shipped translation generator goes that way; labels are kept;
 - ``combined``: every learned transform above plus the Gaussian-mixture baseline, sharing the probability;
 - ``expansion``: offline expansion with the learned transforms (2 synthetic cases per training case);
+- ``simulated_mr``: across CT -> MR, the training label maps rendered as *simulated* MR by the physics prior
+  (no generator; :class:`synthaug.transforms.SimulatedMRSynth`) on half of the samples;
 - ``context_dr`` / ``expansion_dr``: an appearance-randomised ConText-GAN (``features="appearance"``) on the fly
   / offline, when one covers the labels: across modalities it draws randomised or simulated-MR (physics prior)
   appearances and puts no CT air back; within CT, randomised appearances with real air and bone kept. The
@@ -217,6 +219,12 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
         expansion = {"transforms": [{**t, "probability": 1.0 / len(learned)} for _, t in learned]}
         arms.append(Arm("expansion", "offline expansion with the learned transforms (2 per case), synthesis off",
                         expansion_recipe=expansion, per_case=2))
+    if train_mods and test_mods and train_mods != test_mods and test_mods <= {"MR"}:
+        from synthaug.appearance.physics import SUPERCLASS_NAMES
+
+        if set(labels) <= set(SUPERCLASS_NAMES):  # the physics prior as its own arm: simulated MR, no generator
+            arms.append(Arm("simulated_mr", "CT label maps rendered as SIMULATED MR (physics prior), p=0.5",
+                            {"transforms": [_transform("simulated_mr", DEFAULT_PROBABILITY, deform=deform)]}))
     dr = next((c for c in cards if c.family == "context" and c.appearance_randomised and set(labels) <= set(c.labels)),
               None)
     if dr is not None:

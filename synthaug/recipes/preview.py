@@ -27,9 +27,9 @@ import torch
 from synthaug.errors import ValidationError
 from synthaug.recipes.batch import build_transform, deform_batch
 from synthaug.recipes.leakage import TestSplit
-from synthaug.transforms.guards import check_channel_modality
 from synthaug.recipes.recipe import Recipe, TransformSpec, derive_seed
 from synthaug.recipes.shipped import load_shipped
+from synthaug.transforms.guards import check_channel_modality
 
 __all__ = ["RecipeCheck", "check_recipe", "preview_recipe", "PATHS"]
 

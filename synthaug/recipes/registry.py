@@ -28,6 +28,7 @@ from synthaug.transforms.heavy_intensity import HeavyIntensityAugment
 from synthaug.transforms.labels_to_image import GaussianMixtureSynth
 from synthaug.transforms.modality_translate import ModalityTranslate
 from synthaug.transforms.options import Options, OptionsTransform
+from synthaug.transforms.simulated_mr import SimulatedMRSynth
 from synthaug.transforms.style_swap import StyleSwap
 
 __all__ = [
@@ -129,6 +130,9 @@ DECLARATIONS: tuple[TransformDecl, ...] = (
                   description="SmaugLab's heavy non-linear intensity chain (inversion, histogram equalisation, "
                   "per-label redistribution, edges, random convolution, gamma, remaps, low resolution, bias), "
                   "labels untouched (synthaug.transforms.heavy_intensity.HeavyIntensityAugment)"),
+    TransformDecl("simulated_mr", SimulatedMRSynth,
+                  description="abdominal label map -> SIMULATED MR (physics prior: literature T1/T2/PD, spin echo and "
+                  "in/opposed phase; synthaug.transforms.SimulatedMRSynth), no generator"),
 )
 
 _REGISTRY: dict[str, TransformDecl] = {d.name: d for d in DECLARATIONS}

@@ -36,6 +36,7 @@ from synthaug.transforms.modality_translate import (
     ModalityTranslateOptions,
     ModalityTranslateParams,
 )
+from synthaug.transforms.simulated_mr import SimulatedMROptions, SimulatedMRParams, SimulatedMRSynth
 from synthaug.transforms.style_swap import StyleBank, StyleSwap, StyleSwapOptions, StyleSwapParams
 
 __all__ = [
@@ -51,6 +52,9 @@ __all__ = [
     "ModalityTranslate",
     "ModalityTranslateOptions",
     "ModalityTranslateParams",
+    "SimulatedMROptions",
+    "SimulatedMRParams",
+    "SimulatedMRSynth",
     "StyleBank",
     "StyleSwap",
     "StyleSwapOptions",
