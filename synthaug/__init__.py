@@ -27,7 +27,7 @@ from synthaug.errors import (
     WeightsError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "__version__",

@@ -1,4 +1,4 @@
-"""``synthaug recipe list|show|path|check|preview``: the shipped recipes and what a recipe does to your data."""
+"""``synthaug recipe list|show|path|schema|check|preview``: the shipped recipes and what a recipe does to your data."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def register(subparsers: Any) -> None:
     a = sub.add_parser("path", help="the file of a shipped recipe (for SYNTHAUG_RECIPE)")
     a.add_argument("recipe")
     a.set_defaults(func=_path)
+    j = sub.add_parser("schema", help="the recipe JSON Schema (derived from the recipe and options records)",
+                       description="Prints the JSON Schema of recipe files (draft 2020-12) for the transforms "
+                       "registered now; docs/recipe.schema.json is the committed copy.")
+    j.add_argument("--out", type=Path, help="write it to this file instead of printing it")
+    j.set_defaults(func=_schema)
     c = sub.add_parser("check", help="validate a recipe against an nnU-Net raw dataset for the path that runs it",
                        description="Builds every transform with the dataset's label names, verifies weights, refuses "
                        "generators trained on the dataset's test cases and keys the chosen path ignores.")
@@ -62,6 +67,18 @@ def _path(args: argparse.Namespace) -> int:
     from synthaug.recipes.shipped import recipe_path
 
     print(recipe_path(args.recipe))
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from synthaug.recipes.schema import schema_json
+
+    text = schema_json()
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -7,6 +7,8 @@
 - :mod:`~synthaug.recipes.batch` - :class:`BatchSynthesizer`: a recipe applied to a training batch on its
   device, with the caller's raw <-> normalised intensity mapping;
 - :mod:`~synthaug.recipes.expand` - offline expansion of an nnU-Net raw dataset (resumable, shardable);
+- :mod:`~synthaug.recipes.schema` - the published JSON Schema of recipes, derived from the records
+  (``synthaug recipe schema``; committed as ``docs/recipe.schema.json``);
 - :mod:`~synthaug.recipes.shipped` - the recipes that ship with synthaug (``synthaug recipe list``);
 - :mod:`~synthaug.recipes.preview` - a captioned grid of what a recipe makes of a dataset (``synthaug recipe preview``).
 
@@ -41,6 +43,7 @@ from synthaug.recipes.registry import (
     transform_names,
     unregister_transform,
 )
+from synthaug.recipes.schema import recipe_schema
 from synthaug.recipes.shipped import load_shipped, recipe_names, recipe_path
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "load_shipped",
     "recipe_names",
     "recipe_path",
+    "recipe_schema",
     "register_transform",
     "regenerate_deep_supervision",
     "transform_names",

@@ -48,7 +48,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,29 @@ def derive_seed(*parts: Any) -> int:
 # ---------------------------------------------------------------------------------------- records
 
 
+def bounded(default: Any, *, low: float | None = None, high: float | None = None, doc: str = "") -> Any:
+    """A record field whose bounds (and one-line doc) are declared once: the loader checks them and
+    :func:`synthaug.recipes.schema.recipe_schema` publishes them."""
+    return field(default=default, metadata={"low": low, "high": high, "doc": doc})
+
+
+def _read(cls: type, d: Mapping[str, Any], name: str, where: str, source: str) -> Any:
+    """Field ``name`` of record ``cls`` from ``d``: its default when absent, else checked against its declared
+    type (bool/int/float) and bounds."""
+    f = next(f for f in fields(cls) if f.name == name)
+    value = d.get(name, f.default)
+    if f.type in ("bool", bool):
+        if not isinstance(value, bool):
+            raise ValidationError(f"{_where(f'{where}.{name}', source)} must be true or false, got {value!r}.")
+        return value
+    if value is None and "None" in str(f.type):
+        return None
+    integer = str(f.type).startswith("int")
+    out = _num(value, f"{where}.{name}" if where else name, source, low=f.metadata.get("low"),
+               high=f.metadata.get("high"), integer=integer)
+    return int(out) if integer else float(out)
+
+
 def _where(where: str, source: str) -> str:
     return f"recipe {where}" + (f" (file {source})" if source else "")
 
@@ -129,9 +152,9 @@ def _num(value: Any, where: str, source: str, *, low: float | None = None, high:
 class DeformSpec:
     """Elastic deformation drawn before synthesis (displacement in voxels)."""
 
-    enabled: bool = False
-    control_points: int = 4
-    max_displacement: float = 6.0
+    enabled: bool = bounded(False, doc="draw a deformation before synthesis")
+    control_points: int = bounded(4, low=2, high=64, doc="control points per axis of the displacement grid")
+    max_displacement: float = bounded(6.0, low=0.0, doc="largest displacement, voxels")
 
     @classmethod
     def from_dict(cls, d: Any, where: str, source: str = "") -> DeformSpec:
@@ -139,13 +162,10 @@ class DeformSpec:
             return cls()
         if d is True:
             return cls(enabled=True)
-        _check_keys(d, ("enabled", "control_points", "max_displacement"), where, source)
-        enabled = d.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ValidationError(f"{_where(where + '.enabled', source)} must be true or false, got {enabled!r}.")
-        cp = _num(d.get("control_points", 4), where + ".control_points", source, low=2, high=64, integer=True)
-        md = _num(d.get("max_displacement", 6.0), where + ".max_displacement", source, low=0.0)
-        return cls(enabled=enabled, control_points=int(cp), max_displacement=float(md))
+        _check_keys(d, [f.name for f in fields(cls)], where, source)
+        # a deform object switches the deformation on unless it says "enabled": false
+        d = {"enabled": True, **d}
+        return cls(**{f.name: _read(cls, d, f.name, where, source) for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         return {"enabled": self.enabled, "control_points": self.control_points, "max_displacement": self.max_displacement}
@@ -156,13 +176,13 @@ class TransformSpec:
     """One recipe transform: registered ``name``, ``probability``, builder ``options``, ``deform``."""
 
     name: str
-    probability: float
+    probability: float = bounded(1.0, low=0.0, high=1.0, doc="share of the training samples made by this transform")
     options: Mapping[str, Any] = field(default_factory=dict)
     deform: DeformSpec = field(default_factory=DeformSpec)
 
     @classmethod
     def from_dict(cls, d: Any, where: str, source: str = "") -> TransformSpec:
-        _check_keys(d, ("name", "probability", "options", "deform"), where, source)
+        _check_keys(d, [f.name for f in fields(cls)], where, source)
         if "name" not in d:
             raise ValidationError(
                 f"{_where(where, source)} needs a 'name' (one of {list(transform_names())})."
@@ -174,7 +194,7 @@ class TransformSpec:
             entry = get_transform(name)
         except ValidationError as exc:
             raise ValidationError(f"{_where(where + '.name', source)}: {exc}") from None
-        prob = _num(d.get("probability", 1.0), where + ".probability", source, low=0.0, high=1.0)
+        prob = _read(cls, d, "probability", where, source)
         options = d.get("options", {}) or {}
         if not isinstance(options, Mapping):
             raise ValidationError(f"{_where(where + '.options', source)} must be a JSON object, got {options!r}.")
@@ -191,9 +211,9 @@ class TransformSpec:
 class Schedule:
     """Warm-up and linear ramp of the synthetic fraction over epochs."""
 
-    warmup_epochs: int = 0
-    ramp_epochs: int = 0
-    start: float = 0.0
+    warmup_epochs: int = bounded(0, low=0, doc="epochs without synthesis")
+    ramp_epochs: int = bounded(0, low=0, doc="epochs of the linear ramp to full strength (0: at once)")
+    start: float = bounded(0.0, low=0.0, high=1.0, doc="strength at the start of the ramp")
 
     def factor(self, epoch: int) -> float:
         """Multiplier of the transform probabilities at ``epoch`` (0-based): 0 in warm-up, then ramps to 1."""
@@ -208,11 +228,8 @@ class Schedule:
     def from_dict(cls, d: Any, where: str, source: str = "") -> Schedule:
         if d is None:
             return cls()
-        _check_keys(d, ("warmup_epochs", "ramp_epochs", "start"), where, source)
-        w = _num(d.get("warmup_epochs", 0), where + ".warmup_epochs", source, low=0, integer=True)
-        r = _num(d.get("ramp_epochs", 0), where + ".ramp_epochs", source, low=0, integer=True)
-        s = _num(d.get("start", 0.0), where + ".start", source, low=0.0, high=1.0)
-        return cls(warmup_epochs=int(w), ramp_epochs=int(r), start=float(s))
+        _check_keys(d, [f.name for f in fields(cls)], where, source)
+        return cls(**{f.name: _read(cls, d, f.name, where, source) for f in fields(cls)})
 
     def to_dict(self) -> dict[str, Any]:
         return {"warmup_epochs": self.warmup_epochs, "ramp_epochs": self.ramp_epochs, "start": self.start}
@@ -222,8 +239,8 @@ class Schedule:
 class Targeting:
     """Per-class multipliers of the synthesis probability (keys: label names or ids as strings)."""
 
-    class_weights: Mapping[str, float] = field(default_factory=dict)
-    default_weight: float = 1.0
+    class_weights: Mapping[str, float] = field(default_factory=dict, metadata={"low": 0.0})
+    default_weight: float = bounded(1.0, low=0.0, doc="weight of a sample with none of the listed classes")
 
     @classmethod
     def from_dict(cls, d: Any, where: str, source: str = "") -> Targeting | None:
@@ -236,9 +253,9 @@ class Targeting:
                 f"{_where(where + '.class_weights', source)} must be a non-empty object "
                 f"{{label name or id: weight}}, got {weights!r}."
             )
-        out = {str(k): float(_num(v, f"{where}.class_weights[{k!r}]", source, low=0.0)) for k, v in weights.items()}
-        dw = _num(d.get("default_weight", 1.0), where + ".default_weight", source, low=0.0)
-        return cls(class_weights=out, default_weight=float(dw))
+        low = next(f for f in fields(cls) if f.name == "class_weights").metadata["low"]
+        out = {str(k): float(_num(v, f"{where}.class_weights[{k!r}]", source, low=low)) for k, v in weights.items()}
+        return cls(class_weights=out, default_weight=_read(cls, d, "default_weight", where, source))
 
     def resolve(self, labels: Mapping[str, int] | None) -> dict[int, float]:
         """``{label id: weight}`` using the dataset's ``{name: id}`` for names."""
@@ -265,7 +282,7 @@ class GateSpec:
     """Label-faithfulness gate: frozen ``checker`` (segmenter weights name) and Dice ``threshold``."""
 
     checker: str
-    threshold: float = 0.5
+    threshold: float = bounded(0.5, low=0.0, high=1.0, doc="Dice below which a synthetic sample is rejected")
 
     @classmethod
     def from_dict(cls, d: Any, where: str, source: str = "") -> GateSpec | None:
@@ -277,8 +294,7 @@ class GateSpec:
             raise ValidationError(
                 f"{_where(where + '.checker', source)} must name segmenter weights (family 'segmenter'), got {checker!r}."
             )
-        thr = _num(d.get("threshold", 0.5), where + ".threshold", source, low=0.0, high=1.0)
-        return cls(checker=checker, threshold=float(thr))
+        return cls(checker=checker, threshold=_read(cls, d, "threshold", where, source))
 
     def to_dict(self) -> dict[str, Any]:
         return {"checker": self.checker, "threshold": self.threshold}
@@ -288,26 +304,23 @@ class GateSpec:
 class Budget:
     """nnU-Net training budget; ``None`` keeps nnU-Net's default (1000 x 250, 50 validation iterations)."""
 
-    num_epochs: int | None = None
-    iterations_per_epoch: int | None = None
-    val_iterations_per_epoch: int | None = None
+    num_epochs: int | None = bounded(None, low=1, doc="nnU-Net epochs")
+    iterations_per_epoch: int | None = bounded(None, low=1, doc="training iterations per epoch")
+    val_iterations_per_epoch: int | None = bounded(None, low=1, doc="validation iterations per epoch")
 
     @classmethod
     def from_dict(cls, d: Any, where: str, source: str = "") -> Budget:
         if d is None:
             return cls()
         _check_keys(d, tuple(BUDGET_ENV), where, source)
-        vals = {}
-        for k in BUDGET_ENV:
-            v = d.get(k)
-            vals[k] = None if v is None else int(_num(v, f"{where}.{k}", source, low=1, integer=True))
-        return cls(**vals)
+        return cls(**{k: _read(cls, d, k, where, source) for k in BUDGET_ENV})
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in BUDGET_ENV}
 
 
-_TOP_KEYS = ("synthaug_recipe", "description", "seed", "channel", "transforms", "schedule", "targeting", "gate",
+# "$schema" lets an editor find docs/recipe.schema.json; the loader ignores its value.
+_TOP_KEYS = ("$schema", "synthaug_recipe", "description", "seed", "channel", "transforms", "schedule", "targeting", "gate",
              "budget")
 
 
@@ -320,8 +333,8 @@ class Recipe:
     targeting: Targeting | None = None
     gate: GateSpec | None = None
     budget: Budget = field(default_factory=Budget)
-    seed: int = 0
-    channel: int = 0
+    seed: int = bounded(0, low=0, doc="base seed of every draw (per case and epoch derived from it)")
+    channel: int = bounded(0, low=0, doc="input channel the transforms read and write")
     description: str = ""
     source: str = ""
 
@@ -354,8 +367,8 @@ class Recipe:
                 f"{_where('transforms', source)}: the probabilities sum to {total:g} > 1. A sample gets at most one "
                 "transform, so the probabilities are shares of the batch: lower them so that they sum to at most 1."
             )
-        seed = _num(d.get("seed", 0), "seed", source, low=0, integer=True)
-        channel = _num(d.get("channel", 0), "channel", source, low=0, integer=True)
+        seed = _read(cls, d, "seed", "", source)
+        channel = _read(cls, d, "channel", "", source)
         desc = d.get("description", "")
         if not isinstance(desc, str):
             raise ValidationError(f"{_where('description', source)} must be a string.")
@@ -365,8 +378,8 @@ class Recipe:
             targeting=Targeting.from_dict(d.get("targeting"), "targeting", source),
             gate=GateSpec.from_dict(d.get("gate"), "gate", source),
             budget=Budget.from_dict(d.get("budget"), "budget", source),
-            seed=int(seed),
-            channel=int(channel),
+            seed=seed,
+            channel=channel,
             description=desc,
             source=source,
         )

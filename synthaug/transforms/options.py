@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import numbers
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,34 @@ class Options:
     """Base of the options records (subclasses are frozen dataclasses; ``validate`` runs on construction)."""
 
     def __post_init__(self) -> None:
-        self.validate()
+        self._check_numbers()
+        try:
+            self.validate()
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ValidationError):
+                raise
+            raise ValidationError(
+                f"{type(self).__name__}: an option has a value of the wrong type ({exc}); the options and their "
+                f"types: {self._field_types()}."
+            ) from exc
+
+    @classmethod
+    def _field_types(cls) -> dict[str, str]:
+        return {f.name: str(f.type) for f in dataclasses.fields(cls)}
+
+    def _check_numbers(self) -> None:
+        """A number option (annotation ``int``/``float``, optionally ``| None``) given anything but a number is
+        refused by name, before ``validate`` tries to convert it."""
+        for f in dataclasses.fields(self):
+            kinds = {k.strip() for k in str(f.type).split("|")}
+            if not kinds or not kinds <= {"int", "float", "None"} or kinds == {"None"}:
+                continue
+            value = getattr(self, f.name)
+            if value is None and "None" in kinds:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                expected = " or ".join(sorted(kinds - {"None"})) + (" (or None)" if "None" in kinds else "")
+                raise ValidationError(f"option {f.name!r} must be {expected}, got {value!r}.")
 
     def validate(self) -> None:  # pragma: no cover - overridden where there is something to check
         """Check (and normalise, with ``object.__setattr__``) the field values; raise ValidationError."""
