@@ -241,8 +241,9 @@ def test_translate_arm_when_training_and_test_modalities_differ():
 
     labels = {"background": 0, "liver": 1}
     cards = [SimpleNamespace(name="ctx", family="context", labels=("background", "liver"), source_modality="",
-                             target_modality=""),
-             SimpleNamespace(name="ct2mr", family="translate", labels=(), source_modality="CT", target_modality="MR")]
+                             target_modality="", appearance_randomised=False),
+             SimpleNamespace(name="ct2mr", family="translate", labels=(), source_modality="CT", target_modality="MR",
+                             appearance_randomised=False)]
     cross = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
                                                       {"subject": "mr_c", "role": "test"},
                                                       {"subject": "mr_c", "role": "report"}]}}
@@ -263,8 +264,8 @@ def test_unpaired_style_arm_uses_the_unlabelled_bank_and_paired_style_stays_in_o
 
     labels = {"background": 0, "liver": 1}
     names = ("background", "liver")
-    cards = [SimpleNamespace(name="usis", family="style", labels=names, source_modality="CT", target_modality="MR"),
-             SimpleNamespace(name="paired", family="style", labels=names, source_modality="CT", target_modality="CT")]
+    cards = [SimpleNamespace(name=n, family="style", labels=names, source_modality="CT", target_modality=t,
+                             appearance_randomised=False) for n, t in (("usis", "MR"), ("paired", "CT"))]
     cross = {"labels": labels, "synthaug": {"cases": [{"subject": "ct_a", "role": "train"},
                                                       {"subject": "mr_c", "role": "test"}]}}
     arms = {a.name: a for a in builtin_arms(cross, cards=cards, style_bank="raw", unlabelled_bank="raw/imagesGen")}
