@@ -344,6 +344,10 @@ def infer(net: nn.Module, *args: Any, method: str = "forward", **kwargs: Any) ->
         kwargs = {k: _to_channels_last(v) for k, v in kwargs.items()}
     device = _device_of(net, args)
     mode = current_precision()
+    if mode != "fp32":  # inputs in the autocast dtype too, so maps built from them (one-hot, painted codes) match
+        low = _AUTOCAST_DTYPE[mode]
+        args = tuple(_cast(a, low) for a in args)
+        kwargs = {k: _cast(v, low) for k, v in kwargs.items()}
     fn: Callable[..., torch.Tensor] = target if method == "forward" else getattr(target, method)
     with torch.inference_mode(), _autocast(device, mode):
         out = fn(*args, **kwargs)
@@ -351,6 +355,12 @@ def infer(net: nn.Module, *args: Any, method: str = "forward", **kwargs: Any) ->
         raise ValidationError(f"{type(net).__name__}.{method} returned {type(out).__name__}, not a tensor.")
     # A normal tensor (not an inference tensor), float32, in the standard layout: one copy of a 1-channel output.
     return out.to(dtype=torch.float32, memory_format=torch.contiguous_format, copy=True)
+
+
+def _cast(v: Any, dtype: torch.dtype) -> Any:
+    if isinstance(v, torch.Tensor) and v.is_floating_point():
+        return v.to(dtype)
+    return v
 
 
 def _device_of(net: nn.Module, args: tuple[Any, ...]) -> torch.device:

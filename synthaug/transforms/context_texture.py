@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from synthaug._validate import check_axis, check_choice, check_int, check_positive, check_range
 from synthaug.errors import ValidationError, WeightsError
@@ -43,7 +44,7 @@ from synthaug.features.calibrate import calibrate_with_stats
 from synthaug.features.region import RegionStats, features_of
 from synthaug.inference.phases import phase
 from synthaug.networks.inference import infer
-from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.elastic import _sampling_grid, sample_displacement
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
@@ -240,10 +241,8 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
                                         max_displacement=self.max_displacement, generator=g)
                     for g in gens
                 ]).to(device)
-                labels = warp_labels(labels, disp)
-                x = warp(x, disp)
-                if self.keep_outside_window and conv.kind == "ct_window":
-                    reference = warp(reference, disp)
+                labels, x, reference = _warp_all(labels, x, reference, disp,
+                                                 reference_too=self.keep_outside_window and conv.kind == "ct_window")
         with phase("checks"):
             classes = self._to_classes(labels, label_names)
             warn_sparse_labels(classes, generator=self.card.name)
@@ -354,6 +353,19 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         u = torch.stack([torch.rand(nf, nl, generator=g, dtype=xs.dtype) for g in gens])
         req = (lo + u * (hi - lo)).to(xs.device)
         return req.repeat_interleave(n_per, dim=0)
+
+
+def _warp_all(labels: torch.Tensor, x: torch.Tensor, reference: torch.Tensor, disp: torch.Tensor, *,
+              reference_too: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`warp_labels` of ``labels`` and :func:`warp` of ``x`` (and ``reference``) with one sampling grid: the
+    grid is built once and the two images share one linear ``grid_sample`` (the same values as separate calls)."""
+    grid = _sampling_grid(disp)
+    lab = F.grid_sample(labels.to(disp.dtype), grid, mode="nearest", padding_mode="border", align_corners=True)
+    images = torch.cat([x, reference], dim=1) if reference_too else x
+    warped = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    x_w = warped[:, :1]
+    ref_w = warped[:, 1:] if reference_too else reference
+    return lab.round().to(labels.dtype), x_w, ref_w
 
 
 def _latent(z_dim: int, seeds: list[int], device: torch.device) -> torch.Tensor | None:
