@@ -257,3 +257,24 @@ def test_bad_options_raise(kwargs, match):
     kwargs = {"n_labels": 3, **kwargs}
     with pytest.raises(ValidationError, match=match):
         region_features(image, labels, **kwargs)
+
+
+def test_with_image_shares_the_region_index():
+    import pytest
+    import torch
+
+    from synthaug.errors import ShapeError
+    from synthaug.features.region import RegionStats, features_of, region_features
+
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 3, (2, 8, 8), generator=g)
+    a, b = torch.rand(2, 1, 8, 8, generator=g), torch.rand(2, 1, 8, 8, generator=g)
+    sa = RegionStats(a, labels, n_labels=3, bins=8, value_range=(0.0, 1.0), soft=False, bandwidth=None)
+    _ = sa.count
+    sb = sa.with_image(b)
+    assert sb.index is sa.index and sb.__dict__["count"] is not None
+    names = ("mean", "std", "entropy")
+    torch.testing.assert_close(features_of(sb, names).values,
+                               region_features(b, labels, n_labels=3, names=names, bins=8, value_range=(0.0, 1.0)).values)
+    with pytest.raises(ShapeError):
+        sa.with_image(torch.rand(1, 1, 8, 8))
