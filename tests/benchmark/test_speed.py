@@ -124,3 +124,19 @@ def test_markdown_from_stored_fixture():
     assert "fp32 matmul peak" in md and "64x64x16 block: 40.0 GFLOP/s" in md
     assert "below the 60% target" in md and "narrow layers" not in md and "conv-kernel" not in md and "`style_ct_a`" in md and "- a note" in md
     assert "| nnU-Net iteration | 64x64x16 |" in md
+
+
+@pytest.mark.slow
+def test_measure_expansion_one_and_two_processes(tmp_path, tiny_weights):
+    from synthaug.benchmark.speed import measure_expansion
+    from tests.integrations.nnunet import make_raw_dataset, write_recipe
+
+    src = make_raw_dataset(tmp_path / "raw", n_train=5, n_test=1, shape=(24, 24, 1))
+    recipe = write_recipe(tmp_path / "recipe.json")
+    res = measure_expansion(src, recipe, per_case=1, work=tmp_path / "work")
+    assert [r["processes"] for r in res["runs"]] == [1, 2]
+    assert all(r["synthetic_cases"] == 5 and r["seconds"] > 0 for r in res["runs"])
+    assert res["runs"][0]["speedup"] == pytest.approx(1.0)
+    assert all(r["byte_identical"] for r in res["runs"]) and res["files"] > 4
+    md = speed_markdown({**json.loads(FIXTURE.read_text()), "expansion": res}, command="c", machine="m", date="d")
+    assert "## Offline expansion throughput" in md and "| 2 |" in md
