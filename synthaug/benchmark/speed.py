@@ -564,10 +564,13 @@ def _precision_quality(items: Sequence[_Item], *, seed: int) -> dict[str, dict[s
         ref_item = next(r for r in items if r.kind == "generator" and r.weights == it.weights and r.precision == "fp32")
         ref, test = ref_item.run(seed)[0].double(), it.run(seed)[0].double()
         rng = float(ref.max() - ref.min()) or 1.0
-        window = 7 if min(ref.shape[2:]) >= 7 else None
+        # SSIM over the 2D slices (along the last axis, as the 2D generators render them), 7x7 windows
+        as_2d = (lambda v: v.movedim(-1, 1).reshape(-1, 1, *v.shape[2:4])) if ref.ndim == 5 else (lambda v: v)
+        window = 7 if min(ref.shape[2:4]) >= 7 else None
         out[it.key] = {
             "psnr_vs_fp32": float(psnr(test, ref, data_range=rng).mean()),
-            "ssim_vs_fp32": float(ssim(test, ref, data_range=rng, window_size=window).mean()) if window else None,
+            "ssim_vs_fp32": (float(ssim(as_2d(test), as_2d(ref), data_range=rng, window_size=window).mean())
+                             if window else None),
             "max_abs_diff_vs_fp32_of_range": float((test - ref).abs().max()) / rng,
         }
     return out
@@ -1131,7 +1134,9 @@ def speed_markdown(result: Mapping[str, Any], *, command: str, machine: str, dat
         *(f"- {n}" for n in gen_notes),
         "- FLOPs: `torch.utils.flop_counter.FlopCounterMode` on the exact inputs of the instrumented call "
         "(matmul/convolution FLOPs only; normalisation, activations, noise, interpolation and indexing count 0). "
-        "Generator FLOPs/time: only inside the network method the transform calls (wrapped with a synchronised timer).",
+        "Generator FLOPs: the plain network's method the transform calls, counted in a separate call with the inference "
+        "copy switched off (`synthaug.networks.inference.configure(optimise=False)`); generator time: the `generator` "
+        "phase of the timed calls (the inference copy, `synthaug.networks.inference.infer`).",
         f"- Peak memory: {'; '.join(mem)}. RSS rise: process peak RSS (Linux VmHWM, reset before the call) minus RSS "
         "before it; it includes numpy and allocator caching, and memory freed earlier can be reused without a rise.",
         "- Timings are medians of interleaved rounds on a machine shared with other jobs; ratios measured side by "

@@ -123,6 +123,21 @@ class RegionStats:
                 new.__dict__[name] = value.to(image.dtype) if name == "count" else value
         return new
 
+    def rows(self, start: int, stop: int) -> RegionStats:
+        """The statistics of samples ``start:stop`` (views of the index, counts and image; no recount): a chunked
+        caller (the generator transforms calibrate slice chunks while they are in cache) shares one index."""
+        n_vox = self.flat.shape[1]
+        new = object.__new__(RegionStats)
+        new.image, new.labels, new.n_labels = self.image[start:stop], self.labels[start:stop], self.n_labels
+        new.bins, new.value_range, new.soft, new.bandwidth = self.bins, self.value_range, self.soft, self.bandwidth
+        new.batch = stop - start
+        new.flat = self.flat[start:stop]
+        new.index = self.index[start * n_vox : stop * n_vox] - start * self.n_labels
+        for name in ("count", "present"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name][start:stop]
+        return new
+
     def region_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum of per-voxel ``values`` (any shape with B*V elements) inside each region: ``(B, N_L)``."""
         flat = values.reshape(-1)

@@ -253,6 +253,7 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
             n_per = xs.shape[0] // b
             stats = RegionStats(xs, cs, n_labels=self.n_labels, bins=self.bins, value_range=(-1.0, 1.0),
                                 soft=False, bandwidth=None)
+            _ = stats.count  # counted once, shared by every calibration chunk
             if self.features == "appearance":
                 requested = self._appearance_requests(x, classes, gens).repeat_interleave(n_per, dim=0)
             else:
@@ -282,14 +283,15 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
             if pixel is not None:
                 kw["pixel_noise"] = pixel[part]
             with phase("generator"):
-                return infer(net, cs_p[part], requested[part], **kw)
+                out = infer(net, cs_p[part], requested[part], **kw)
+            with phase("padding"):
+                out = crop_padding(out, pads)
+            if self.calibrate:  # per slice and region, on the chunk while it is in cache; the padding (background) never is
+                with phase("calibration"):
+                    out = calibrate_with_stats(out, stats.rows(part.start, part.stop), requested[part], names=self.names)
+            return out
 
         fake = run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device))
-        with phase("padding"):
-            fake = crop_padding(fake, pads)
-        if self.calibrate:  # per slice and region, every slice at once; padding is background, never calibrated
-            with phase("calibration"):
-                fake = calibrate_with_stats(fake, stats, requested, names=self.names)
         with phase("output"):
             out = from_slices(fake, b, self.slice_axis, images.ndim)
             # 4. back to the input's intensity scale (out-of-window voxels keep the input's values)
