@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import threading
 import weakref
 from collections.abc import Callable, Iterator
