@@ -13,8 +13,8 @@ runs one of its methods under :func:`torch.inference_mode` in the precision chos
   layers that read the same map are fused: the three ``shared`` embeddings of a residual block are one
   convolution with three times the width, and each SPADE's ``gamma`` and ``beta`` are one convolution with
   twice the width (wider convolutions keep the vector units busier; the sums are the same, in another order);
-- **channels-last memory format** for 2D networks (oneDNN's preferred layout on CPU, the tensor cores' on GPU),
-  so no layout reorder runs between layers.
+- **channels-last memory format** where it was measured to help (2D SPADE decoders on CPU), so no layout
+  reorder runs between layers.
 
 Every rewrite is exact in real arithmetic; in float32 the outputs differ from the plain module's by summation
 order only (tests/networks/test_inference.py bounds it). Reduced precision is opt-in and process-wide or
@@ -75,8 +75,9 @@ class InferenceSettings:
     Attributes:
         optimise: run the faster copy (:func:`inference_copy`); False runs the plain module (the reference).
         channels_last: store 2D networks and their inputs channels-last in the copy: True, False, or None (the
-            measured rule: on CUDA always; on CPU only for SPADE decoders, where it saved ~13% of the forward
-            time, while the pix2pix U-Nets and the ResNet translators ran as fast or slower channels-last).
+            measured rule: on CPU only for SPADE decoders, where it saved ~7-13% of the forward time, while the
+            pix2pix U-Nets and the ResNet translators ran as fast or slower channels-last; off on other devices
+            until measured there: pass True to try it).
         subpixel_max_channels: rewrite transposed convolutions with at most this many output channels in the
             sub-pixel form (0: never). Wider ones stay: oneDNN's own kernel was faster there (measured).
     """
@@ -303,8 +304,8 @@ def _use_channels_last(net: nn.Module, setting: bool | None) -> bool:
     if setting:
         return True
     p = next(net.parameters(), None)
-    if p is not None and p.device.type == "cuda":
-        return True
+    if p is not None and p.device.type != "cpu":
+        return False
     return any(isinstance(m, _FusedSPADEResBlock) for m in net.modules())
 
 
