@@ -45,6 +45,7 @@ def test_growth_fit_is_linear_for_linear_times():
     assert fit["r2"] == pytest.approx(1.0) and abs(fit["intercept_ms"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_measure_speed_rows(tiny_weights):
     torch.set_num_threads(1)
     result = measure_speed([(16, 16, 4), (32, 32, 8)], weights=["tiny_ct", "no_such_weights"], repeats=1, warmup=1,
@@ -83,6 +84,24 @@ def test_measure_speed_rows(tiny_weights):
     json.dumps(result)  # the raw result is JSON-serialisable as written by the CLI
     report = speed_markdown(result, command="synthaug benchmark speed", machine="test", date="today")
     assert "| ContextTextureSynth [tiny_ct] | 16x16x4 |" in report and "no_such_weights" in report
+
+
+def test_generator_rows_without_peers(tiny_weights):
+    """The fast twin of test_measure_speed_rows (slow: it also times TorchIO, MONAI and two nnU-Net iterations):
+    generator rows only, one size, the time split, canvas fill and the bf16 twin with its quality."""
+    torch.set_num_threads(1)
+    result = measure_speed([(32, 32, 8)], weights=["tiny_ct"], repeats=1, warmup=0, matmul_size=128, peers=False,
+                           nnunet=False, sources={"tiny_ct": _source()})
+    gens = [r for r in result["rows"] if r["kind"] == "generator"]
+    assert [r["precision"] for r in gens] == ["fp32", "bf16"]
+    for r in gens:
+        assert {"generator", "checks", "calibration", "features"} <= set(r["phases"])
+        assert r["phases"]["generator"] == pytest.approx(r["generator_seconds"]) and r["generator_flops"] > 0
+        assert sum(r["phases"].values()) <= r["seconds"] * 1.01 and r["canvas_fill"] == pytest.approx(1.0)
+    assert gens[1]["psnr_vs_fp32"] > 20 and 0.5 < gens[1]["ssim_vs_fp32"] <= 1.0
+    md = speed_markdown(result, command="c", machine="m", date="d")
+    assert "## Where the time goes inside a call" in md and "## Reduced precision" in md
+    assert "| ContextTextureSynth [tiny_ct] [bf16] | 32x32x8 |" in md
 
 
 def test_rendered_voxels_follow_the_card():
