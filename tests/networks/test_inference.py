@@ -20,7 +20,7 @@ from synthaug.networks.spade import SPADEGenerator
 from synthaug.networks.unet_generator import UNetGenerator
 from synthaug.weights.registry import load
 
-SHIPPED = ["context_ct_a", "context_mni", "style_ct_a", "style_ct_label_to_mr", "translate_abdomen_ct_mr_nec",
+SHIPPED = ["context_ct_a", "context_mni", "context_dr_ct_a", "context_dr_mni", "style_ct_a", "style_ct_label_to_mr", "translate_abdomen_ct_mr_nec",
            "translate_brain_t1_t2_nec", "translate_brain_pd_t2_resgan"]
 
 
