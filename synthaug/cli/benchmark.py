@@ -61,6 +61,17 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--warmup", type=int, default=1, help="unmeasured rounds per size (default 1)")
     sp.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
     sp.add_argument("--matmul-size", type=int, default=None, help="edge of the peak matmul (default 2048; CUDA 8192)")
+    sp.add_argument("--precisions", nargs="+", default=None, choices=("fp32", "bf16", "fp16"),
+                    help="generator precisions timed side by side, with PSNR/SSIM against fp32 (default fp32 bf16; "
+                    "on CUDA also fp16)")
+    sp.add_argument("--no-peers", action="store_true", help="skip TorchIO and MONAI")
+    sp.add_argument("--no-nnunet", action="store_true", help="skip the plain nnU-Net iterations")
+    sp.add_argument("--overhead", nargs=2, metavar=("PREPROCESSED", "RECIPE"), default=None,
+                    help="also measure synthesis per real nnU-Net iteration (2d and 3d_fullres) on this preprocessed "
+                    "dataset with this recipe (synthaug.benchmark.overhead)")
+    sp.add_argument("--expansion", nargs=3, metavar=("RAW", "RECIPE", "PER_CASE"), default=None,
+                    help="also measure offline expansion throughput with 1 and 2 processes under torchrun (1 thread "
+                    "each), outputs compared by sha256")
     sp.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
     sp.set_defaults(func=_speed)
     d = sub.add_parser(
@@ -195,8 +206,17 @@ def _speed(args: argparse.Namespace) -> int:
             sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
         except ValueError:
             raise ValidationError(f"--sizes must look like 64x64x16, got {args.sizes}.") from None
+    expansion = None
+    if args.expansion:
+        raw, recipe, per_case = args.expansion
+        try:
+            expansion = (raw, recipe, int(per_case))
+        except ValueError:
+            raise ValidationError(f"--expansion PER_CASE must be an integer, got {per_case!r}.") from None
     result = measure_speed(sizes, weights=args.weights, repeats=args.repeats, warmup=args.warmup, device=args.device,
-                           matmul_size=args.matmul_size, log=lambda m: print(m, flush=True))
+                           matmul_size=args.matmul_size, precisions=args.precisions, peers=not args.no_peers,
+                           nnunet=not args.no_nnunet, overhead=tuple(args.overhead) if args.overhead else None,
+                           expansion=expansion, log=lambda m: print(m, flush=True))
     report = speed_markdown(result, command=_command(), machine=machine_line(), date=today(), notes=args.note)
     print(report)
     if args.out is not None:

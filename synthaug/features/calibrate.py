@@ -25,7 +25,7 @@ from synthaug.errors import ValidationError
 from synthaug.features.maps import denormalise_features
 from synthaug.features.region import RegionStats, check_image_and_labels
 
-__all__ = ["calibrate_regions"]
+__all__ = ["calibrate_regions", "calibrate_with_stats"]
 
 _SUPPORTED = ("mean", "std", "entropy")
 
@@ -60,6 +60,31 @@ def calibrate_regions(
             f"requested must have shape (B, N_F={len(names)}, N_L={n_labels}), got {tuple(requested.shape)}."
         )
     image, labels = check_image_and_labels(image, labels, n_labels=n_labels)
+    stats = RegionStats(image, labels, n_labels=n_labels, bins=bins, value_range=value_range, soft=False, bandwidth=None)
+    return calibrate_with_stats(image, stats, requested, names=names, iterations=iterations,
+                                include_background=include_background, max_scale=max_scale)
+
+
+@torch.no_grad()
+def calibrate_with_stats(
+    image: torch.Tensor,
+    stats: RegionStats,
+    requested: torch.Tensor,
+    *,
+    names: Sequence[str],
+    iterations: int = 3,
+    include_background: bool = False,
+    max_scale: float = 4.0,
+) -> torch.Tensor:
+    """:func:`calibrate_regions` with the labels' region statistics already built (``stats``: hard histogram
+    statistics of any image under the same labels, e.g. the input's from the feature measurement). No
+    validation and no host round trip: the transforms' hot path. The region index and voxel counts are shared
+    by every pass; each pass is one histogram, a few ``(B, N_L)`` operations and one gather of a per-region
+    table back to the voxels."""
+    names = tuple(names)
+    if stats.soft:
+        raise ValidationError("calibrate_with_stats needs hard-histogram statistics (soft=False).")
+    n_labels, bins, value_range = stats.n_labels, stats.bins, stats.value_range
     raw = denormalise_features(requested * 100.0, names, value_range=value_range, bins=bins)  # raw units
     lo, hi = value_range
     out = image.clone()
@@ -67,25 +92,27 @@ def calibrate_regions(
     keep = torch.ones(n_labels, dtype=torch.bool, device=image.device)
     if not include_background:
         keep[0] = False
-
-    def stats_of(x: torch.Tensor) -> RegionStats:
-        return RegionStats(x, labels, n_labels=n_labels, bins=bins, value_range=value_range, soft=False, bandwidth=None)
-
+    i_mean = names.index("mean") if "mean" in names else None
+    i_std = names.index("std") if "std" in names else None
+    i_ent = names.index("entropy") if "entropy" in names else None
     for _ in range(max(1, iterations)):
-        st = stats_of(out)
+        st = stats.with_image(out)
         active = st.present & keep  # (B, N_L)
         mean = st.mean
-        target_mean = raw[:, names.index("mean")] if "mean" in names else mean
+        target_mean = raw[:, i_mean] if i_mean is not None else mean
         scale = torch.ones_like(mean)
-        if "std" in names:
+        if i_std is not None:
             sd = st.variance.clamp_min(0).sqrt()
-            scale = raw[:, names.index("std")] / sd.clamp_min(1e-6)
-        elif "entropy" in names:
-            scale = torch.pow(2.0, raw[:, names.index("entropy")] - _entropy_bits(st))
+            scale = raw[:, i_std] / sd.clamp_min(1e-6)
+        elif i_ent is not None:
+            scale = torch.pow(2.0, raw[:, i_ent] - _entropy_bits(st))
         scale = scale.clamp(1.0 / max_scale, max_scale)
         scale = torch.where(active, scale, torch.ones_like(scale))
         target_mean = torch.where(active, target_mean, mean)
         flat = out.reshape(shape[0], -1)
-        new = (st.gather(target_mean) + (flat - st.gather(mean)) * st.gather(scale)).clamp(lo, hi)
-        out = torch.where(st.gather(active), new, flat).reshape(shape)  # untouched regions stay exact
+        # one gather of a (B * N_L, 4) table instead of four gathers of (B, N_L) tensors
+        table = torch.stack([target_mean, mean, scale, active.to(mean.dtype)], dim=-1).reshape(-1, 4)
+        per_voxel = table[st.index].view(shape[0], -1, 4)
+        new = (per_voxel[..., 0] + (flat - per_voxel[..., 1]) * per_voxel[..., 2]).clamp(lo, hi)
+        out = torch.where(per_voxel[..., 3] > 0, new, flat).reshape(shape)  # untouched regions stay exact
     return out.to(image.dtype)

@@ -68,12 +68,31 @@ def feature_bounds(
     like: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-feature natural ranges as ``(lo, hi)`` tensors of shape ``(N_F, 1)`` (dtype/device of ``like``)."""
-    names = check_feature_names(names)
-    vr = check_histogram_options(bins=bins, value_range=value_range)
-    pairs = [get_feature(n).range_for(value_range=vr, bins=bins) for n in names]
+    pairs = _bound_pairs(tuple(names) if not isinstance(names, str) else names, tuple(value_range), bins)
     kw = {} if like is None else {"dtype": like.dtype, "device": like.device}
     bounds = torch.tensor(pairs, **kw)  # (N_F, 2)
     return bounds[:, :1], bounds[:, 1:]
+
+
+def _bound_pairs(names: Sequence[str], value_range: tuple[float, float], bins: int) -> tuple[tuple[float, float], ...]:
+    """The validated ``(lo, hi)`` pairs, memoised per (names, range, bins) of registered features (a transform
+    asks for the same ones at every call)."""
+    key = (names, value_range, bins, _registry_version())
+    cached = _BOUNDS.get(key)
+    if cached is None:
+        checked = check_feature_names(names)
+        vr = check_histogram_options(bins=bins, value_range=value_range)
+        cached = _BOUNDS[key] = tuple(get_feature(n).range_for(value_range=vr, bins=bins) for n in checked)
+    return cached
+
+
+_BOUNDS: dict[tuple, tuple[tuple[float, float], ...]] = {}
+
+
+def _registry_version() -> tuple[int, ...]:
+    from synthaug.features.registry import _REGISTRY
+
+    return tuple(id(spec) for spec in _REGISTRY.values())
 
 
 def normalise_features(

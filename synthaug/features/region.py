@@ -32,6 +32,7 @@ __all__ = [
     "RegionFeatures",
     "RegionStats",
     "region_features",
+    "features_of",
     "check_label_map",
     "check_feature_names",
     "check_histogram_options",
@@ -99,6 +100,43 @@ class RegionStats:
         self.flat = image.reshape(self.batch, -1)  # (B, V)
         offsets = torch.arange(self.batch, device=image.device).unsqueeze(1) * n_labels
         self.index = (labels.reshape(self.batch, -1) + offsets).reshape(-1)  # (B*V,) region ids
+
+    def with_image(self, image: torch.Tensor) -> RegionStats:
+        """The statistics of another image ``(B, 1, *spatial)`` under the same labels and settings.
+
+        The region index and the voxel counts depend only on the labels, so they are shared, not recomputed:
+        the feature measurement of an input and the calibration passes of a generated image reuse one index.
+        """
+        if image.shape[0] != self.batch or image[0].numel() != self.flat.shape[1]:
+            raise ShapeError(
+                f"image {tuple(image.shape)} must have the batch and voxel count of the labels' statistics "
+                f"({self.batch} x {self.flat.shape[1]})."
+            )
+        new = object.__new__(RegionStats)
+        new.image, new.labels, new.n_labels = image, self.labels, self.n_labels
+        new.bins, new.value_range, new.soft, new.bandwidth = self.bins, self.value_range, self.soft, self.bandwidth
+        new.batch, new.index = self.batch, self.index
+        new.flat = image.reshape(self.batch, -1)
+        for name in ("count", "present"):  # label-only quantities (cached properties)
+            if name in self.__dict__:
+                value = self.__dict__[name]
+                new.__dict__[name] = value.to(image.dtype) if name == "count" else value
+        return new
+
+    def rows(self, start: int, stop: int) -> RegionStats:
+        """The statistics of samples ``start:stop`` (views of the index, counts and image; no recount): a chunked
+        caller (the generator transforms calibrate slice chunks while they are in cache) shares one index."""
+        n_vox = self.flat.shape[1]
+        new = object.__new__(RegionStats)
+        new.image, new.labels, new.n_labels = self.image[start:stop], self.labels[start:stop], self.n_labels
+        new.bins, new.value_range, new.soft, new.bandwidth = self.bins, self.value_range, self.soft, self.bandwidth
+        new.batch = stop - start
+        new.flat = self.flat[start:stop]
+        new.index = self.index[start * n_vox : stop * n_vox] - start * self.n_labels
+        for name in ("count", "present"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name][start:stop]
+        return new
 
     def region_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum of per-voxel ``values`` (any shape with B*V elements) inside each region: ``(B, N_L)``."""
@@ -357,6 +395,15 @@ def region_features(
     stats = RegionStats(
         image, labels, n_labels=n_labels, bins=bins, value_range=vr, soft=soft, bandwidth=bandwidth
     )
+    return features_of(stats, names)
+
+
+def features_of(stats: RegionStats, names: Sequence[str]) -> RegionFeatures:
+    """:func:`region_features` from statistics already built (no validation, no host round trip): the hot
+    path of the generator transforms, which validate their inputs once per call and share ``stats``'s
+    region index with the calibration (:meth:`RegionStats.with_image`)."""
+    names = tuple(names)
+    image, n_labels = stats.image, stats.n_labels
     columns = []
     for name in names:  # loop over features, not samples or labels
         spec: FeatureSpec = get_feature(name)
@@ -367,4 +414,4 @@ def region_features(
                 f"{(image.shape[0], n_labels)}. Fix its FeatureSpec.compute."
             )
         columns.append(out.to(image.dtype))
-    return RegionFeatures(torch.stack(columns, dim=1), stats.present, names, vr, bins)
+    return RegionFeatures(torch.stack(columns, dim=1), stats.present, names, stats.value_range, stats.bins)

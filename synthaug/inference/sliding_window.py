@@ -160,21 +160,21 @@ def sliding_window_inference(
     b, c = x.shape[:2]
     device = x.device
 
-    axes = [torch.tensor(patch_starts(n, p, s), device=device) for n, p, s in zip(full, patch, steps)]
-    starts = torch.cartesian_prod(*axes).reshape(-1, dims)  # (K, dims)
     n_vox = math.prod(full)
-    strides = [math.prod(full[a + 1 :]) for a in range(dims)]
     acc_dtype = torch.float64 if device.type not in ("mps",) else torch.float32
-
-    out: torch.Tensor | None = None
-    norm = torch.zeros(n_vox, dtype=acc_dtype, device=device)
-    weight = patch_weight(patch, weighting, sigma_scale=sigma_scale, dtype=acc_dtype, device=device)
     per_call = max(1, batch_size // b)
+    # everything that depends only on the geometry (starts, per-chunk voxel indices, weights and their sum per voxel)
+    # is built once per (shape, patch, steps, weighting, device) and reused by later calls
+    starts, strides, weight, norm = _geometry(full, patch, steps, weighting, float(sigma_scale), acc_dtype,
+                                                  device, per_call)
+    uniform = weighting == "uniform"
+    out: torch.Tensor | None = None
     with torch.no_grad():
         for k0 in range(0, starts.shape[0], per_call):
             chunk = starts[k0 : k0 + per_call]
             k = chunk.shape[0]
             grids = _index_grids(chunk, patch)
+            lin = sum(g * s for g, s in zip(grids, strides)).reshape(-1)  # (K * prod(patch),)
             patches = x[(slice(None), slice(None), *grids)]  # (B, C, K, *patch)
             patches = patches.movedim(2, 1).reshape(b * k, c, *patch)
             pred = network(patches)
@@ -188,15 +188,50 @@ def sliding_window_inference(
             if out is None:
                 out = torch.zeros(b, co, n_vox, dtype=acc_dtype, device=device)
                 out_dtype = pred.dtype
-            lin = sum(g * s for g, s in zip(grids, strides)).reshape(-1)  # (K * prod(patch),)
-            vals = pred.to(acc_dtype).reshape(b, k, co, *patch).movedim(1, 2) * weight
+            vals = pred.to(acc_dtype).reshape(b, k, co, *patch).movedim(1, 2)
+            if not uniform:
+                vals = vals * weight
             out.index_add_(2, lin, vals.reshape(b, co, -1))
-            norm.index_add_(0, lin, weight.expand(k, *patch).reshape(-1))
     if out is None:  # pragma: no cover - there is always at least one patch
         raise ShapeError("no patch was cut from the input.")
     result = (out / norm).reshape(b, out.shape[1], *full).to(out_dtype)
     crop = (slice(None), slice(None), *(slice(0, n) for n in spatial))
     return result[crop]
+
+
+_GEOMETRY: dict[tuple, tuple] = {}
+_GEOMETRY_MAX = 4
+_GEOMETRY_MAX_VOXELS = 2**22  # cache only geometries whose per-voxel weight sum is small (float64: <= 32 MiB)
+
+
+def _geometry(full: tuple[int, ...], patch: tuple[int, ...], steps: tuple[int, ...], weighting: str, sigma_scale: float,
+              acc_dtype: torch.dtype, device: torch.device, per_call: int) -> tuple:
+    """Patch starts ``(K, dims)``, the patch weight and the summed weight per voxel: a pure function of the geometry,
+    cached for a few volume shapes (a training run sees the same patch shape at every call)."""
+    key = (full, patch, steps, weighting, sigma_scale, acc_dtype, str(device), per_call)
+    hit = _GEOMETRY.get(key)
+    if hit is not None:
+        return hit
+    dims = len(full)
+    axes = [torch.tensor(patch_starts(n, p, s), device=device) for n, p, s in zip(full, patch, steps)]
+    starts = torch.cartesian_prod(*axes).reshape(-1, dims)  # (K, dims)
+    strides = [math.prod(full[a + 1 :]) for a in range(dims)]
+    weight = patch_weight(patch, weighting, sigma_scale=sigma_scale, dtype=acc_dtype, device=device)
+    norm = torch.zeros(math.prod(full), dtype=acc_dtype, device=device)
+    for k0 in range(0, starts.shape[0], per_call):
+        chunk = starts[k0 : k0 + per_call]
+        norm.index_add_(0, _flat_index(chunk, patch, strides), weight.expand(chunk.shape[0], *patch).reshape(-1))
+    out = (starts, strides, weight, norm)
+    if math.prod(full) <= _GEOMETRY_MAX_VOXELS:
+        if len(_GEOMETRY) >= _GEOMETRY_MAX:
+            _GEOMETRY.pop(next(iter(_GEOMETRY)))
+        _GEOMETRY[key] = out
+    return out
+
+
+def _flat_index(chunk: torch.Tensor, patch: tuple[int, ...], strides: list[int]) -> torch.Tensor:
+    """Flat voxel index ``(K * prod(patch),)`` of every voxel of the patches starting at ``chunk`` ``(K, dims)``."""
+    return sum(g * s for g, s in zip(_index_grids(chunk, patch), strides)).reshape(-1)
 
 
 def pad_to(x: torch.Tensor, *, multiple: int = 1, min_size: Sequence[int] | int = 0, value: float = -1.0) -> tuple[torch.Tensor, tuple[slice, ...]]:

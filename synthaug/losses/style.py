@@ -224,8 +224,9 @@ def connected_components(mask: torch.Tensor, *, check_every: int = 16) -> torch.
 
     Returns int64 ids of the same shape: 0 outside the mask; inside, every pixel of a component holds
     the same id (1 + the largest flat index in that component). Each pixel repeatedly takes the
-    maximum id of its 3x3(x3) neighbourhood inside the mask until nothing changes (checked every
-    ``check_every`` steps; at most one step per pixel, so it always terminates).
+    maximum id of its 3x3(x3) neighbourhood inside the mask, then the id its id points to (pointer
+    jumping), until nothing changes (checked at steps 1, 2, 4, 8 and every ``check_every`` steps; at most
+    one step per pixel, so it always terminates).
     """
     dims = _spatial_check(mask, "mask")
     m = mask.detach() > 0.5
@@ -235,14 +236,34 @@ def connected_components(mask: torch.Tensor, *, check_every: int = 16) -> torch.
     ids = torch.arange(1, n + 1, device=m.device, dtype=dtype).reshape(1, *m.shape[1:]).expand(b, *m.shape[1:])
     ids = ids * m
     fm = m.to(dtype)
-    pool = F.max_pool3d if dims == 3 else F.max_pool2d
     for step in range(1, n + 1):
-        new = pool(ids, 3, stride=1, padding=1) * fm
-        if step % check_every == 0 or step == n:
+        new = _box_max(ids, dims) * fm
+        # Pointer jumping: an id is the flat index (+1) of a pixel of the same component, whose own id is at
+        # least as large; taking it spreads the maximum along a long component in logarithmically many steps
+        # (same fixed point: every pixel holds its component's largest index + 1).
+        flat = new.reshape(b, -1)
+        new = flat.gather(1, (flat - 1).clamp_min(0).long()).reshape(new.shape) * fm
+        if step % check_every == 0 or step & (step - 1) == 0 or step == n:  # also at 1, 2, 4, 8: jumping converges fast
             if torch.equal(new, ids):
                 break
         ids = new
     return ids.long()
+
+
+def _box_max(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """Maximum over each 3x3(x3) neighbourhood of a non-negative ``(B, 1, *S)`` tensor (zero outside), as
+    one shifted maximum per axis (separable; several times faster than a stride-1 max pool on CPU)."""
+    out = x
+    for axis in range(2, 2 + dims):
+        n = out.shape[axis]
+        if n < 2:
+            continue
+        shifted = out.clone()
+        lo, hi = out.narrow(axis, 0, n - 1), out.narrow(axis, 1, n - 1)
+        shifted.narrow(axis, 1, n - 1).copy_(torch.maximum(shifted.narrow(axis, 1, n - 1), lo))
+        shifted.narrow(axis, 0, n - 1).copy_(torch.maximum(shifted.narrow(axis, 0, n - 1), hi))
+        out = shifted
+    return out
 
 
 def largest_component(mask: torch.Tensor) -> torch.Tensor:

@@ -35,12 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from synthaug._validate import check_axis, check_choice, check_int, check_positive, check_range
 from synthaug.errors import ValidationError, WeightsError
-from synthaug.features import normalise_features, region_features
-from synthaug.features.calibrate import calibrate_regions
-from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.features import normalise_features
+from synthaug.features.calibrate import calibrate_with_stats
+from synthaug.features.region import RegionStats, features_of
+from synthaug.inference.phases import phase
+from synthaug.networks.inference import infer
+from synthaug.transforms.elastic import _sampling_grid, sample_displacement
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
@@ -209,78 +213,93 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         what per-sample calls give. Heavy work (warping, the generator) runs batched on the input's
         device; only tiny random draws are made per sample.
         """
-        label_dtype = labels.dtype
-        labels = check_image_label_batch(images, labels, purpose="synthesise")
-        info = info or DataInfo()
-        label_names = info.label_names
-        self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
-        check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
-                      dims=images.ndim - 2)
-        check_modality(self.card, images, enabled=self.check_modality)
-        if len(seeds) != images.shape[0]:
-            raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
+        with phase("checks"):
+            label_dtype = labels.dtype
+            labels = check_image_label_batch(images, labels, purpose="synthesise")
+            info = info or DataInfo()
+            label_names = info.label_names
+            self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
+            check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
+                          dims=images.ndim - 2)
+            check_modality(self.card, images, enabled=self.check_modality)
+            if len(seeds) != images.shape[0]:
+                raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
         device, dtype = images.device, images.dtype
         b, spatial = images.shape[0], tuple(images.shape[2:])
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         net, card = load(self.weights, device=device, dtype=torch.float32)
         conv = card.intensity_convention
-        fit = conv.fit_batch(images.float())
-        x = conv.normalise(images.float(), fit)
-        reference = images.float()  # raw input, aligned with the output (for keep_outside_window)
+        with phase("intensity fit"):
+            fit = conv.fit_batch(images.float())
+            x = conv.normalise(images.float(), fit)
+            reference = images.float()  # raw input, aligned with the output (for keep_outside_window)
         # 1. elastic deformation of the label map (and of the image, for measuring features)
         if self.deform and self.max_displacement > 0:
-            disp = torch.cat([
-                sample_displacement(spatial, batch=1, control_points=self.control_points,
-                                    max_displacement=self.max_displacement, generator=g)
-                for g in gens
-            ]).to(device)
-            labels = warp_labels(labels, disp)
-            x = warp(x, disp)
-            if self.keep_outside_window and conv.kind == "ct_window":
-                reference = warp(reference, disp)
-        classes = self._to_classes(labels, label_names)
-        warn_sparse_labels(classes, generator=self.card.name)
-        # 2. requested features per slice (B*n, N_F, N_L), normalised to [0, 1]
-        xs, cs = to_slices(x, self.slice_axis), to_slices(classes, self.slice_axis)[:, 0]
-        n_per = xs.shape[0] // b
-        if self.features == "appearance":
-            requested = self._appearance_requests(x, classes, gens).repeat_interleave(n_per, dim=0)
-        else:
-            requested = self._requested(xs, cs, gens, n_per)
+            with phase("deformation"):
+                disp = torch.cat([
+                    sample_displacement(spatial, batch=1, control_points=self.control_points,
+                                        max_displacement=self.max_displacement, generator=g)
+                    for g in gens
+                ]).to(device)
+                labels, x, reference = _warp_all(labels, x, reference, disp,
+                                                 reference_too=self.keep_outside_window and conv.kind == "ct_window")
+        with phase("checks"):
+            classes = self._to_classes(labels, label_names)
+            warn_sparse_labels(classes, generator=self.card.name)
+        # 2. requested features per slice (B*n, N_F, N_L), normalised to [0, 1]; the slices' region index is
+        #    built once and shared with the calibration of the generator's output (step 3)
+        with phase("features"):
+            xs, cs = to_slices(x, self.slice_axis), to_slices(classes, self.slice_axis)[:, 0]
+            n_per = xs.shape[0] // b
+            stats = RegionStats(xs, cs, n_labels=self.n_labels, bins=self.bins, value_range=(-1.0, 1.0),
+                                soft=False, bandwidth=None)
+            _ = stats.count  # counted once, shared by every calibration chunk
+            if self.features == "appearance":
+                requested = self._appearance_requests(x, classes, gens).repeat_interleave(n_per, dim=0)
+            else:
+                requested = self._requested(xs, cs, gens, n_per, stats=stats)
         # 3. the generator over every slice; OASIS noise shared by the slices of one volume
         spec = card.inference  # canvas, divisor and noise inputs: the card's typed inference section
-        canvas = tuple(spec.canvas) if spec.canvas else (0, 0)
-        xs_p, pads = pad_to_multiple(xs, spec.divisor, -1.0, minimum=canvas)
-        cs_p, _ = pad_to_multiple(cs, spec.divisor, 0, minimum=canvas)
-        noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
-        # Per-voxel noise: one device generator per sample, drawn slice after slice in order, so the
-        # draws do not depend on the chunk size or on which samples share the batch.
-        pixel_gens = [torch.Generator(device=device).manual_seed(s ^ 0x5EED) for s in noise_seeds]
+        with phase("padding"):
+            cs_p, pads = pad_to_multiple(cs, spec.divisor, 0, minimum=tuple(spec.canvas) if spec.canvas else (0, 0))
+        with phase("noise"):
+            noise_seeds = [int(torch.randint(0, 2**62, (), generator=g)) for g in gens]
+            latents = _latent(spec.noise.z_dim, noise_seeds, device)  # (B, z) or None
+            # Per-voxel noise: one device generator per sample, all of its slices in one draw, so the draws do
+            # not depend on the chunk size or on which samples share the batch.
+            pixel = None
+            if spec.noise.pixel_channels:
+                pixel = torch.cat([
+                    net.pixel_noise(cs_p[i * n_per:(i + 1) * n_per],
+                                    generator=torch.Generator(device=device).manual_seed(s ^ 0x5EED))
+                    for i, s in enumerate(noise_seeds)  # one draw per sample (independent generators)
+                ])
+            owner = torch.arange(b, device=device).repeat_interleave(n_per)
 
         def render(part: slice) -> torch.Tensor:
-            idx = torch.arange(part.start, part.stop)
-            owner = (idx // n_per).tolist()
-            noise = _latent(spec.noise.z_dim, [noise_seeds[o] for o in owner], cs_p.shape[-2:], device)
-            kw = {"noise": noise} if noise is not None else {}
-            if spec.noise.pixel_channels:
-                draws = []
-                for o in sorted(set(owner)):  # at most B owners per chunk; tiny loop, no host sync
-                    count = owner.count(o)
-                    draws.append(net.pixel_noise(cs_p[part][:count], generator=pixel_gens[o]))
-                kw["pixel_noise"] = torch.cat(draws)
-            out = net(cs_p[part], requested[part], **kw)
-            if self.calibrate:
-                out = calibrate_regions(out, cs_p[part], requested[part], names=self.names, n_labels=self.n_labels, bins=self.bins)
+            kw: dict[str, torch.Tensor] = {}
+            if latents is not None:
+                kw["noise"] = latents[owner[part]][:, :, None, None].expand(-1, -1, *cs_p.shape[-2:])
+            if pixel is not None:
+                kw["pixel_noise"] = pixel[part]
+            with phase("generator"):
+                out = infer(net, cs_p[part], requested[part], **kw)
+            with phase("padding"):
+                out = crop_padding(out, pads)
+            if self.calibrate:  # per slice and region, on the chunk while it is in cache; the padding (background) never is
+                with phase("calibration"):
+                    out = calibrate_with_stats(out, stats.rows(part.start, part.stop), requested[part], names=self.names)
             return out
 
         fake = run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device))
-        fake = crop_padding(fake, pads)
-        out = from_slices(fake, b, self.slice_axis, images.ndim)
-        # 4. back to the input's intensity scale (out-of-window voxels keep the input's values)
-        out = conv.denormalise(out, fit)
-        if self.keep_outside_window:
-            out = conv.keep_outside_window(out, reference)
-        return check_finite_output(out, generator=self.card.name).to(dtype), labels.to(dtype=label_dtype)
+        with phase("output"):
+            out = from_slices(fake, b, self.slice_axis, images.ndim)
+            # 4. back to the input's intensity scale (out-of-window voxels keep the input's values)
+            out = conv.denormalise(out, fit)
+            if self.keep_outside_window:
+                out = conv.keep_outside_window(out, reference)
+            out = check_finite_output(out, generator=self.card.name).to(dtype)
+        return out, labels.to(dtype=label_dtype)
 
     def _appearance_requests(self, x: torch.Tensor, classes: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
         """One request ``(B, N_F, N_L)`` per volume: the features of a random new appearance (module docstring)."""
@@ -312,10 +331,14 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         # documented fallback: requests outside the generator's trained range are clamped into it
         return clip_requests(out, self.card.features.stats) if self.card.features.stats is not None else out
 
-    def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int) -> torch.Tensor:
+    def _requested(self, xs: torch.Tensor, cs: torch.Tensor, gens: list[torch.Generator], n_per: int, *,
+                   stats: RegionStats | None = None) -> torch.Tensor:
         nf, nl = len(self.names), self.n_labels
         if self.features == "perturb":
-            rf = region_features(xs, cs, n_labels=nl, names=self.names, bins=self.bins, value_range=(-1.0, 1.0))
+            if stats is None:
+                stats = RegionStats(xs, cs, n_labels=nl, bins=self.bins, value_range=(-1.0, 1.0), soft=False,
+                                    bandwidth=None)
+            rf = features_of(stats, self.names)
             base = normalise_features(rf.values, self.names, value_range=(-1.0, 1.0), bins=self.bins, clip=True) / 100
             offset = torch.stack([(torch.rand(nf, nl, generator=g) * 2 - 1) * self.perturbation for g in gens])
             offset = offset.to(xs.device, xs.dtype).repeat_interleave(n_per, dim=0)
@@ -334,9 +357,22 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         return req.repeat_interleave(n_per, dim=0)
 
 
-def _latent(z_dim: int, seeds: list[int], hw: Sequence[int], device: torch.device) -> torch.Tensor | None:
-    """One latent per owning volume (``seeds``), broadcast over the slice (None for generators without one)."""
+def _warp_all(labels: torch.Tensor, x: torch.Tensor, reference: torch.Tensor, disp: torch.Tensor, *,
+              reference_too: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`warp_labels` of ``labels`` and :func:`warp` of ``x`` (and ``reference``) with one sampling grid: the
+    grid is built once and the two images share one linear ``grid_sample`` (the same values as separate calls)."""
+    grid = _sampling_grid(disp)
+    lab = F.grid_sample(labels.to(disp.dtype), grid, mode="nearest", padding_mode="border", align_corners=True)
+    images = torch.cat([x, reference], dim=1) if reference_too else x
+    warped = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=True)
+    x_w = warped[:, :1]
+    ref_w = warped[:, 1:] if reference_too else reference
+    return lab.round().to(labels.dtype), x_w, ref_w
+
+
+def _latent(z_dim: int, seeds: list[int], device: torch.device) -> torch.Tensor | None:
+    """One latent ``(B, z_dim)`` per volume from its noise seed (None for generators without one)."""
     if not z_dim:
         return None
     z = torch.stack([torch.randn(z_dim, generator=torch.Generator().manual_seed(s)) for s in seeds])
-    return z.to(device)[:, :, None, None].expand(-1, -1, *hw)
+    return z.to(device)

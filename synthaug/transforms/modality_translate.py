@@ -49,7 +49,9 @@ import torch
 
 from synthaug._validate import check_axis, check_choice, check_image, check_int, check_range
 from synthaug.errors import ShapeError, ValidationError, WeightsError
+from synthaug.inference.phases import phase
 from synthaug.inference.sliding_window import WEIGHTINGS, sliding_window_inference
+from synthaug.networks.inference import infer
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
@@ -273,25 +275,30 @@ class ModalityTranslate(OptionsTransform):
         Runs on the images' device; the result has their dtype. Sample i's output depends only on sample i
         (per-volume intensity fit, instance-normalised generators), so a batch gives what per-sample calls give.
         """
-        self._check_batch(images, labels)
-        check_spacing(self.card, (info or DataInfo()).spacing, slice_axis=self.slice_axis,
-                      tolerance=self.spacing_tolerance, dims=images.ndim - 2)
-        check_modality(self.card, images, enabled=self.check_modality)
-        b = images.shape[0]
-        if len(seeds) != b:
-            raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
+        with phase("checks"):
+            self._check_batch(images, labels)
+            check_spacing(self.card, (info or DataInfo()).spacing, slice_axis=self.slice_axis,
+                          tolerance=self.spacing_tolerance, dims=images.ndim - 2)
+            check_modality(self.card, images, enabled=self.check_modality)
+            b = images.shape[0]
+            if len(seeds) != b:
+                raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
         device, dtype = images.device, images.dtype
         net, card = load(self.weights, device=device, dtype=torch.float32)
         conv = card.intensity_convention
-        x = images.float()
-        fit = conv.fit_batch(x)
-        y = self._translate(net, conv.normalise(x, fit), card.inference.divisor)
-        if self.output_range == "input":
-            y = conv.denormalise(y, fit)
-        elif isinstance(self.output_range, tuple):
-            low, high = self.output_range
-            y = (y + 1) / 2 * (high - low) + low
-        return check_finite_output(y, generator=self.card.name).to(dtype), labels
+        with phase("intensity fit"):
+            x = images.float()
+            fit = conv.fit_batch(x)
+            x = conv.normalise(x, fit)
+        y = self._translate(net, x, card.inference.divisor)
+        with phase("output"):
+            if self.output_range == "input":
+                y = conv.denormalise(y, fit)
+            elif isinstance(self.output_range, tuple):
+                low, high = self.output_range
+                y = (y + 1) / 2 * (high - low) + low
+            y = check_finite_output(y, generator=self.card.name).to(dtype)
+        return y, labels
 
     def _translate(self, net: torch.nn.Module, x: torch.Tensor, divisor: int) -> torch.Tensor:
         """``x`` (B, 1, *spatial) in the card's convention -> the generator's output, same shape."""
@@ -300,11 +307,16 @@ class ModalityTranslate(OptionsTransform):
                 f"patch_size {self.patch_size} must be divisible by {divisor} (the size divisor of {self.card.name!r})."
             )
 
+        def generator(v: torch.Tensor) -> torch.Tensor:
+            with phase("generator"):
+                return infer(net, v)
+
         def patches(v: torch.Tensor) -> torch.Tensor:
-            return sliding_window_inference(
-                v, net, patch_size=self.patch_size, overlap=self.overlap, weighting=self.weighting,
-                batch_size=resolve_chunk(self.chunk, v.device), pad_mode="constant", pad_value=self.pad_value,
-            )
+            with phase("patches"):  # gathering, padding and weighted averaging (the generator is its own phase)
+                return sliding_window_inference(
+                    v, generator, patch_size=self.patch_size, overlap=self.overlap, weighting=self.weighting,
+                    batch_size=resolve_chunk(self.chunk, v.device), pad_mode="constant", pad_value=self.pad_value,
+                )
 
         if self.card.spatial_dims == 3:
             return patches(x)
@@ -312,7 +324,10 @@ class ModalityTranslate(OptionsTransform):
         if self.mode == "patches":
             ys = patches(xs)
         else:
-            xs_p, pads = pad_to_multiple(xs, divisor, self.pad_value, minimum=(self.size, self.size))
+            with phase("padding"):
+                xs_p, pads = pad_to_multiple(xs, divisor, self.pad_value, minimum=(self.size, self.size))
             step = resolve_chunk(self.chunk, xs_p.device)
-            ys = crop_padding(run_in_chunks(lambda part: net(xs_p[part]), xs_p.shape[0], step), pads)
+            ys = run_in_chunks(lambda part: generator(xs_p[part]), xs_p.shape[0], step)
+            with phase("padding"):
+                ys = crop_padding(ys, pads)
         return from_slices(ys, x.shape[0], self.slice_axis, x.ndim)

@@ -50,7 +50,9 @@ import torch
 
 from synthaug._validate import check_axis, check_image, check_int, check_positive
 from synthaug.errors import DataError, LabelError, LeakageError, ShapeError, ValidationError
+from synthaug.inference.phases import phase
 from synthaug.losses.style import extract_mask, largest_component
+from synthaug.networks.inference import infer
 from synthaug.networks.spade import truncated_normal
 from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.guards import (
@@ -559,75 +561,88 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         Sample i's output depends only on its own inputs, ``seeds[i]`` and its style case (drawn from the
         seed unless ``style_indices`` gives it), so a batch gives what per-sample calls give.
         """
-        label_dtype = labels.dtype
-        labels = check_image_label_batch(images, labels, purpose="restyle")
-        info = info or DataInfo()
-        label_names = info.label_names
-        self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
-        check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
-                      dims=images.ndim - 2)
-        check_modality(self.card, images, enabled=self.check_modality)
-        b = images.shape[0]
-        if len(seeds) != b:
-            raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
-        if style_indices is None or any(int(i) < 0 for i in style_indices):
-            style_indices = [self.params_from_seed(s).style_index for s in seeds]
-        if len(style_indices) != b:
-            raise ValidationError(f"style_indices must have one entry per sample ({b}), got {len(style_indices)}.")
-        if self.bank is not None and any(not 0 <= int(i) < len(self.bank) for i in style_indices):
-            raise ValidationError(f"style_indices {list(style_indices)} must lie in 0..{len(self.bank) - 1}.")
+        with phase("checks"):
+            label_dtype = labels.dtype
+            labels = check_image_label_batch(images, labels, purpose="restyle")
+            info = info or DataInfo()
+            label_names = info.label_names
+            self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
+            check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
+                          dims=images.ndim - 2)
+            check_modality(self.card, images, enabled=self.check_modality)
+            b = images.shape[0]
+            if len(seeds) != b:
+                raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
+            if style_indices is None or any(int(i) < 0 for i in style_indices):
+                style_indices = [self.params_from_seed(s).style_index for s in seeds]
+            if len(style_indices) != b:
+                raise ValidationError(f"style_indices must have one entry per sample ({b}), got {len(style_indices)}.")
+            if self.bank is not None and any(not 0 <= int(i) < len(self.bank) for i in style_indices):
+                raise ValidationError(f"style_indices {list(style_indices)} must lie in 0..{len(self.bank) - 1}.")
         device, dtype = images.device, images.dtype
         spatial = tuple(images.shape[2:])
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
         net, card = load(self.weights, device=device, dtype=torch.float32)
         conv = card.intensity_convention
-        fit = conv.fit_batch(images.float())
+        with phase("intensity fit"):
+            fit = conv.fit_batch(images.float())
+            xs = to_slices(conv.normalise(images.float(), fit), self.slice_axis)
         # 1. generator classes per slice (+ the body class from the content image's own body mask)
-        xs = to_slices(conv.normalise(images.float(), fit), self.slice_axis)
-        cs = to_slices(self._to_classes(labels, label_names), self.slice_axis)[:, 0]
+        with phase("checks"):
+            cs = to_slices(self._to_classes(labels, label_names), self.slice_axis)[:, 0]
         n_per = cs.shape[0] // b
-        cs = self._body(net, xs, cs)
+        with phase("body mask"):
+            cs = self._body(net, xs, cs)
         reference = images.float()  # raw input, aligned with the output (for keep_outside_window)
         # 2. boundary perturbation: one smooth field per sample moves the returned label and the classes alike
         if self.deform and self.max_displacement > 0:
-            disp = torch.cat([
-                sample_displacement(spatial, batch=1, control_points=self.control_points,
-                                    max_displacement=self.max_displacement, generator=g)
-                for g in gens
-            ]).to(device)
-            labels = warp_labels(labels, disp)
-            classes = from_slices(cs[:, None], b, self.slice_axis, images.ndim)
-            cs = to_slices(warp_labels(classes, disp), self.slice_axis)[:, 0]
-            if self.keep_outside_window and conv.kind == "ct_window":
-                reference = warp(reference, disp)
+            with phase("deformation"):
+                disp = torch.cat([
+                    sample_displacement(spatial, batch=1, control_points=self.control_points,
+                                        max_displacement=self.max_displacement, generator=g)
+                    for g in gens
+                ]).to(device)
+                labels = warp_labels(labels, disp)
+                classes = from_slices(cs[:, None], b, self.slice_axis, images.ndim)
+                cs = to_slices(warp_labels(classes, disp), self.slice_axis)[:, 0]
+                if self.keep_outside_window and conv.kind == "ct_window":
+                    reference = warp(reference, disp)
         # 3. style codes of each sample's bank case, broadcast to its slices
-        if self.bank is not None:
-            bank_codes, _ = self._bank_codes(net, device, label_names)
-            codes = bank_codes[torch.as_tensor([int(i) for i in style_indices], device=device)]
-        else:
-            codes = net.default_style(b, device=device).codes
-        codes = codes.repeat_interleave(n_per, dim=0)
+        with phase("style codes"):
+            if self.bank is not None:
+                bank_codes, _ = self._bank_codes(net, device, label_names)
+                codes = bank_codes[torch.as_tensor([int(i) for i in style_indices], device=device)]
+            else:
+                codes = net.default_style(b, device=device).codes
+            codes = codes.repeat_interleave(n_per, dim=0)
         # 4. one noise draw per volume, shared by its slices
-        noise = None
-        if net.z_dim:
-            draws = []
-            for g in gens:
-                ng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
-                if self.truncation is None:
-                    draws.append(torch.randn(net.z_dim, generator=ng))
-                else:
-                    draws.append(truncated_normal((net.z_dim,), self.truncation, generator=ng))
-            noise = torch.stack(draws).to(device).repeat_interleave(n_per, dim=0)
-        cs_p, pads = pad_to_multiple(cs, card.inference.divisor, 0)
+        with phase("noise"):
+            noise = None
+            if net.z_dim:
+                draws = []
+                for g in gens:  # one tiny draw per sample (independent generators)
+                    ng = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (), generator=g)))
+                    if self.truncation is None:
+                        draws.append(torch.randn(net.z_dim, generator=ng))
+                    else:
+                        draws.append(truncated_normal((net.z_dim,), self.truncation, generator=ng))
+                noise = torch.stack(draws).to(device).repeat_interleave(n_per, dim=0)
+        with phase("padding"):
+            cs_p, pads = pad_to_multiple(cs, card.inference.divisor, 0)
 
         def render(part: slice) -> torch.Tensor:
             kw = {"noise": noise[part]} if noise is not None else {}
-            return net.render(cs_p[part], codes[part], **kw)
+            with phase("generator"):
+                return infer(net, cs_p[part], codes[part], method="render", **kw)
 
-        fake = crop_padding(run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device)), pads)
-        out = from_slices(fake, b, self.slice_axis, images.ndim)
-        # 5. back to the input's intensity convention (out-of-window voxels keep the input's values)
-        out = conv.denormalise(out, fit)
-        if self.keep_outside_window:
-            out = conv.keep_outside_window(out, reference)
-        return check_finite_output(out, generator=self.card.name).to(dtype), labels.to(dtype=label_dtype)
+        fake = run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device))
+        with phase("padding"):
+            fake = crop_padding(fake, pads)
+        with phase("output"):
+            out = from_slices(fake, b, self.slice_axis, images.ndim)
+            # 5. back to the input's intensity convention (out-of-window voxels keep the input's values)
+            out = conv.denormalise(out, fit)
+            if self.keep_outside_window:
+                out = conv.keep_outside_window(out, reference)
+            out = check_finite_output(out, generator=self.card.name).to(dtype)
+        return out, labels.to(dtype=label_dtype)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from synthaug.benchmark.speed import Source, _fit, fit_to_size, measure_speed, speed_markdown
+from synthaug.benchmark.speed import Source, _fit, fit_to_size, measure_speed, rendered_voxels, speed_markdown
 from synthaug.errors import ValidationError
 from tests.transforms.conftest import phantom
 
@@ -22,7 +22,8 @@ ROW_KEYS = {
 }
 GENERATOR_KEYS = ROW_KEYS | {
     "generator_seconds", "generator_share", "generator_flops", "generator_flops_per_second", "generator_efficiency",
-    "ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet",
+    "ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet", "ratio_to_nnunet_2d", "precision", "phases",
+    "unmarked_seconds", "rendered_voxels", "canvas_fill",
 }
 
 
@@ -44,6 +45,7 @@ def test_growth_fit_is_linear_for_linear_times():
     assert fit["r2"] == pytest.approx(1.0) and abs(fit["intercept_ms"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_measure_speed_rows(tiny_weights):
     torch.set_num_threads(1)
     result = measure_speed([(16, 16, 4), (32, 32, 8)], weights=["tiny_ct", "no_such_weights"], repeats=1, warmup=1,
@@ -52,9 +54,10 @@ def test_measure_speed_rows(tiny_weights):
     assert [s["weights"] for s in result["skipped"]] == ["no_such_weights"]
     rows = result["rows"]
     gens = [r for r in rows if r["kind"] == "generator"]
-    assert len(gens) == 2 and {tuple(r["size"]) for r in gens} == {(16, 16, 4), (32, 32, 8)}
+    assert len(gens) == 4 and {tuple(r["size"]) for r in gens} == {(16, 16, 4), (32, 32, 8)}
+    assert {r["precision"] for r in gens} == {"fp32", "bf16"}
     assert {r["transform"] for r in rows if r["kind"] == "peer"} == {
-        "TorchIO RandomLabelsToImage", "MONAI Rand3DElasticd", "nnU-Net iteration"}
+        "TorchIO RandomLabelsToImage", "MONAI Rand3DElasticd", "nnU-Net iteration", "nnU-Net iteration 2d"}
     for r in rows:
         assert ROW_KEYS <= set(r), ROW_KEYS - set(r)
         assert math.isfinite(r["seconds"]) and r["seconds"] > 0 and r["ms_per_megavoxel"] > 0
@@ -63,8 +66,17 @@ def test_measure_speed_rows(tiny_weights):
         assert r["generator_flops"] > 0 and r["total_flops"] >= r["generator_flops"]
         assert 0 < r["generator_seconds"] <= r["seconds"]
         assert 0 < r["generator_efficiency"] <= 1.5 and 0 < r["efficiency"] <= 1.5
-        for k in ("ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet"):
+        for k in ("ratio_to_torchio", "ratio_to_monai", "ratio_to_nnunet", "ratio_to_nnunet_2d"):
             assert r[k] > 0 and math.isfinite(r[k])
+        # the time split: the generator phase and the transform's other phases, none longer than the call
+        assert r["phases"]["generator"] == pytest.approx(r["generator_seconds"])
+        assert {"checks", "intensity fit", "features", "padding", "output"} <= set(r["phases"])
+        assert sum(r["phases"].values()) <= r["seconds"] * 1.01
+        # tiny_ct has no training canvas and both sizes are multiples of its divisor: nothing is padded
+        assert r["canvas_fill"] == pytest.approx(1.0) and r["rendered_voxels"] == round(r["megavoxels"] * 1e6)
+    bf16 = [r for r in gens if r["precision"] == "bf16"]
+    assert all(r["psnr_vs_fp32"] > 20 and 0.5 < r["ssim_vs_fp32"] <= 1.0 for r in bf16 if r["size"] == [32, 32, 8])
+    assert all(r["generator_flops"] > 0 for r in bf16)
     # the nnU-Net iteration is a real forward+backward: FLOPs counted, batch of 2 volumes
     nn = [r for r in rows if r["transform"] == "nnU-Net iteration"]
     assert all(r["total_flops"] > 0 and r["megavoxels"] == pytest.approx(2 * np.prod(r["size"]) / 1e6) for r in nn)
@@ -72,6 +84,40 @@ def test_measure_speed_rows(tiny_weights):
     json.dumps(result)  # the raw result is JSON-serialisable as written by the CLI
     report = speed_markdown(result, command="synthaug benchmark speed", machine="test", date="today")
     assert "| ContextTextureSynth [tiny_ct] | 16x16x4 |" in report and "no_such_weights" in report
+
+
+def test_generator_rows_without_peers(tiny_weights):
+    """The fast twin of test_measure_speed_rows (slow: it also times TorchIO, MONAI and two nnU-Net iterations):
+    generator rows only, one size, the time split, canvas fill and the bf16 twin with its quality."""
+    torch.set_num_threads(1)
+    result = measure_speed([(32, 32, 8)], weights=["tiny_ct"], repeats=1, warmup=0, matmul_size=128, peers=False,
+                           nnunet=False, sources={"tiny_ct": _source()})
+    gens = [r for r in result["rows"] if r["kind"] == "generator"]
+    assert [r["precision"] for r in gens] == ["fp32", "bf16"]
+    for r in gens:
+        assert {"generator", "checks", "calibration", "features"} <= set(r["phases"])
+        assert r["phases"]["generator"] == pytest.approx(r["generator_seconds"]) and r["generator_flops"] > 0
+        assert sum(r["phases"].values()) <= r["seconds"] * 1.01 and r["canvas_fill"] == pytest.approx(1.0)
+    assert gens[1]["psnr_vs_fp32"] > 20 and 0.5 < gens[1]["ssim_vs_fp32"] <= 1.0
+    md = speed_markdown(result, command="c", machine="m", date="d")
+    assert "## Where the time goes inside a call" in md and "## Reduced precision" in md
+    assert "| ContextTextureSynth [tiny_ct] [bf16] | 32x32x8 |" in md
+
+
+def test_rendered_voxels_follow_the_card():
+    from synthaug.transforms import ContextTextureSynth, ModalityTranslate, StyleSwap
+    from synthaug.weights.registry import load
+
+    ctx = ContextTextureSynth("context_ct_a", labels_are_classes=True)
+    card = load("context_ct_a")[1]
+    assert tuple(card.inference.canvas) == (128, 128)
+    assert rendered_voxels(ctx, card, (64, 64, 16)) == 16 * 128 * 128  # padded up to the training canvas
+    assert rendered_voxels(ctx, card, (192, 200, 4)) == 4 * 192 * 208  # above it: only the divisor (16)
+    style = StyleSwap("style_ct_a", labels_are_classes=True)
+    assert rendered_voxels(style, load("style_ct_a")[1], (60, 64, 3)) == 3 * 64 * 64  # divisor only
+    resgan = ModalityTranslate("translate_brain_pd_t2_resgan")
+    # 32^3 patches, stride 16: 3 x 3 starts in-plane, one along the 16-voxel axis (padded to 32)
+    assert rendered_voxels(resgan, load("translate_brain_pd_t2_resgan")[1], (64, 64, 16)) == 9 * 32**3
 
 
 def test_measure_speed_validates():
@@ -92,8 +138,24 @@ def test_markdown_from_stored_fixture():
     cells = [c.strip() for c in body.strip("|").split("|")]
     assert cells[0] == "ContextTextureSynth [context_ct_a]" and cells[1] == "64x64x16"
     assert cells[3] == "1000"  # ms per megavoxel
-    assert cells[7] == "25.0%"  # generator efficiency
-    assert cells[-1] == "0.500"  # ratio to the nnU-Net iteration
+    assert cells[8] == "25.0%"  # generator efficiency
+    assert cells[-2] == "0.500"  # ratio to the nnU-Net 3d_fullres iteration
     assert "fp32 matmul peak" in md and "64x64x16 block: 40.0 GFLOP/s" in md
-    assert "below the 50% target" in md and "`style_ct_a`" in md and "- a note" in md
+    assert "below the 60% target" in md and "narrow layers" not in md and "conv-kernel" not in md and "`style_ct_a`" in md and "- a note" in md
     assert "| nnU-Net iteration | 64x64x16 |" in md
+
+
+@pytest.mark.slow
+def test_measure_expansion_one_and_two_processes(tmp_path, tiny_weights):
+    from synthaug.benchmark.speed import measure_expansion
+    from tests.integrations.nnunet import make_raw_dataset, write_recipe
+
+    src = make_raw_dataset(tmp_path / "raw", n_train=5, n_test=1, shape=(24, 24, 1))
+    recipe = write_recipe(tmp_path / "recipe.json")
+    res = measure_expansion(src, recipe, per_case=1, work=tmp_path / "work")
+    assert [r["processes"] for r in res["runs"]] == [1, 2]
+    assert all(r["synthetic_cases"] == 5 and r["seconds"] > 0 for r in res["runs"])
+    assert res["runs"][0]["speedup"] == pytest.approx(1.0)
+    assert all(r["byte_identical"] for r in res["runs"]) and res["files"] > 4
+    md = speed_markdown({**json.loads(FIXTURE.read_text()), "expansion": res}, command="c", machine="m", date="d")
+    assert "## Offline expansion throughput" in md and "| 2 |" in md

@@ -33,6 +33,7 @@ def test_fetch_with_a_missing_archive_dir_is_a_clean_error(
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_fetch_then_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "fetch"]) == 0
     out = capsys.readouterr().out
@@ -62,6 +63,7 @@ def test_label_ceiling_unknown_scenario_is_a_clean_error(capsys: pytest.CaptureF
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_label_ceiling_writes_json_and_markdown_with_provenance(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

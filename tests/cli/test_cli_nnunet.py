@@ -25,6 +25,7 @@ def test_nnunet_path_prints_the_trainer_folder_inside_the_package(capsys):
 
 
 @pytest.mark.nnunet
+@pytest.mark.slow
 def test_nnunet_finds_the_trainer_through_nnUNet_extTrainer(monkeypatch, capsys):
     monkeypatch.setenv("nnUNet_extTrainer", str(integration.trainer_folder()))
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name

@@ -2,10 +2,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from synthaug.cli.main import main
 
 
+@pytest.mark.slow
 def test_demo_writes_nifti_and_preview_without_overwriting(tmp_path: Path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0

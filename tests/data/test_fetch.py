@@ -234,6 +234,7 @@ def test_real_sources_are_verified_in_the_cache(data_cache: Path) -> None:
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_real_pip_download_of_the_small_wheel(tmp_path: Path) -> None:
     folder = ensure_source("nilearn", cache_dir=tmp_path)
     assert verify_source_folder("nilearn", folder) == []
@@ -301,6 +302,7 @@ def test_the_repository_holds_none_of_the_fetched_data() -> None:
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_corrupted_tptbox_cache_is_fetched_again_with_pip(
     data_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

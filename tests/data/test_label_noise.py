@@ -162,6 +162,7 @@ def test_markdown_carries_provenance_and_says_what_is_missing(fake_releases: Non
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_real_ceilings(data_cache: Path) -> None:
     by_name = {name: ln.label_noise_ceiling(name, cache_dir=data_cache) for name in sc.list_scenarios()}
     for name in ("cross-modality", "cross-scanner"):

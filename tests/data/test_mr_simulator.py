@@ -303,6 +303,7 @@ def test_cli_simulate_mr(tmp_path, phantom: Phantom, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_real_mni_at_2mm(tissue_maps) -> None:  # conftest fixture: load_mni_tissue_maps()
     from synthaug.data.vocabulary import brain_tissue_vocabulary
 

@@ -100,6 +100,7 @@ def test_exported_files_have_dtypes_and_affines(exported: Path) -> None:
     assert int(img.header["qform_code"]) == 1 and int(img.header["sform_code"]) == 1
 
 
+@pytest.mark.slow
 def test_export_passes_nnunet_integrity_check(exported: Path) -> None:
     nnunet_verify(exported)
     assert ne.check_nnunet_raw(exported) == {"numTraining": 2, "numTest": 2}

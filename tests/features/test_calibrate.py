@@ -44,3 +44,26 @@ def test_shape_errors():
     img, labels = _image()
     with pytest.raises(ValidationError, match="requested"):
         calibrate_regions(img, labels, torch.zeros(2, 1, 3), names=("mean", "entropy"), n_labels=3)
+
+
+def test_calibrate_with_shared_stats_matches_calibrate_regions():
+    """The transforms' path (one region index shared by the feature measurement and every calibration pass)
+    gives what the validated public function gives."""
+    import torch
+
+    from synthaug.features.calibrate import calibrate_regions, calibrate_with_stats
+    from synthaug.features.region import RegionStats
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (3, 12, 10), generator=g)
+    labels[2] = 0
+    labels[2, :4] = 3
+    image = torch.rand(3, 1, 12, 10, generator=g) * 2 - 1
+    measured_on = torch.rand(3, 1, 12, 10, generator=g) * 2 - 1  # another image under the same labels
+    requested = torch.rand(3, 2, 4, generator=g)
+    names = ("mean", "entropy")
+    stats = RegionStats(measured_on, labels, n_labels=4, bins=16, value_range=(-1.0, 1.0), soft=False, bandwidth=None)
+    fast = calibrate_with_stats(image, stats, requested, names=names)
+    ref = calibrate_regions(image, labels, requested, names=names, n_labels=4, bins=16)
+    torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
+    assert torch.equal(fast[2][labels[2][None] == 0], image[2][labels[2][None] == 0])  # background untouched
