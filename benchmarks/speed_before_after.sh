@@ -13,6 +13,7 @@ SIZE="${SIZE:-128x128x32}"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 export SYNTHAUG_CACHE="${SYNTHAUG_CACHE:-$HOME/.cache/synthaug}"
 PY="${PYTHON:-.venv/bin/python}"
+PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"   # absolute: each side runs from its own folder
 WORK="${WORK:-runs/speed_before_after}"
 WEIGHTS=(context_ct_a context_mni style_ct_a style_ct_label_to_mr translate_brain_pd_t2_resgan
          translate_abdomen_ct_mr_nec translate_brain_t1_t2_nec)
@@ -31,7 +32,7 @@ for r in $(seq 1 "$ROUNDS"); do
     # the earlier benchmark always timed peers and an nnU-Net iteration as well (rows not compared here)
     [ "$side" = before ] && src="$OLD" && extra=()
     echo "[speed before/after] round $r: $side ($src)"
-    (cd "$src" && PYTHONPATH="$src" "$NEW/$PY" -m synthaug.cli.main benchmark speed --device cpu --threads 1 \
+    (cd "$src" && PYTHONPATH="$src" "$PY" -m synthaug.cli.main benchmark speed --device cpu --threads 1 \
       --repeats 3 --sizes "$SIZE" --weights "${WEIGHTS[@]}" "${extra[@]}" --out "$NEW/$out.partial") >"$WORK/${side}_round$r.log" 2>&1
     mv "$out.partial.json" "$out.json"
   done
