@@ -21,7 +21,9 @@ Per call:
    ``"mixed"`` draws physics with probability ``physics_prob``, else randomised;
 3. the frozen 2D generator renders every slice (batched, on the input's device), then (default)
    each labelled region is calibrated to the requested mean and texture;
-4. the output is mapped back to the input's intensity scale (the card's convention: a fixed CT
+4. (optional, ``acquisition_prob``) the rendered volume passes through a simulated acquisition: blur, bias
+   field, a coarser slice spacing (:mod:`synthaug.transforms.acquisition`);
+5. the output is mapped back to the input's intensity scale (the card's convention: a fixed CT
    window, or the input volume's own percentiles for MR).
 
 Sampling is split from application: :meth:`ContextTextureSynth.sample_params` draws a tiny record
@@ -44,6 +46,7 @@ from synthaug.features.calibrate import calibrate_with_stats
 from synthaug.features.region import RegionStats, features_of
 from synthaug.inference.phases import phase
 from synthaug.networks.inference import infer
+from synthaug.transforms.acquisition import AcquisitionOptions, simulate_acquisition
 from synthaug.transforms.elastic import _sampling_grid, sample_displacement
 from synthaug.transforms.guards import (
     DataInfo,
@@ -85,7 +88,7 @@ class ContextTextureParams:
 
 
 @dataclass(frozen=True)
-class ContextTextureOptions(LabelOptions, GuardOptions):
+class ContextTextureOptions(LabelOptions, GuardOptions, AcquisitionOptions):
     """Options of :class:`ContextTextureSynth` (and of its MONAI, TorchIO and recipe faces).
 
     Args:
@@ -102,6 +105,9 @@ class ContextTextureOptions(LabelOptions, GuardOptions):
             (:class:`~synthaug.transforms.labels.LabelOptions`); a label map is read by name, never guessed.
         spacing_tolerance, check_modality: input guards from the model card
             (:class:`~synthaug.transforms.guards.GuardOptions`).
+        acquisition_prob, blur_max, bias_max, resolution_max: simulated acquisition of the rendered volume (blur,
+            bias field, coarser slice spacing; :class:`~synthaug.transforms.acquisition.AcquisitionOptions`), off
+            by default; meant for the ``"appearance"`` mode, where the target domain's scanner is unknown.
         slice_axis: spatial axis along which 3D volumes are cut into 2D slices.
         chunk: slices per generator call (bounds memory on large volumes); None: 8 on CPU, 32 on a GPU.
         calibrate: after the generator, move each labelled region's mean and texture to the request
@@ -294,7 +300,11 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         fake = run_in_chunks(render, cs_p.shape[0], resolve_chunk(self.chunk, cs_p.device))
         with phase("output"):
             out = from_slices(fake, b, self.slice_axis, images.ndim)
-            # 4. back to the input's intensity scale (out-of-window voxels keep the input's values)
+        if self.options.simulates_acquisition:  # 4. (optional) blur, bias field, coarser slices; per volume
+            with phase("acquisition"):
+                out = simulate_acquisition(out, seeds, self.options)
+        with phase("output"):
+            # 5. back to the input's intensity scale (out-of-window voxels keep the input's values)
             out = conv.denormalise(out, fit)
             if self.keep_outside_window:
                 out = conv.keep_outside_window(out, reference)

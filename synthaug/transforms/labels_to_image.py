@@ -54,6 +54,17 @@ import torch.nn.functional as F
 
 from synthaug._validate import check_positive
 from synthaug.errors import LabelError, ValidationError
+from synthaug.transforms.acquisition import (
+    MAX_RES as _MAX_RES,
+)
+from synthaug.transforms.acquisition import (
+    apply_axis_matrices,
+    draw_resolution,
+    resolution_matrix,
+)
+from synthaug.transforms.acquisition import (
+    gaussian_blur as _gaussian_blur,
+)
 from synthaug.transforms.labels import check_image_label_batch
 from synthaug.transforms.options import Options, OptionsTransform
 
@@ -69,7 +80,6 @@ __all__ = [
 OUTPUT_RANGES: tuple[str, ...] = ("input", "unit")
 _MAX_LABEL = 2**16  # the class table has (largest label value + 1) rows per sample
 _EPS = 1e-8
-_MAX_RES = 16.0  # largest simulated acquisition voxel size, in input voxels
 _RES_STREAM = 0x5EED_0F_AC9  # offset of the resolution draws' generator seed (a stream apart from the others)
 
 
@@ -105,83 +115,6 @@ def _unit_rescale(x: torch.Tensor) -> torch.Tensor:
     flat = x.flatten(1)
     lo, hi = flat.amin(1), flat.amax(1)
     return (x - _bc(lo, x)) / _bc((hi - lo).clamp_min(_EPS), x)
-
-
-def _gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, radius: int) -> torch.Tensor:
-    """Separable Gaussian blur of ``x`` ``(B, 1, *sp)`` with per-sample, per-axis ``sigmas`` ``(B, dims)``.
-
-    The kernel has the fixed half-width ``radius`` (from the largest allowed sigma, not the batch's) and is
-    applied as a weighted sum of shifted copies (a loop over the ``2 * radius + 1`` taps, elementwise and
-    batched), so a sample's result is bit-identical whatever else is in the batch; borders are replicated.
-    """
-    dims = x.ndim - 2
-    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
-    # sigma 0 -> a delta kernel (exp(-x^2 / tiny) underflows to 0 off the centre)
-    kernels = torch.exp(-(offsets[None, None] ** 2) / (2 * sigmas[..., None].clamp_min(1e-3) ** 2))
-    kernels = kernels / kernels.sum(-1, keepdim=True)  # (B, dims, 2r+1)
-    for axis in range(dims):
-        dim = 2 + axis
-        n = x.shape[dim]
-        pad = [0, 0] * dims
-        pad[2 * (dims - 1 - axis)] = pad[2 * (dims - 1 - axis) + 1] = radius  # F.pad lists the last axis first
-        xp = F.pad(x, pad, mode="replicate")
-        w = kernels[:, axis]
-        y = _bc(w[:, 0], x) * xp.narrow(dim, 0, n)
-        for tap in range(1, 2 * radius + 1):
-            y = y + _bc(w[:, tap], x) * xp.narrow(dim, tap, n)
-        x = y
-    return x
-
-
-def resolution_matrix(n: int, spacing: float, sigma: float) -> torch.Tensor:
-    """The ``(n, n)`` float64 operator of one axis of SynthSeg's acquisition simulation (``out = R @ x``).
-
-    A Gaussian blur of ``sigma`` voxels (replicated border, truncated at 3 sigma), sampling on the coarse grid of
-    ``m = max(1, int(n / spacing))`` points at input positions ``j * n / m`` (nearest voxel), and linear
-    interpolation back to the input grid (input voxel ``i`` sits at coarse position ``i * m / n``, clamped to the
-    last coarse point), as ``MimicAcquisition`` does. ``spacing = 1`` and ``sigma = 0`` give the identity.
-    Built in O(n^2) (the sampling and interpolation are row gathers, not matrix products).
-
-    >>> bool(torch.equal(resolution_matrix(5, 1.0, 0.0), torch.eye(5, dtype=torch.float64)))
-    True
-    """
-    if n < 1 or spacing < 1.0 or sigma < 0.0:
-        raise ValidationError(f"resolution_matrix needs n >= 1, spacing >= 1, sigma >= 0; got {n}, {spacing}, {sigma}.")
-    idx = torch.arange(n)
-    blur = torch.zeros(n, n, dtype=torch.float64)
-    radius = math.ceil(3.0 * sigma) if sigma > 0 else 0
-    taps = torch.arange(-radius, radius + 1)
-    weights = torch.exp(-(taps.double() ** 2) / (2.0 * max(sigma, 1e-3) ** 2))
-    weights = weights / weights.sum()
-    cols = (idx[:, None] + taps[None]).clamp(0, n - 1)
-    blur.index_put_((idx[:, None].expand_as(cols), cols), weights[None].expand(n, -1).clone(), accumulate=True)
-    m = max(1, int(n / spacing))
-    if m == n:
-        return blur
-    picked = torch.floor(torch.arange(m, dtype=torch.float64) * n / m + 0.5).long().clamp(0, n - 1)
-    coarse = blur[picked]                                            # (m, n): blur, then sample
-    pos = (torch.arange(n, dtype=torch.float64) * m / n).clamp(max=m - 1)
-    lo = pos.floor().long()
-    hi = (lo + 1).clamp(max=m - 1)
-    frac = (pos - lo.double())[:, None]
-    return (1.0 - frac) * coarse[lo] + frac * coarse[hi]             # (n, n): interpolate back
-
-
-def apply_axis_matrices(x: torch.Tensor, matrices: Sequence[torch.Tensor | None]) -> torch.Tensor:
-    """Apply one ``(B, n_a, n_a)`` matrix per sample along each spatial axis ``a`` of ``x`` ``(B, C, *spatial)``.
-
-    ``matrices[a]`` (or None to leave axis ``a``) maps the axis' samples: ``out[..., i, ...] = sum_j M[b, i, j]
-    x[..., j, ...]``. One batched matrix product per axis; each sample only meets its own matrices, so a batch
-    gives what per-sample calls give.
-    """
-    for axis, mat in enumerate(matrices):
-        if mat is None:
-            continue
-        n = x.shape[2 + axis]
-        moved = x.movedim(2 + axis, -1)
-        right = mat.transpose(1, 2).reshape(mat.shape[0], *([1] * (x.ndim - 3)), n, n).to(x.dtype)
-        x = (moved @ right).movedim(-1, 2 + axis)
-    return x
 
 
 @dataclass(frozen=True)
@@ -318,31 +251,12 @@ class GaussianMixtureSynth(OptionsTransform):
         return sigmas, coarse, log_gamma, noise_seed, means, stds
 
     def _draw_resolution(self, seed: int, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Acquisition spacing and blur sigma per axis (float64, ``(dims,)`` each), SynthSeg's scheme.
-
-        Drawn from a generator of its own (derived from ``seed``) in a fixed order, whatever the branch.
-        """
+        """Acquisition spacing and blur sigma per axis (float64, ``(dims,)`` each), SynthSeg's scheme
+        (:func:`~synthaug.transforms.acquisition.draw_resolution`), from a generator of its own derived from ``seed``."""
         o = self.options
         g = torch.Generator().manual_seed((int(seed) + _RES_STREAM) % 2**63)
-        u_branch = float(torch.rand((), generator=g, dtype=torch.float64))
-        iso = 1.0 + torch.rand(dims, generator=g, dtype=torch.float64) * (o.max_res_iso - 1.0)
-        aniso = 1.0 + torch.rand((), generator=g, dtype=torch.float64) * (o.max_res_aniso - 1.0)
-        axis = int(torch.randint(0, dims, (), generator=g))
-        u_full = float(torch.rand((), generator=g, dtype=torch.float64))
-        u_thick = torch.rand(dims, generator=g, dtype=torch.float64)
-        u_jitter = torch.rand(dims, generator=g, dtype=torch.float64)
-        one_axis = torch.ones(dims, dtype=torch.float64)
-        one_axis[axis] = aniso
-        if o.max_res_iso > 1.0 and o.max_res_aniso > 1.0:
-            spacing = iso if u_branch < o.prob_iso else one_axis
-        else:
-            spacing = iso if o.max_res_iso > 1.0 else one_axis
-        if u_full < o.prob_full_res:
-            spacing = torch.ones(dims, dtype=torch.float64)
-        thickness = 1.0 + u_thick * (spacing - 1.0)
-        sigma = torch.where(spacing == 1.0, torch.full_like(thickness, 0.5), 0.75 * thickness)
-        lo, hi = 1.0 / o.res_blur_range, o.res_blur_range
-        return spacing, sigma * (lo + u_jitter * (hi - lo))
+        return draw_resolution(g, dims, max_res_iso=o.max_res_iso, max_res_aniso=o.max_res_aniso, prob_iso=o.prob_iso,
+                               prob_full_res=o.prob_full_res, res_blur_range=o.res_blur_range)
 
     @torch.no_grad()
     def apply_batch(

@@ -217,3 +217,22 @@ def test_appearance_mode_refuses_generators_and_vocabularies_it_cannot_serve(tin
                             labels_are_classes=True)
     with pytest.raises(ValidationError, match="appearance_source"):
         ContextTextureSynth("context_dr_ct_a", features="appearance", appearance_source="simulated")
+
+
+def test_simulated_acquisition_changes_only_what_it_draws(tiny_weights):
+    (i1, l1), (i2, l2) = phantom(seed=1), phantom(seed=2)
+    images, labels = torch.stack([i1, i2]), torch.stack([l1, l2])
+    plain = ContextTextureSynth("tiny_mr_oasis", labels_are_classes=True, features="card", deform=False)
+    acq = ContextTextureSynth("tiny_mr_oasis", labels_are_classes=True, features="card", deform=False,
+                              acquisition_prob=1.0, blur_max=1.5, resolution_max=3.0)
+    a, la = plain.apply_batch(images, labels, seeds=[11, 12])
+    b, lb = acq.apply_batch(images, labels, seeds=[11, 12])
+    assert torch.equal(la, lb) and torch.isfinite(b).all()
+    for i in range(2):
+        assert not torch.equal(a[i], b[i])
+        # the rendered volume is only blurred, shaded and resampled: it stays within its own range
+        assert b[i].min() >= a[i].min() - 1e-4 and b[i].max() <= a[i].max() + 1e-4
+    # a batch gives what per-sample calls give, and the call replays
+    torch.testing.assert_close(b[1], acq.apply(i2, l2, ContextTextureParams(12, True))[0])
+    assert torch.equal(b, acq.apply_batch(images, labels, seeds=[11, 12])[0])
+    assert "acquisition_prob" in repr(acq)
