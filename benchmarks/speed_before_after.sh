@@ -33,8 +33,8 @@ for r in $(seq 1 "$ROUNDS"); do
     [ "$side" = before ] && src="$OLD" && extra=()
     echo "[speed before/after] round $r: $side ($src)"
     (cd "$src" && PYTHONPATH="$src" "$PY" -m synthaug.cli.main benchmark speed --device cpu --threads 1 \
-      --repeats 3 --sizes "$SIZE" --weights "${WEIGHTS[@]}" "${extra[@]}" --out "$NEW/$out.partial") >"$WORK/${side}_round$r.log" 2>&1
-    mv "$out.partial.json" "$out.json"
+      --repeats 3 --sizes "$SIZE" --weights "${WEIGHTS[@]}" "${extra[@]}" --out "$NEW/${out}_partial") >"$WORK/${side}_round$r.log" 2>&1
+    mv "${out}_partial.json" "$out.json"; rm -f "${out}_partial.md"
   done
 done
 "$PY" - "$WORK" "$BEFORE" "$ROUNDS" "$SIZE" <<'EOF'
