@@ -77,7 +77,8 @@ def test_the_wheel_runs_the_readme_commands_and_the_nnunet_trainer(wheel_env):
     # a tiny dataset in the shipped CT generator's vocabulary, checked, previewed and trained with the recipe
     names = ["background", "liver", "spleen", "kidneys", "gastrointestinal", "cardiovascular", "bone", "muscle",
              "other_organs"]
-    raw = make_raw_dataset(tmp / "raw", dataset_id=951, n_train=5, n_test=1, shape=(40, 40, 2))
+    raw = make_raw_dataset(tmp / "raw", dataset_id=951, n_train=5, n_test=1, shape=(40, 40, 2),
+                           spacing=(3.0, 3.0, 3.0))  # the spacing context_ct_a was trained at
     meta = json.loads((raw / "dataset.json").read_text())
     meta["labels"] = {n: i for i, n in enumerate(names[:4])}  # the phantom's values 0..3, named
     (raw / "dataset.json").write_text(json.dumps(meta))

@@ -3,7 +3,8 @@
 - :func:`check_recipe` validates a recipe against an nnU-Net raw dataset for the path that will run it
   (``"trainer"``: ``nnUNetTrainerSynthAug``; ``"expand"``: ``synthaug expand``): every transform builds with the
   dataset's label names (a label its generator does not know is refused), weights are found and verified, each
-  generator reads the dataset channel's modality, no generator was trained on one of the dataset's test cases,
+  generator reads the dataset channel's modality and was trained at the dataset's spacing (the median over the
+  training cases' headers, as nnU-Net plans it), no generator was trained on one of the dataset's test cases,
   no style bank holds a test case (by id or content), and the recipe uses no key the path ignores
   (expansion draws no schedule, targeting or gate: such a key is an error, not silently dropped).
 - :func:`preview_recipe` runs every transform of the recipe (forced on) on a few training cases and writes one
@@ -29,7 +30,7 @@ from synthaug.recipes.batch import build_transform, deform_batch
 from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import Recipe, TransformSpec, derive_seed
 from synthaug.recipes.shipped import load_shipped
-from synthaug.transforms.guards import check_channel_modality
+from synthaug.transforms.guards import DataInfo, check_channel_modality, check_spacing
 
 __all__ = ["RecipeCheck", "check_recipe", "preview_recipe", "PATHS"]
 
@@ -58,6 +59,19 @@ def _dataset(folder: Path) -> tuple[dict, dict[str, int], int | None]:
     return meta, labels, int(ignore) if isinstance(ignore, int) else None
 
 
+def _spacing(folder: Path, meta: dict, channel: int) -> tuple[float, ...] | None:
+    """The median voxel size (mm) of the training images, from their NIfTI headers (None for other formats)."""
+    ending = str(meta["file_ending"])
+    if ending not in (".nii.gz", ".nii"):
+        return None
+    import nibabel as nib
+
+    zooms = [tuple(float(z) for z in nib.load(str(p)).header.get_zooms()[:3])
+             for p in sorted((folder / "imagesTr").glob(f"*_{channel:04d}{ending}"))]
+    zooms = [z for z in zooms if len(z) == 3]
+    return tuple(float(v) for v in np.median(np.asarray(zooms), axis=0)) if zooms else None
+
+
 def check_recipe(recipe: str | Path | Recipe, dataset: str | Path, *, path: str = "trainer") -> RecipeCheck:
     """Validate ``recipe`` against ``dataset`` for ``path`` (see the module docstring); raise on the first problem."""
     from synthaug.recipes.expand import check_card_leakage, expansion_support
@@ -72,11 +86,14 @@ def check_recipe(recipe: str | Path | Recipe, dataset: str | Path, *, path: str 
         rec.targeting.resolve(labels)
     names, weights = [], []
     split = TestSplit.from_raw_dataset(Path(dataset))
+    spacing = _spacing(Path(dataset), meta, rec.channel)
     for spec in rec.transforms:
         t = build_transform(spec, dataset_labels=labels, ignore_label=ignore, test_split=split)
         names.append(spec.name)
         if t.card is not None:
             check_card_leakage(t.card, meta)
+            if t.uses_data_info:
+                check_spacing(t.card, spacing, slice_axis=t.slice_axis, tolerance=t.spacing_tolerance, dims=3)
             channel = str(meta.get("channel_names", {}).get(str(rec.channel), ""))
             if channel:
                 check_channel_modality(t.card, channel)
@@ -123,6 +140,8 @@ def preview_recipe(recipe: str | Path | Recipe, dataset: str | Path, out: str | 
     split = TestSplit.from_raw_dataset(folder)
     built = [build_transform(s, dataset_labels=labels, ignore_label=ignore, test_split=split) for s in rec.transforms]
     dev = torch.device(device)
+    spacing = _spacing(folder, meta, rec.channel)
+    info = DataInfo(spacing=spacing) if spacing is not None else None
     label_col, image_col, synth_cols = [], [], [[] for _ in built]
     titles = [["label", "real image"] + [""] * len(built) for _ in chosen]
     ranges = []
@@ -145,7 +164,8 @@ def preview_recipe(recipe: str | Path | Recipe, dataset: str | Path, out: str | 
         for j, (spec, t) in enumerate(zip(rec.transforms, built)):
             s = derive_seed(seed, "preview", case, j)
             xi, yi = (deform_batch(x, y, spec=spec.deform, seeds=[s]) if spec.deform.enabled else (x, y))
-            out_img, out_lab = t.apply_batch(xi.float(), yi, seeds=[s])
+            kw = {"info": info} if t.uses_data_info and info is not None else {}
+            out_img, out_lab = t.apply_batch(xi.float(), yi, seeds=[s], **kw)
             synth_cols[j].append(cut(out_img)[0])
             titles[row][2 + j] = _caption(spec, s, t.record())
         titles[row][0] = f"{case}: label"

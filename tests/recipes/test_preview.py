@@ -58,3 +58,27 @@ def test_preview_writes_a_captioned_grid(tiny_weights, tmp_path):
     assert img.size[0] >= 3 * 160 and img.size[1] > 2 * 24  # 3 columns (label, real, transform), 2 rows + captions
     with pytest.raises(ValidationError, match="not training cases"):
         preview_recipe(write_recipe(tmp_path / "r.json"), raw, tmp_path / "q.png", cases_ids=["case_099"])
+
+
+def test_check_and_preview_refuse_a_dataset_at_another_spacing_than_the_generator(tmp_path):
+    """What the trainer would refuse at its first batch, ``recipe check`` refuses before training starts."""
+    import nibabel as nib
+    import numpy as np
+
+    for mm in (1.0, 3.0):
+        raw = make_raw_dataset(tmp_path / f"{mm:g}mm", n_train=2, n_test=1, shape=(24, 24, 2), spacing=(mm, mm, mm))
+        meta = json.loads((raw / "dataset.json").read_text())
+        meta["labels"] = {"background": 0, "liver": 1, "spleen": 2, "kidneys": 3}
+        (raw / "dataset.json").write_text(json.dumps(meta))
+        for case in sorted((raw / "imagesTr").glob("*.nii.gz")):  # air along one border: CT in HU
+            img = nib.load(str(case))
+            d = np.asarray(img.dataobj, np.float32)
+            d[:3] = -1000
+            nib.save(nib.Nifti1Image(d, img.affine), str(case))
+        if mm == 1.0:
+            with pytest.raises(ValidationError, match=r"trained at \[3.0, 3.0\] mm but the input is at \[1.0, 1.0\]"):
+                check_recipe("context_ct", raw)
+            with pytest.raises(ValidationError, match="Resample the image and label"):
+                preview_recipe("context_ct", raw, tmp_path / "p.png", cases=1)
+        else:
+            assert check_recipe("context_ct", raw).weights == ("context_ct_a",)

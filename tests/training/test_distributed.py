@@ -7,7 +7,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,12 +18,6 @@ import torch.nn as nn
 
 from synthaug.training.distributed import all_mean, context, distribute_step
 from tests.training.test_train_context import raw_dataset  # noqa: F401  (fixture)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Step:
@@ -40,11 +33,11 @@ def _data():
     return torch.randn(8, 3, generator=g), torch.randn(8, 1, generator=g)
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, out: str) -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # a file store: no rank hosts the rendezvous, so the order in which the ranks exit cannot abort the other
+    dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=world)
     try:
         step = distribute_step(_Step(seed=100 + rank))
         x, y = _data()
@@ -57,13 +50,14 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         mean = all_mean({"r": torch.tensor(float(rank))})["r"]
         torch.save({"w": step.net.weight.detach(), "b": step.net.bias.detach(), "mean": mean,
                     "ctx": (context().rank, context().world_size)}, f"{out}/rank{rank}.pt")
+        dist.barrier()  # both ranks done with every collective before either tears the group down
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
 def test_gradient_averaging_matches_one_process_on_the_full_batch(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert torch.equal(r0["w"], r1["w"]) and torch.equal(r0["b"], r1["b"])
     assert r0["ctx"] == (0, 2) and r1["ctx"] == (1, 2) and float(r0["mean"]) == 0.5

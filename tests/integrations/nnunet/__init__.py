@@ -38,14 +38,15 @@ def make_raw_dataset(
     channel: str = "CT",
     scenario_cases: list[dict] | None = None,
     prefix: str = "case",
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> Path:
-    """An nnU-Net v2 raw dataset folder ``root/DatasetXXX_Name`` (NIfTI, 1 mm spacing)."""
+    """An nnU-Net v2 raw dataset folder ``root/DatasetXXX_Name`` (NIfTI, ``spacing`` mm voxels)."""
     from synthaug.data.nnunet_export import write_nifti
 
     folder = Path(root) / f"Dataset{dataset_id:03d}_{name}"
     for sub in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
         (folder / sub).mkdir(parents=True)
-    affine = np.diag([1.0, 1.0, 1.0, 1.0])
+    affine = np.diag([*map(float, spacing), 1.0])
     for i in range(n_train + n_test):
         kind = "Tr" if i < n_train else "Ts"
         case = f"{prefix}_{i:03d}"
