@@ -4,9 +4,12 @@ Used by the physics prior (:mod:`synthaug.appearance.physics`) to render *simula
 the super-class vocabulary (:func:`synthaug.data.vocabulary.superclass_vocabulary`). Every value carries
 its sources; values that no cited table gives are marked ``assumption`` in :attr:`AbdominalTissue.note`.
 
-Citation check: the de Bazelaire 2004 and Stanisz 2005 relaxation times were written from the papers'
-tables as remembered, not re-read here, and the proton densities (water content) and fat fractions are
-rounded literature-typical values; check them against the papers before quoting them in a publication.
+Citation check: the 3.0 T relaxation times taken from de Bazelaire 2004 (liver, spleen, kidney cortex and
+medulla, pancreas, paravertebral muscle, L4 bone marrow, subcutaneous fat) were checked against the paper's
+abstract (Radiology 2004;230:652-659, doi:10.1148/radiol.2303021331), which lists them; a test pins them
+(``tests/data/test_abdominal_tissues.py``). Its 1.5 T values and the Stanisz 2005 figures were written from
+the papers' tables as remembered, not re-read here, and the proton densities (water content) and fat fractions
+are rounded literature-typical values; check those against the papers before quoting them in a publication.
 The contrast orders the tests assert follow from the numbers in this file.
 
 Proton density ``pd`` is the MR-visible proton density relative to pure water; ``fat_fraction`` the
