@@ -28,6 +28,6 @@ SUFFIX=""; [ "$DEVICE" = "cpu" ] || SUFFIX="_$DEVICE"
 "$PY" -m synthaug.cli.main benchmark speed --device "$DEVICE" --threads 1 --repeats 5 \
   --sizes 64x64x16 128x128x32 192x192x48 \
   --overhead "$nnUNet_preprocessed/Dataset501_SynthAugCrossScanner" "$RECIPE" \
-  --expansion "$nnUNet_raw/Dataset501_SynthAugCrossScanner" "$RECIPE" 1 \
+  --expansion "$nnUNet_raw/Dataset501_SynthAugCrossScanner" "$RECIPE" 4 \
   --out "benchmarks/results/speed$SUFFIX" \
   --note "Run by benchmarks/speed.sh on a machine with no other job running (check uptime before: load < 0.5)."

@@ -51,7 +51,10 @@ from synthaug.data.scenarios import (
 )
 from synthaug.errors import DataError, LabelError, ValidationError
 
-__all__ = ["FILE_ENDING", "GENERATOR_FOLDER", "dataset_folder_name", "export_nnunet", "check_nnunet_raw", "write_nifti"]
+__all__ = [
+    "FILE_ENDING", "GENERATOR_FOLDER", "dataset_folder_name", "export_nnunet", "check_nnunet_raw", "training_spacings",
+    "write_nifti",
+]
 
 FILE_ENDING = ".nii.gz"
 GENERATOR_FOLDER = "imagesGen"
@@ -345,3 +348,23 @@ def check_nnunet_raw(folder: str | os.PathLike[str]) -> dict[str, int]:
     if counts["Tr"] == 0:
         raise DataError(f"{root / 'imagesTr'} holds no training case.")
     return {"numTraining": counts["Tr"], "numTest": counts["Ts"]}
+
+
+def training_spacings(folder: str | os.PathLike[str], *, channel: int = 0) -> dict[str, tuple[float, float, float]]:
+    """Voxel size (mm, NIfTI axis order) of each training image of channel ``channel``, from the headers only.
+
+    Empty for datasets in another file format than NIfTI. nnU-Net plans at the median of these.
+    """
+    root = Path(folder)
+    ending = str(json.loads((root / "dataset.json").read_text())["file_ending"])
+    if ending not in (".nii.gz", ".nii"):
+        return {}
+    import nibabel as nib
+
+    suffix = f"_{int(channel):04d}{ending}"
+    out = {}
+    for p in sorted((root / "imagesTr").glob(f"*{suffix}")):
+        zooms = tuple(float(z) for z in nib.load(str(p)).header.get_zooms()[:3])
+        if len(zooms) == 3:
+            out[p.name[: -len(suffix)]] = zooms
+    return out

@@ -17,8 +17,9 @@
   (finished cases are verified against their manifests and kept, partial ones discarded and redone).
   Each synthetic case's randomness is ``derive_seed(seed, case, k)``, so the result does not depend on
   the order, on interruptions or on the number of processes;
-- under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on GPU) rank r takes every
-  world_size-th training case; rank 0 writes ``dataset.json``, the splits and the preview after a barrier;
+- under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on GPU) rank r synthesises every world_size-th
+  (training case, k) job, so ranks stay balanced when the case count does not divide, and copies every
+  world_size-th original; rank 0 writes ``dataset.json``, the splits and the preview after a barrier;
 - a model card whose ``training_cases`` overlap the dataset's test cases (when the dataset carries synthaug
   scenario metadata) is refused with :class:`~synthaug.errors.LeakageError`;
 - a progress bar (tqdm) and a preview grid ``synthaug_preview.png`` (label, source, synthetic).
@@ -47,7 +48,7 @@ from synthaug.errors import DataError, LeakageError, ValidationError
 from synthaug.recipes.batch import build_transform, deform_batch
 from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import Recipe, derive_seed, load_recipe
-from synthaug.transforms.guards import DataInfo, check_channel_modality
+from synthaug.transforms.guards import DataInfo, check_channel_modality, check_spacing
 from synthaug.transforms.options import OptionsTransform
 
 __all__ = [
@@ -587,15 +588,25 @@ def expand_dataset(
         local = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(device)
+    from synthaug.data.nnunet_export import training_spacings
+
     src = _read_source(src_root)
     _check_out(out, src_root)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     expansion_support(rec)
     exp_work = out.parent / f".{out.name}.synthaug-partial"
     exp = _Expander(src, exp_work, rec, seed, device)
+    spacings = training_spacings(src_root, channel=rec.channel)
     for t in exp.transforms:
         if t.card is not None:
             check_card_leakage(t.card, src.meta)
+            if t.uses_data_info:  # every case's header against the generator's training spacing, before synthesis
+                for case in src.train:
+                    try:
+                        check_spacing(t.card, spacings.get(case), slice_axis=t.slice_axis,
+                                      tolerance=t.spacing_tolerance, dims=3)
+                    except ValidationError as exc:
+                        raise ValidationError(f"training case {case!r} of {src_root}: {exc}") from exc
     # every check that needs no synthesis, before any synthesis: nnU-Net's 5-fold splits need 5 originals
     _splits(src.train, {})
     synth_ids = [synthetic_id(c, k) for c in src.train for k in range(per_case)]
@@ -678,7 +689,7 @@ def _run_shard(src: _Source, exp: _Expander, work: Path, per_case: int, rank: in
         for c in range(src.channels):
             _atomic_copy(src.image(case, c), work / "imagesTr" / src.image(case, c).name)
         _atomic_copy(src.label(case), work / "labelsTr" / src.label(case).name)
-    jobs = [(case, k) for case in mine for k in range(per_case)]
+    jobs = [(case, k) for case in src.train for k in range(per_case)][rank::world]  # balanced across ranks
     bar = tqdm(total=len(jobs), desc=f"synthaug expand (rank {rank}/{world})" if world > 1 else "synthaug expand",
                unit="case", disable=not progress, position=rank if world > 1 else None)
     try:

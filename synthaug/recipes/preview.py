@@ -59,16 +59,11 @@ def _dataset(folder: Path) -> tuple[dict, dict[str, int], int | None]:
     return meta, labels, int(ignore) if isinstance(ignore, int) else None
 
 
-def _spacing(folder: Path, meta: dict, channel: int) -> tuple[float, ...] | None:
-    """The median voxel size (mm) of the training images, from their NIfTI headers (None for other formats)."""
-    ending = str(meta["file_ending"])
-    if ending not in (".nii.gz", ".nii"):
-        return None
-    import nibabel as nib
+def _spacing(folder: Path, channel: int) -> tuple[float, ...] | None:
+    """The median voxel size (mm) of the training images (what nnU-Net plans at); None for non-NIfTI data."""
+    from synthaug.data.nnunet_export import training_spacings
 
-    zooms = [tuple(float(z) for z in nib.load(str(p)).header.get_zooms()[:3])
-             for p in sorted((folder / "imagesTr").glob(f"*_{channel:04d}{ending}"))]
-    zooms = [z for z in zooms if len(z) == 3]
+    zooms = list(training_spacings(folder, channel=channel).values())
     return tuple(float(v) for v in np.median(np.asarray(zooms), axis=0)) if zooms else None
 
 
@@ -86,7 +81,7 @@ def check_recipe(recipe: str | Path | Recipe, dataset: str | Path, *, path: str 
         rec.targeting.resolve(labels)
     names, weights = [], []
     split = TestSplit.from_raw_dataset(Path(dataset))
-    spacing = _spacing(Path(dataset), meta, rec.channel)
+    spacing = _spacing(Path(dataset), rec.channel)
     for spec in rec.transforms:
         t = build_transform(spec, dataset_labels=labels, ignore_label=ignore, test_split=split)
         names.append(spec.name)
@@ -140,7 +135,7 @@ def preview_recipe(recipe: str | Path | Recipe, dataset: str | Path, out: str | 
     split = TestSplit.from_raw_dataset(folder)
     built = [build_transform(s, dataset_labels=labels, ignore_label=ignore, test_split=split) for s in rec.transforms]
     dev = torch.device(device)
-    spacing = _spacing(folder, meta, rec.channel)
+    spacing = _spacing(folder, rec.channel)
     info = DataInfo(spacing=spacing) if spacing is not None else None
     label_col, image_col, synth_cols = [], [], [[] for _ in built]
     titles = [["label", "real image"] + [""] * len(built) for _ in chosen]

@@ -152,10 +152,15 @@ def test_measure_expansion_one_and_two_processes(tmp_path, tiny_weights):
 
     src = make_raw_dataset(tmp_path / "raw", n_train=5, n_test=1, shape=(24, 24, 1))
     recipe = write_recipe(tmp_path / "recipe.json")
-    res = measure_expansion(src, recipe, per_case=1, work=tmp_path / "work")
+    res = measure_expansion(src, recipe, per_case=2, work=tmp_path / "work")
     assert [r["processes"] for r in res["runs"]] == [1, 2]
-    assert all(r["synthetic_cases"] == 5 and r["seconds"] > 0 for r in res["runs"])
+    assert all(r["synthetic_cases"] == 10 and r["seconds"] > 0 for r in res["runs"])
     assert res["runs"][0]["speedup"] == pytest.approx(1.0)
     assert all(r["byte_identical"] for r in res["runs"]) and res["files"] > 4
+    # the start-up / per-case split from the extra one-per-case run: seconds = start-up + cases x s/case
+    for r in res["runs"]:
+        assert r["seconds_one_per_case"] > 0 and r["startup_seconds"] is not None
+        assert r["startup_seconds"] + 10 * r["per_case_seconds"] == pytest.approx(r["seconds"])
+    assert res["runs"][0]["steady_speedup"] == pytest.approx(1.0) and res["runs"][1]["steady_speedup"] > 0
     md = speed_markdown({**json.loads(FIXTURE.read_text()), "expansion": res}, command="c", machine="m", date="d")
-    assert "## Offline expansion throughput" in md and "| 2 |" in md
+    assert "## Offline expansion throughput" in md and "| 2 |" in md and "steady-state speed-up" in md

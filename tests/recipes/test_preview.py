@@ -80,5 +80,10 @@ def test_check_and_preview_refuse_a_dataset_at_another_spacing_than_the_generato
                 check_recipe("context_ct", raw)
             with pytest.raises(ValidationError, match="Resample the image and label"):
                 preview_recipe("context_ct", raw, tmp_path / "p.png", cases=1)
+            # expansion refuses before it synthesises anything
+            with pytest.raises(ValidationError, match=r"training case 'case_000'.*trained at \[3.0, 3.0\] mm"):
+                expand_dataset(raw, tmp_path / "Dataset903_Out", recipe=load_shipped("context_ct"), per_case=1)
+            assert not (tmp_path / "Dataset903_Out").exists()
+            assert not list(tmp_path.glob(".Dataset903_Out.synthaug-partial/**/*.nii.gz"))
         else:
             assert check_recipe("context_ct", raw).weights == ("context_ct_a",)
