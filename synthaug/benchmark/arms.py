@@ -34,7 +34,8 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
 - ``context_dr`` / ``expansion_dr``: an appearance-randomised ConText-GAN (``features="appearance"``) on the fly
   / offline, when one covers the labels: across modalities it draws randomised or simulated-MR (physics prior)
   appearances and puts no CT air back; within CT, randomised appearances with real air and bone kept. The
-  probability is the other arms' 0.5 (the mixing-policy search of issue 15 is not run yet).
+  probability is the other arms' 0.5 unless ``synthaug benchmark tune`` recorded a mixing policy for the arm in
+  the work folder (:mod:`synthaug.benchmark.tuning`).
 
 Arms for other datasets come from a JSON file (:func:`arms_from_file`):
 ``[{"name": "...", "recipe": {...}}, {"name": "...", "expansion": {"recipe": {...}, "per_case": 2}}]``.

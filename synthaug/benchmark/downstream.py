@@ -302,6 +302,18 @@ class _Env:
 # ------------------------------------------------------------------------------------ preparation
 
 
+def work_environment(src: Path, work: Path, profile: Profile) -> tuple[_Env, BenchmarkDataset]:
+    """The nnU-Net environment of a work folder and the dataset ``src`` linked into its ``raw`` folder."""
+    env = _Env(work, profile)
+    env.raw.mkdir(parents=True, exist_ok=True)
+    linked = env.raw / src.name
+    if not linked.exists():
+        linked.symlink_to(src, target_is_directory=True)
+    elif linked.resolve() != src:
+        raise DataError(f"{linked} already points to {linked.resolve()}, not {src}; use another work folder.")
+    return env, open_dataset(linked)
+
+
 def _plan(ds_id: int, ds_folder: Path, env: _Env, profile: Profile, logs: Path, log: Log) -> None:
     """nnU-Net plan + preprocess (once) and the profile's plans file."""
     pre = env.preprocessed / ds_folder.name
@@ -600,14 +612,7 @@ def run_benchmark(
     short = ClaimRule().shortfall(len(profile.seeds))
     if short and require_default:
         log(f"[benchmark] note: {short}")
-    env = _Env(work, profile)
-    env.raw.mkdir(parents=True, exist_ok=True)
-    linked = env.raw / src.name
-    if not linked.exists():
-        linked.symlink_to(src, target_is_directory=True)
-    elif linked.resolve() != src:
-        raise DataError(f"{linked} already points to {linked.resolve()}, not {src}; use another work folder.")
-    ds = open_dataset(linked)
+    env, ds = work_environment(src, work, profile)
     sa = ds.dataset_json.get("synthaug")
     commit = current_commit()
     _atomic_json(work / "benchmark.json", {

@@ -4,6 +4,7 @@
 - ``synthaug benchmark speed``: time per megavoxel, FLOP/s vs the matmul peak, memory and peer ratios per generator.
 - ``synthaug benchmark downstream`` / ``report``: the downstream nnU-Net benchmark and its report.
 - ``synthaug benchmark reproduce``: rerun one (arm, seed) of a report from a fresh work folder and compare.
+- ``synthaug benchmark tune``: choose an arm's mixing policy on the training cases' validation fold.
 """
 
 from __future__ import annotations
@@ -95,6 +96,26 @@ def register(subparsers: Any) -> None:
     d.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
     _report_options(d)
     d.set_defaults(func=_downstream)
+
+    t = sub.add_parser(
+        "tune",
+        help="choose an arm's mixing policy (synthetic fraction, curriculum) on the training cases' validation fold",
+        description="Mixing-policy search (synthaug.benchmark.tuning): train the arm once per policy on nnU-Net fold "
+        "FOLD of the training cases only, score nnU-Net's own validation of that fold, record every candidate and "
+        "the choice in WORK/tuning/ARM.json. A later 'synthaug benchmark downstream --work WORK' gives the arm its "
+        "chosen policy. No test case is read. Resumable.",
+    )
+    tsrc = t.add_mutually_exclusive_group(required=True)
+    tsrc.add_argument("--scenario", choices=scenario_names(), help="built-in scenario from the open sample data")
+    tsrc.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
+    t.add_argument("--arm", required=True, help="an on-the-fly arm of the dataset (e.g. context_dr, synthseg)")
+    t.add_argument("--work", required=True, type=Path, help="the benchmark's work folder")
+    t.add_argument("--profile", default="cpu-quick", help="the benchmark profile the arm will run at")
+    t.add_argument("--policies", nargs="+", default=None,
+                   help="candidates P or P:ramp (default: 0.25 0.5 1.0 1.0:ramp)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--fold", type=int, default=0, help="nnU-Net fold of the training cases to validate on")
+    t.set_defaults(func=_tune)
 
     r = sub.add_parser("report", help="rebuild a downstream report from a work folder's stored results")
     r.add_argument("--work", required=True, type=Path)
@@ -227,23 +248,25 @@ def _speed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _arms_for(args: argparse.Namespace, dataset: Path) -> list:
+def _arms_for(names: str | None, dataset: Path) -> list:
+    """The arms ``--arms`` names (comma-separated built-in names or a JSON arms file; None: every built-in one)."""
     from synthaug.benchmark.arms import arms_from_file, builtin_arms, select_arms
     from synthaug.data.nnunet_export import GENERATOR_FOLDER
 
-    if args.arms and args.arms.endswith(".json"):
-        return arms_from_file(args.arms)
+    if names and names.endswith(".json"):
+        return arms_from_file(names)
     meta = json.loads((dataset / "dataset.json").read_text()) if (dataset / "dataset.json").is_file() else {}
     unlabelled = dataset / GENERATOR_FOLDER
     arms = builtin_arms(meta, style_bank=str(dataset.resolve()),
                         unlabelled_bank=str(unlabelled.resolve()) if unlabelled.is_dir() else None)
-    return select_arms(arms, [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None)
+    return select_arms(arms, [a.strip() for a in names.split(",") if a.strip()] if names else None)
 
 
 def _downstream(args: argparse.Namespace) -> int:
     from synthaug.benchmark.downstream import prepare_scenario, run_benchmark
     from synthaug.benchmark.profiles import get_profile
     from synthaug.benchmark.report import write_report
+    from synthaug.benchmark.tuning import apply_tuning
     from synthaug.training.provenance import machine_line, today
 
     report_kwargs = _report_kwargs(args)  # bad report options fail before any training
@@ -254,7 +277,7 @@ def _downstream(args: argparse.Namespace) -> int:
         profile = profile.with_(parallel=args.parallel)
     work = args.work
     dataset = prepare_scenario(args.scenario, work / "source") if args.scenario else args.dataset
-    arms = _arms_for(args, Path(dataset))
+    arms = apply_tuning(_arms_for(args.arms, Path(dataset)), work, num_epochs=profile.num_epochs)
     print(f"[benchmark] arms: {', '.join(a.name for a in arms)}; profile {profile.name}; seeds {list(profile.seeds)}")
     run_benchmark(dataset, work, profile, arms)
     out = args.out or work / "report"
@@ -262,6 +285,23 @@ def _downstream(args: argparse.Namespace) -> int:
     path = write_report(work, out, title=title, command=_command(), machine=machine_line(), date=today(),
                         notes=args.note, **report_kwargs)
     print(f"[benchmark] report: {path}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from synthaug.benchmark.downstream import prepare_scenario
+    from synthaug.benchmark.profiles import get_profile
+    from synthaug.benchmark.tuning import DEFAULT_POLICIES, MixingPolicy, tune_mixing
+
+    profile = get_profile(args.profile)
+    policies = tuple(MixingPolicy.parse(x) for x in args.policies) if args.policies else DEFAULT_POLICIES
+    dataset = prepare_scenario(args.scenario, args.work / "source") if args.scenario else args.dataset
+    arm = next(a for a in _arms_for(args.arm, Path(dataset)) if a.name == args.arm)
+    result = tune_mixing(dataset, args.work, profile, arm, policies=policies, seed=args.seed, fold=args.fold,
+                         log=lambda m: print(m, flush=True))
+    for c in result.candidates:
+        print(f"{args.arm} {c.policy.name}: validation Dice {c.dice:.4f}")
+    print(f"chosen: {result.chosen.name} (fold {result.fold}: {len(result.validation_cases)} validation cases)")
     return 0
 
 

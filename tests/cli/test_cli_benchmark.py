@@ -105,3 +105,17 @@ def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, ca
     assert set(check["cases"]) == {"case_006", "case_007"}
     assert (fresh / "preprocessed").is_dir() and (fresh / "runs" / "default" / "seed0" / "result.json").exists()
     assert out["rerun"]["seed"] == 0 and out["rerun"]["definition"] == first["definition"]
+
+
+def test_tune_refuses_an_arm_without_on_the_fly_synthesis_before_any_work(tmp_path, capsys):
+    from synthaug.cli.main import main
+    from tests.integrations.nnunet import make_raw_dataset
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=975, name="TuneCli", shape=(24, 24, 1))
+    code = main(["benchmark", "tune", "--dataset", str(folder), "--arm", "default", "--work", str(tmp_path / "w"),
+                 "--profile", "smoke"])
+    assert code != 0 and "no mixing policy to tune" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+    code = main(["benchmark", "tune", "--dataset", str(folder), "--arm", "synthseg", "--work", str(tmp_path / "w"),
+                 "--profile", "smoke", "--policies", "0.5", "1:ramp"])
+    assert code != 0 and ">= 2 epochs" in capsys.readouterr().err and not (tmp_path / "w").exists()
