@@ -29,7 +29,7 @@ from synthaug.errors import ShapeError, ValidationError
 from synthaug.transforms.options import Options
 
 __all__ = ["DataInfo", "GuardOptions", "check_spacing", "check_modality", "check_finite_output", "input_modality",
-           "check_channel_modality",
+           "check_channel_modality", "channel_modality",
            "AIR_HU"]
 
 #: Below this a CT value is air or lung; an MR volume (arbitrary positive units) never goes there.
@@ -132,15 +132,33 @@ def check_modality(card: Any, images: torch.Tensor, *, enabled: bool) -> None:
             )
 
 
+#: Prefixes of nnU-Net channel names that state an MR contrast (``T2w``, ``T1ce``, ``FLAIR``, ``MRI`` ...).
+_MR_CHANNEL_PREFIXES = ("MR", "T1", "T2", "PD", "FLAIR", "DWI", "ADC", "SWI", "DIXON", "STIR")
+
+
+def channel_modality(channel: str) -> str | None:
+    """The modality an nnU-Net ``channel_names`` entry states: ``"CT"``, ``"MR"``, or None when it names only a
+    normalisation (``zscore``, ``noNorm``, ``rescale_to_0_1`` ...) or something else, which says nothing about the
+    intensities (a CT -> MR dataset stores CT in HU under ``zscore``)."""
+    name = "".join(ch for ch in str(channel).upper() if ch.isalnum())
+    if name == "CT":
+        return "CT"
+    if name.startswith(_MR_CHANNEL_PREFIXES):
+        return "MR"
+    return None
+
+
 def check_channel_modality(card: Any, channel: str) -> None:
-    """Refuse a generator that reads CT for a non-CT channel, or MR for a CT channel (nnU-Net ``channel_names``)."""
+    """Refuse a generator that reads CT for a channel named as MR, or MR for a CT channel (nnU-Net
+    ``channel_names``). A channel named by its normalisation only is left to the per-batch intensity check."""
     modality = input_modality(card)
-    if not modality or not channel:
+    stated = channel_modality(channel) if channel else None
+    if not modality or stated is None:
         return
-    if (modality.upper() == "CT") != (str(channel).upper() == "CT"):
+    if (modality.upper() == "CT") != (stated == "CT"):
         raise ValidationError(
-            f"generator {card.name!r} reads {modality}, but the dataset's channel is {channel!r}. Use a generator of "
-            "the dataset's modality (synthaug weights list), or a translation first."
+            f"generator {card.name!r} reads {modality}, but the dataset's channel is {channel!r} ({stated}). Use a "
+            "generator of the dataset's modality (synthaug weights list), or a translation first."
         )
 
 
