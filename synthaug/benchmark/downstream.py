@@ -298,6 +298,17 @@ class _Env:
     def __call__(self, **extra: str) -> dict[str, str]:
         return {**self.base, **extra}
 
+    def training(self, *, results: Path, recipe: Path, seed: int, profile: Profile) -> dict[str, str]:
+        """The environment of one ``nnUNetv2_train`` run: its results folder, recipe, seed and the profile's budget."""
+        renv = self(nnUNet_results=str(results), SYNTHAUG_RECIPE=str(recipe), SYNTHAUG_SEED=str(seed),
+                    **self.train_extra)
+        for key, var in (("num_epochs", "SYNTHAUG_NUM_EPOCHS"), ("iterations_per_epoch", "SYNTHAUG_ITERS_PER_EPOCH"),
+                         ("val_iterations", "SYNTHAUG_VAL_ITERS")):
+            v = getattr(profile, key)
+            if v is not None:
+                renv[var] = str(v)
+        return renv
+
 
 # ------------------------------------------------------------------------------------ preparation
 
@@ -509,12 +520,7 @@ def _run_one(arm: Arm, seed: int, ds: BenchmarkDataset, train_id: int, profile: 
     _atomic_json(recipe, {"seed": seed, **dict(arm.recipe),
                           **({"description": arm.description} if "description" not in arm.recipe else {})})
     results = folder / "nnunet_results"
-    renv = env(nnUNet_results=str(results), SYNTHAUG_RECIPE=str(recipe), SYNTHAUG_SEED=str(seed), **env.train_extra)
-    for key, var in (("num_epochs", "SYNTHAUG_NUM_EPOCHS"), ("iterations_per_epoch", "SYNTHAUG_ITERS_PER_EPOCH"),
-                     ("val_iterations", "SYNTHAUG_VAL_ITERS")):
-        v = getattr(profile, key)
-        if v is not None:
-            renv[var] = str(v)
+    renv = env.training(results=results, recipe=recipe, seed=seed, profile=profile)
     device = profile.device
     log(f"[benchmark] {arm.name} seed {seed}: nnUNetv2_train {train_id} {profile.configuration} all")
     train_cmd = [_bin("nnUNetv2_train"), str(train_id), profile.configuration, "all", "-tr", "nnUNetTrainerSynthAug",

@@ -242,13 +242,7 @@ def tune_mixing(
         recipe = folder / "recipe.json"
         _atomic_json(recipe, {"seed": seed, **dict(candidate.recipe), "description": candidate.description})
         results = folder / "nnunet_results"
-        renv = env(nnUNet_results=str(results), SYNTHAUG_RECIPE=str(recipe), SYNTHAUG_SEED=str(seed),
-                   **env.train_extra)
-        for key, var in (("num_epochs", "SYNTHAUG_NUM_EPOCHS"), ("iterations_per_epoch", "SYNTHAUG_ITERS_PER_EPOCH"),
-                         ("val_iterations", "SYNTHAUG_VAL_ITERS")):
-            v = getattr(profile, key)
-            if v is not None:
-                renv[var] = str(v)
+        renv = env.training(results=results, recipe=recipe, seed=seed, profile=profile)
         timing = folder / "train_timing.json"
         if not list(results.rglob(f"fold_{fold}/validation/summary.json")):
             cmd = [_bin("nnUNetv2_train"), str(ds.dataset_id), profile.configuration, str(fold), "-tr",
