@@ -269,6 +269,14 @@ def run_logged(cmd: Sequence[str], env: Mapping[str, str], log_file: Path) -> tu
     return seconds, usage.ru_maxrss / 1024.0
 
 
+def _read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _atomic_json(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2) + "\n")
@@ -597,6 +605,8 @@ def run_benchmark(
 
     ``dataset`` is an nnU-Net raw folder (linked into ``work/raw``). Rerunning with the same arguments
     skips finished runs; a changed arm or profile reruns only what changed, and more seeds only add runs.
+    Arms run before in the same work folder (same dataset and split) stay recorded in ``benchmark.json``
+    when a later call runs only some arms (e.g. more seeds for two of them), so the report keeps them all.
     Checked before any work: leakage, empty test groups (:func:`open_dataset`), training and test labels
     without a common class (:func:`label_classes`); a seed list shorter than a headline claim needs is
     logged (the report then says "not shown"). ``require_default=False`` (reruns of single arms, as
@@ -621,11 +631,19 @@ def run_benchmark(
     env, ds = work_environment(src, work, profile)
     sa = ds.dataset_json.get("synthaug")
     commit = current_commit()
+    recorded, training = [a.to_dict() for a in arms], dict(training)
+    previous = _read_json(work / "benchmark.json")
+    if previous and (previous.get("dataset"), previous.get("train_cases"), previous.get("test_cases")) == (
+            ds.name, list(ds.train_ids), list(ds.test_ids)):
+        # arms run before in this work folder stay in the report when a later call runs only some of them
+        names = {a.name for a in arms}
+        recorded += [a for a in previous.get("arms", []) if a.get("name") not in names]
+        training = {**dict(previous.get("generator_training_cases") or {}), **training}
     _atomic_json(work / "benchmark.json", {
         "dataset": ds.name, "source": str(src),
         "scenario": sa.get("scenario") if isinstance(sa, Mapping) else None,
         "labels": ds.labels, "train_classes": train_classes, "test_classes": test_classes,
-        "profile": profile.to_dict(), "arms": [a.to_dict() for a in arms],
+        "profile": profile.to_dict(), "arms": recorded,
         "generator_training_cases": training, "train_cases": list(ds.train_ids), "test_cases": list(ds.test_ids),
         "groups": {k: list(v) for k, v in ds.groups.items()}, "held_out_groups": list(ds.held_out_groups),
         "commit": commit.to_dict() if commit else None,

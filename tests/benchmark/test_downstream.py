@@ -230,8 +230,9 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     assert any("default seed 0: finished before, skipped" in x for x in lines)
     assert (work / "runs" / "default" / "seed1" / "result.json").exists()
     assert sum("nnUNetv2_train" in x for x in lines) == 1  # only seed 1 trained
-    _, stored = load_results(work)
-    assert [(r["arm"], r["seed"]) for r in stored] == [("default", 0), ("default", 1)]
+    meta, stored = load_results(work)  # the arms of the first call stay recorded: their seed-0 runs still count
+    assert [a["name"] for a in meta["arms"]] == ["default", "ctx", "exp"]
+    assert [(r["arm"], r["seed"]) for r in stored] == [("default", 0), ("default", 1), ("ctx", 0), ("exp", 0)]
 
 
 def test_translate_arm_when_training_and_test_modalities_differ():
