@@ -51,9 +51,8 @@ from synthaug.transforms.elastic import _sampling_grid, sample_displacement
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
+    check_batch_guards,
     check_finite_output,
-    check_modality,
-    check_spacing,
 )
 from synthaug.transforms.labels import (
     LabelOptions,
@@ -222,14 +221,10 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         with phase("checks"):
             label_dtype = labels.dtype
             labels = check_image_label_batch(images, labels, purpose="synthesise")
-            info = info or DataInfo()
-            label_names = info.label_names
+            label_names = (info or DataInfo()).label_names
             self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
-            check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
-                          dims=images.ndim - 2)
-            check_modality(self.card, images, enabled=self.check_modality)
-            if len(seeds) != images.shape[0]:
-                raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
+            info = check_batch_guards(self.card, images, seeds=seeds, info=info, slice_axis=self.slice_axis,
+                                      spacing_tolerance=self.spacing_tolerance, check_modality_on=self.check_modality)
         device, dtype = images.device, images.dtype
         b, spatial = images.shape[0], tuple(images.shape[2:])
         gens = [torch.Generator().manual_seed(int(s)) for s in seeds]

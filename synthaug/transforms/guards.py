@@ -29,7 +29,7 @@ from synthaug.errors import ShapeError, ValidationError
 from synthaug.transforms.options import Options
 
 __all__ = ["DataInfo", "GuardOptions", "check_spacing", "check_modality", "check_finite_output", "input_modality",
-           "check_channel_modality", "channel_modality",
+           "check_channel_modality", "channel_modality", "check_batch_guards",
            "AIR_HU"]
 
 #: Below this a CT value is air or lung; an MR volume (arbitrary positive units) never goes there.
@@ -100,6 +100,18 @@ def check_spacing(card: Any, spacing: Sequence[float] | None, *, slice_axis: int
             f"Resample the image and label to {list(trained)} mm first (MONAI: Spacingd(keys, pixdim=...), mode "
             "bilinear/nearest; TorchIO: tio.Resample(...)), or pass spacing_tolerance=None to accept it."
         )
+
+
+def check_batch_guards(card: Any, images: torch.Tensor, *, seeds: Sequence[int], info: DataInfo | None,
+                       slice_axis: int, spacing_tolerance: float | None, check_modality_on: bool) -> DataInfo:
+    """The card-derived guards every generator transform runs on a batch ``(B, C, *spatial)``: spacing, modality and
+    one seed per sample. Returns ``info`` (an empty :class:`DataInfo` when None)."""
+    info = info or DataInfo()
+    check_spacing(card, info.spacing, slice_axis=slice_axis, tolerance=spacing_tolerance, dims=images.ndim - 2)
+    check_modality(card, images, enabled=check_modality_on)
+    if len(seeds) != images.shape[0]:
+        raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
+    return info
 
 
 def input_modality(card: Any) -> str:

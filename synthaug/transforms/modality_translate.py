@@ -55,9 +55,8 @@ from synthaug.networks.inference import infer
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
+    check_batch_guards,
     check_finite_output,
-    check_modality,
-    check_spacing,
 )
 from synthaug.transforms.options import OptionsTransform
 from synthaug.transforms.slicewise import (
@@ -277,12 +276,8 @@ class ModalityTranslate(OptionsTransform):
         """
         with phase("checks"):
             self._check_batch(images, labels)
-            check_spacing(self.card, (info or DataInfo()).spacing, slice_axis=self.slice_axis,
-                          tolerance=self.spacing_tolerance, dims=images.ndim - 2)
-            check_modality(self.card, images, enabled=self.check_modality)
-            b = images.shape[0]
-            if len(seeds) != b:
-                raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
+            check_batch_guards(self.card, images, seeds=seeds, info=info, slice_axis=self.slice_axis,
+                               spacing_tolerance=self.spacing_tolerance, check_modality_on=self.check_modality)
         device, dtype = images.device, images.dtype
         net, card = load(self.weights, device=device, dtype=torch.float32)
         conv = card.intensity_convention

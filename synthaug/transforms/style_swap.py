@@ -58,9 +58,8 @@ from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
+    check_batch_guards,
     check_finite_output,
-    check_modality,
-    check_spacing,
 )
 from synthaug.transforms.labels import LabelOptions, LabelVocabulary, check_image_label_batch
 from synthaug.transforms.options import OptionsTransform
@@ -564,15 +563,11 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         with phase("checks"):
             label_dtype = labels.dtype
             labels = check_image_label_batch(images, labels, purpose="restyle")
-            info = info or DataInfo()
-            label_names = info.label_names
+            label_names = (info or DataInfo()).label_names
             self._to_classes(labels, label_names)  # the vocabulary check sees every structure, before any warp
-            check_spacing(self.card, info.spacing, slice_axis=self.slice_axis, tolerance=self.spacing_tolerance,
-                          dims=images.ndim - 2)
-            check_modality(self.card, images, enabled=self.check_modality)
+            info = check_batch_guards(self.card, images, seeds=seeds, info=info, slice_axis=self.slice_axis,
+                                      spacing_tolerance=self.spacing_tolerance, check_modality_on=self.check_modality)
             b = images.shape[0]
-            if len(seeds) != b:
-                raise ValidationError(f"seeds must have one entry per sample ({b}), got {len(seeds)}.")
             if style_indices is None or any(int(i) < 0 for i in style_indices):
                 style_indices = [self.params_from_seed(s).style_index for s in seeds]
             if len(style_indices) != b:
