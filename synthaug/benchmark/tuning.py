@@ -214,7 +214,14 @@ def tune_mixing(
 
     Resumable: a finished candidate (its validation summary exists for the same definition) is not retrained.
     """
-    from synthaug.benchmark.downstream import _atomic_json, _bin, _plan, check_leakage, run_logged, work_environment
+    from synthaug.benchmark.downstream import (
+        _atomic_json,
+        _bin,
+        _plan,
+        check_leakage,
+        run_logged,
+        work_environment,
+    )
     from synthaug.benchmark.provenance import current_commit
     from synthaug.training.provenance import machine_line
 
@@ -231,6 +238,7 @@ def tune_mixing(
     check_leakage(ds, [arm])
     _plan(ds.dataset_id, ds.folder, env, profile, work / "logs", log)
     scores = []
+    val_cases: tuple[str, ...] | None = None
     for policy, candidate in zip(policies, candidates):
         folder = work / "tuning" / arm.name / policy.name / f"seed{seed}"
         definition = {"arm": candidate.fingerprint(), "seed": seed, "fold": fold, "profile": profile.to_dict()}
@@ -255,14 +263,15 @@ def tune_mixing(
             _atomic_json(timing, {"seconds": seconds, "command": " ".join(map(str, cmd))})
         else:
             log(f"[tune] {arm.name} {policy.name} seed {seed}: finished before, skipped")
-        val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)
+        if val_cases is None:  # nnU-Net writes the split with the first training: checked once, before any score
+            val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)
         dice, per_class = _validation(results, fold)
         names = {str(v): k for k, v in ds.labels.items()}
         seconds = float(json.loads(timing.read_text())["seconds"]) if timing.exists() else float("nan")
         scores.append(CandidateScore(policy, dice, {names.get(k, k): v for k, v in per_class.items()}, seconds))
         log(f"[tune] {arm.name} {policy.name}: validation Dice {dice:.4f}")
     commit = current_commit()
-    result = MixingSearchResult(arm.name, profile.name, seed, fold, val_cases, tuple(scores),
+    result = MixingSearchResult(arm.name, profile.name, seed, fold, val_cases or (), tuple(scores),
                                 commit.sha if commit else None, machine_line())
     out = tuning_file(work, arm.name)
     out.parent.mkdir(parents=True, exist_ok=True)

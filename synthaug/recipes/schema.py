@@ -22,8 +22,17 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from synthaug.recipes.recipe import _FORMAT_VERSION, _TOP_KEYS, Budget, DeformSpec, GateSpec, Recipe, Schedule
-from synthaug.recipes.recipe import Targeting, TransformSpec
+from synthaug.recipes.recipe import (
+    _FORMAT_VERSION,
+    _TOP_KEYS,
+    Budget,
+    DeformSpec,
+    GateSpec,
+    Recipe,
+    Schedule,
+    Targeting,
+    TransformSpec,
+)
 from synthaug.recipes.registry import TransformDecl, declarations
 from synthaug.transforms.options import options_doc
 
