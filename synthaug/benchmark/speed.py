@@ -641,6 +641,8 @@ def measure_expansion(
             if per_case > 1:
                 small_s, small_made, _ = run(n, 1)
                 slope = (seconds - small_s) / (made - small_made) if made > small_made else None
+                if slope is not None and slope <= 0:
+                    slope = None  # the per-case time is below the timing noise of a whole command: not resolved
                 r.update(seconds_one_per_case=small_s, per_case_seconds=slope,
                          startup_seconds=small_s - small_made * slope if slope is not None else None)
             runs.append(r)

@@ -158,9 +158,17 @@ def test_measure_expansion_one_and_two_processes(tmp_path, tiny_weights):
     assert res["runs"][0]["speedup"] == pytest.approx(1.0)
     assert all(r["byte_identical"] for r in res["runs"]) and res["files"] > 4
     # the start-up / per-case split from the extra one-per-case run: seconds = start-up + cases x s/case
+    # (tiny cases: a per-case time below the noise of a whole command is reported as not resolved, never negative)
     for r in res["runs"]:
-        assert r["seconds_one_per_case"] > 0 and r["startup_seconds"] is not None
-        assert r["startup_seconds"] + 10 * r["per_case_seconds"] == pytest.approx(r["seconds"])
-    assert res["runs"][0]["steady_speedup"] == pytest.approx(1.0) and res["runs"][1]["steady_speedup"] > 0
+        assert r["seconds_one_per_case"] > 0
+        if r["per_case_seconds"] is not None:
+            assert r["per_case_seconds"] > 0
+            assert r["startup_seconds"] + 10 * r["per_case_seconds"] == pytest.approx(r["seconds"])
+        else:
+            assert r["startup_seconds"] is None and r.get("steady_speedup") is None
+    for r in res["runs"]:
+        assert r.get("steady_speedup") is None or r["steady_speedup"] > 0
+    if res["runs"][0]["per_case_seconds"] is not None:
+        assert res["runs"][0]["steady_speedup"] == pytest.approx(1.0)
     md = speed_markdown({**json.loads(FIXTURE.read_text()), "expansion": res}, command="c", machine="m", date="d")
     assert "## Offline expansion throughput" in md and "| 2 |" in md and "steady-state speed-up" in md
