@@ -13,6 +13,10 @@ Everything is vectorised over batch and regions (``index_add``/gather on the fla
 regions absent from a sample and the background (region 0, unless ``include_background``) are left
 unchanged. Values are clamped to ``value_range`` at the end. Outputs are an *adjusted* generator
 output: evaluation reports controllability with and without this layer.
+
+Regions too small to carry a texture (fewer than ``min_texture_voxels`` voxels in a sample) get their mean
+only: their spread is the generator's, because a standard deviation or histogram entropy measured on a handful
+of voxels says nothing about texture and scaling it would amplify noise.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def calibrate_regions(
     iterations: int = 3,
     include_background: bool = False,
     max_scale: float = 4.0,
+    min_texture_voxels: int = 0,
 ) -> torch.Tensor:
     """Adjust ``image`` (B, 1, *spatial) so each region's features approach ``requested``.
 
@@ -62,7 +67,8 @@ def calibrate_regions(
     image, labels = check_image_and_labels(image, labels, n_labels=n_labels)
     stats = RegionStats(image, labels, n_labels=n_labels, bins=bins, value_range=value_range, soft=False, bandwidth=None)
     return calibrate_with_stats(image, stats, requested, names=names, iterations=iterations,
-                                include_background=include_background, max_scale=max_scale)
+                                include_background=include_background, max_scale=max_scale,
+                                min_texture_voxels=min_texture_voxels)
 
 
 @torch.no_grad()
@@ -75,6 +81,7 @@ def calibrate_with_stats(
     iterations: int = 3,
     include_background: bool = False,
     max_scale: float = 4.0,
+    min_texture_voxels: int = 0,
 ) -> torch.Tensor:
     """:func:`calibrate_regions` with the labels' region statistics already built (``stats``: hard histogram
     statistics of any image under the same labels, e.g. the input's from the feature measurement). No
@@ -95,6 +102,7 @@ def calibrate_with_stats(
     i_mean = names.index("mean") if "mean" in names else None
     i_std = names.index("std") if "std" in names else None
     i_ent = names.index("entropy") if "entropy" in names else None
+    textured = stats.count >= min_texture_voxels  # (B, N_L): label-only, so the same in every pass
     for _ in range(max(1, iterations)):
         st = stats.with_image(out)
         active = st.present & keep  # (B, N_L)
@@ -107,7 +115,7 @@ def calibrate_with_stats(
         elif i_ent is not None:
             scale = torch.pow(2.0, raw[:, i_ent] - _entropy_bits(st))
         scale = scale.clamp(1.0 / max_scale, max_scale)
-        scale = torch.where(active, scale, torch.ones_like(scale))
+        scale = torch.where(active & textured, scale, torch.ones_like(scale))
         target_mean = torch.where(active, target_mean, mean)
         flat = out.reshape(shape[0], -1)
         # one gather of a (B * N_L, 4) table instead of four gathers of (B, N_L) tensors

@@ -67,3 +67,28 @@ def test_calibrate_with_shared_stats_matches_calibrate_regions():
     ref = calibrate_regions(image, labels, requested, names=names, n_labels=4, bins=16)
     torch.testing.assert_close(fast, ref, atol=1e-6, rtol=0)
     assert torch.equal(fast[2][labels[2][None] == 0], image[2][labels[2][None] == 0])  # background untouched
+
+
+def test_regions_too_small_for_a_texture_get_their_mean_only():
+    """Issue 15 (bad input): a 3-voxel region's spread is the generator's, not a scaled-up noise estimate."""
+    img, labels = _image(2)
+    tiny = torch.zeros_like(labels, dtype=torch.bool)
+    tiny[:, 20, 30:33] = True  # region 3: 3 voxels inside region 2
+    labels = torch.where(tiny, torch.full_like(labels, 3), labels)
+    img = img.clone()
+    img[:, 0, 20, 30:33] = torch.tensor([0.0, 0.05, -0.05])
+    names = ("mean", "entropy")
+    req = region_features(img, labels, n_labels=4, names=names, bins=32)
+    req = normalise_features(req.values, names, bins=32) / 100
+    req[:, 0, 3] = 0.8   # brighter
+    req[:, 1, 3] = 0.9   # and a much wider histogram: impossible to measure on 3 voxels
+    full = calibrate_regions(img, labels, req, names=names, n_labels=4)
+    mean_only = calibrate_regions(img, labels, req, names=names, n_labels=4, min_texture_voxels=8)
+    dev = lambda x: x[:, 0][tiny].view(2, 3) - x[:, 0][tiny].view(2, 3).mean(1, keepdim=True)  # noqa: E731
+    torch.testing.assert_close(dev(mean_only), dev(img), atol=1e-5, rtol=0)  # spread untouched
+    assert (dev(full).abs().amax(1) > dev(img).abs().amax(1) * 1.5).all()  # without the rule it is scaled up
+    target = -1.0 + 0.8 * 2.0
+    assert (mean_only[:, 0][tiny].view(2, 3).mean(1) - target).abs().max() < 0.02  # the mean is still calibrated
+    # the large regions are calibrated exactly as before
+    big = labels != 3
+    torch.testing.assert_close(mean_only[:, 0][big], full[:, 0][big])

@@ -236,3 +236,33 @@ def test_simulated_acquisition_changes_only_what_it_draws(tiny_weights):
     torch.testing.assert_close(b[1], acq.apply(i2, l2, ContextTextureParams(12, True))[0])
     assert torch.equal(b, acq.apply_batch(images, labels, seeds=[11, 12])[0])
     assert "acquisition_prob" in repr(acq)
+
+
+def test_pool_small_regions_uses_the_volume_features_where_a_slice_has_too_few_voxels():
+    from synthaug.transforms.context_texture import pool_small_regions
+
+    # 1 volume x 3 slices, 1 feature, regions (background, A, B)
+    per_slice = torch.tensor([[[0.0, 0.2, 0.9]], [[0.0, 0.4, 0.5]], [[0.0, 0.9, 0.0]]])
+    count = torch.tensor([[50.0, 30.0, 2.0], [50.0, 10.0, 20.0], [50.0, 3.0, 0.0]])
+    out = pool_small_regions(per_slice, count, n_per=3, min_voxels=8)
+    pooled_a = (0.2 * 30 + 0.4 * 10 + 0.9 * 3) / 43
+    pooled_b = (0.9 * 2 + 0.5 * 20) / 22
+    expected = torch.tensor([[[0.0, 0.2, pooled_b]], [[0.0, 0.4, 0.5]], [[0.0, pooled_a, pooled_b]]])
+    torch.testing.assert_close(out, expected)
+    assert torch.equal(pool_small_regions(per_slice, count, n_per=3, min_voxels=0), per_slice)  # rule off
+    # two volumes are pooled separately
+    two = pool_small_regions(torch.cat([per_slice, per_slice * 0]), torch.cat([count, count]), n_per=3, min_voxels=8)
+    torch.testing.assert_close(two[:3], expected)
+    torch.testing.assert_close(two[3:], per_slice * 0)
+
+
+def test_regions_too_small_for_a_texture_render_finite_and_replay(tiny_weights):
+    """Issue 15 (bad input): a structure of a few voxels per slice takes the documented fallback, never garbage."""
+    img, lab = phantom()
+    lab = lab.clone()
+    lab[0, 16, 15:17, :] = 3  # a 2-voxel patch of region 3 on every slice
+    t = ContextTextureSynth("tiny_ct", labels_are_classes=True, deform=False)
+    a, _ = t.apply(img, lab, ContextTextureParams(4, True))
+    assert torch.isfinite(a).all() and torch.equal(a, t.apply(img, lab, ContextTextureParams(4, True))[0])
+    with pytest.raises(ValidationError, match="min_texture_voxels"):
+        ContextTextureSynth("tiny_ct", labels_are_classes=True, min_texture_voxels=-1)
