@@ -231,9 +231,13 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
     if dr is not None:
         # across modalities: any appearance (randomised or the simulated-MR physics prior) and no CT air/bone put
         # back; within CT (another scanner or contrast phase): randomised appearances, real air and bone kept
+        # the physics prior needs the abdominal super-classes; other vocabularies (the spine) take randomised only
         cross = bool(train_mods and test_mods and train_mods != test_mods)
+        from synthaug.appearance.physics import SUPERCLASS_NAMES as _PHYSICS_CLASSES
+
+        physics = cross and tuple(dr.labels) == tuple(_PHYSICS_CLASSES)
         t = _transform("context_texture", DEFAULT_PROBABILITY, deform=deform, weights=dr.name, features="appearance",
-                       appearance_source="mixed" if cross else "randomised", keep_outside_window=not cross,
+                       appearance_source="mixed" if physics else "randomised", keep_outside_window=not cross,
                        label_map=label_map)
         arms.append(Arm("context_dr", f"appearance-randomised ConText-GAN ({dr.name}) on the fly", {"transforms": [t]}))
         arms.append(Arm("expansion_dr", f"offline expansion with {dr.name} (2 per case), synthesis off",

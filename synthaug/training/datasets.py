@@ -115,6 +115,30 @@ def _mni() -> TrainingData:
     )
 
 
+def _spine_ct() -> TrainingData:
+    """The TPTBox spine CT with its subregion mask in the spine vocabulary (:mod:`synthaug.data.spine`).
+
+    The spine-cross-modality benchmark tests on the spine *MR* only, so no CT slice is a benchmark test case;
+    a central slab (1/6 of the labelled extent, gap 2) is held out for the generator's own evaluation. The
+    intensity window (-200, 1000) HU keeps cortical and cancellous bone apart (the abdominal window saturates
+    both at 300 HU).
+    """
+    from synthaug.data.spine import spine_vocabulary, to_spine
+    from synthaug.data.subjects import load_subject
+
+    subject = load_subject("spine_ct")
+    label = to_spine(subject.label, "CT").astype(np.int16)
+    z = np.nonzero(label.any(axis=(0, 1)))[0]
+    lo, hi = int(z.min()), int(z.max()) + 1
+    centre = (lo + hi) // 2
+    half = max(3, (hi - lo) // 12)
+    train, held = _split(subject, label, (centre - half, centre + half), gap=2)
+    return TrainingData(
+        "spine_ct", tuple(train), tuple(held), tuple(spine_vocabulary().names),
+        IntensityConvention.ct_window(-200.0, 1000.0), "CT", None, subject.label_source,
+    )
+
+
 def nnunet_raw_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> TrainingData:
     """Any nnU-Net raw dataset as generator training data (your own label vocabulary).
 
@@ -234,11 +258,11 @@ def image_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> ImageDat
     return ImageData(name, tuple(volumes[:-k]), tuple(volumes[-k:]), intensity, "CT" if ct else "MR")
 
 
-TRAINING_DATA: dict[str, Callable[[], TrainingData]] = {"ct_a": _ct_a, "mni": _mni}
+TRAINING_DATA: dict[str, Callable[[], TrainingData]] = {"ct_a": _ct_a, "mni": _mni, "spine_ct": _spine_ct}
 
 
 def get_training_data(name: str) -> TrainingData:
-    """A named dataset (``ct_a``, ``mni``) or a path to an nnU-Net raw dataset folder."""
+    """A named dataset (``ct_a``, ``mni``, ``spine_ct``) or a path to an nnU-Net raw dataset folder."""
     if name not in TRAINING_DATA:
         if is_nnunet_raw(name):
             return nnunet_raw_data(name)
