@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from synthaug._optional import require
-from synthaug.appearance.physics import class_signals
+from synthaug.appearance.physics import SUPERCLASS_NAMES, class_signals
 from synthaug.appearance.remap import remap_appearance, sample_appearance
 from synthaug.appearance.requests import PhysicsDraw, measure_requests, render_physics
 from synthaug.training.datasets import get_training_data
@@ -42,7 +42,16 @@ from synthaug.training.slices import cut_slices
 from synthaug.transforms.labels_to_image import GaussianMixtureSynth
 from synthaug.weights.registry import card_of, load
 
-BASELINE = {"ct_a": "context_ct_a", "mni": "context_mni"}
+BASELINE = {"ct_a": "context_ct_a", "mni": "context_mni"}  # the shipped single-domain generator of the same data
+DATA_NOTES = {
+    "ct_a": "`ct_a` = CT subject A, labels = TotalSegmentator 2.18.0 **model predictions** grouped into 8 super-classes "
+            "+ background; DR and shipped CT models trained on the slab ctA_z000-093 only, held-out = ctA_z096-111.",
+    "mni": "`mni` = MNI152 2009 T1 template with derived CSF/GM/WM labels, held-out = central slab.",
+    "spine_ct": "`spine_ct` = TPTBox 1.1.0 sample spine CT (73 x 73 x 47 at 1.5 mm), its vertebra-subregion mask in the "
+                "synthaug spine vocabulary (6 classes + background; how the mask was made is not stated); trained on "
+                "spineCt_z000-017 and spineCt_z028-046, held-out = spineCt_z020-025. No single-domain spine generator "
+                "exists, so the DR model has no shipped baseline row.",
+}
 
 
 def _f(v: list[float], d: int = 2) -> str:
@@ -50,13 +59,13 @@ def _f(v: list[float], d: int = 2) -> str:
 
 
 @torch.no_grad()
-def figure(dr_weights: str, baseline: str, out: Path, *, seed: int = 0) -> dict[str, Any]:
-    """The 8-appearance figure on the held-out CT slice with the most labelled classes."""
+def figure(dr_weights: str, baseline: str | None, out: Path, *, seed: int = 0) -> dict[str, Any]:
+    """The 8-appearance figure on the held-out slice with the most labelled classes (rows for the shipped baseline
+    and the physics prior only where they exist: a baseline of the same data, a super-class vocabulary)."""
     matplotlib = require("matplotlib")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     g_dr, card = load(dr_weights)
-    g_base, _ = load(baseline)
     td = get_training_data(card.training["config"]["data"])
     size = int(card.training["config"]["size"])
     held = cut_slices(td.heldout, intensity=card.intensity_convention, size=(size, size), spacing=td.spacing)
@@ -71,20 +80,19 @@ def figure(dr_weights: str, baseline: str, out: Path, *, seed: int = 0) -> dict[
     req = measure_requests(targets, labs, n_labels=n, names=names, bins=bins)
     noise = torch.Generator().manual_seed(seed + 1)
     dr = g_dr(labs, req, generator=noise)
-    base = g_base(labs, req, generator=torch.Generator().manual_seed(seed + 1))
+    rows = [("remapped real slice\n(the request's source)", targets), (f"DR generator\n{card.name}", dr)]
+    if baseline is not None:
+        g_base, _ = load(baseline)
+        rows.append((f"shipped {baseline}\n(same requests)", g_base(labs, req, generator=torch.Generator().manual_seed(seed + 1))))
     draw = PhysicsDraw(tuple(range(8)), ("T1w", "T2w", "in_phase", "opposed_phase") * 2, (1.5,) * 4 + (3.0,) * 4)
-    sim = render_physics(labs, draw)
-    phys = g_dr(labs, measure_requests(sim, labs, n_labels=n, names=names, bins=bins), generator=noise)
+    physics = tuple(card.labels) == tuple(SUPERCLASS_NAMES)
+    if physics:
+        sim = render_physics(labs, draw)
+        phys = g_dr(labs, measure_requests(sim, labs, n_labels=n, names=names, bins=bins), generator=noise)
+        rows += [("DR generator, physics-\nprior requests", phys), ("simulated MR (physics\nprior, for reference)", sim)]
     gmm = GaussianMixtureSynth(output_range="unit")
     gmm_out = torch.cat([gmm.apply(img[0], lab, gmm.params_from_seed(s))[0] for s in range(8)])[:, None] * 2 - 1
-    rows = [
-        ("remapped real slice\n(the request's source)", targets),
-        ("DR generator\ncontext_dr_ct_a", dr),
-        (f"shipped {baseline}\n(same requests)", base),
-        ("DR generator, physics-\nprior requests", phys),
-        ("simulated MR (physics\nprior, for reference)", sim),
-        ("SynthSeg-style GMM\n(GaussianMixtureSynth)", gmm_out),
-    ]
+    rows.append(("SynthSeg-style GMM\n(GaussianMixtureSynth)", gmm_out))
     phys_titles = [f"{c} {f:g} T" for c, f in zip(draw.contrasts, draw.fields_t, strict=True)]
     fig, axes = plt.subplots(len(rows), 10, figsize=(20, 2.1 * len(rows)))
     from matplotlib.colors import ListedColormap
@@ -97,7 +105,7 @@ def figure(dr_weights: str, baseline: str, out: Path, *, seed: int = 0) -> dict[
         axes[r, 1].imshow(img[0, 0].numpy().T, cmap="gray", vmin=-1, vmax=1, origin="lower")
         for c in range(8):
             axes[r, c + 2].imshow(panel[c, 0].numpy().T, cmap="gray", vmin=-1, vmax=1, origin="lower")
-            if r == 3:
+            if physics and title.startswith("DR generator, physics"):
                 axes[r, c + 2].set_title(phys_titles[c], fontsize=7)
             elif r == 0:
                 axes[r, c + 2].set_title(f"appearance {c}", fontsize=7)
@@ -106,13 +114,14 @@ def figure(dr_weights: str, baseline: str, out: Path, *, seed: int = 0) -> dict[
             ax.set_yticks([])
     axes[0, 0].set_title("label map (held-out)", fontsize=7)
     axes[0, 1].set_title("real CT (held-out)", fontsize=7)
-    fig.suptitle(f"One held-out label map ({held.case_ids[k]}, slice {held.slice_index[k]}; TotalSegmentator labels) "
-                 "under 8 sampled appearances; physics prior = simulated MR", fontsize=10)
+    fig.suptitle(f"One held-out label map ({held.case_ids[k]}, slice {held.slice_index[k]}) under 8 sampled appearances"
+                 + ("; physics prior = simulated MR" if physics else ""), fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=80)
     plt.close(fig)
-    return {"case": held.case_ids[k], "slice": held.slice_index[k], "seed": seed}
+    return {"case": held.case_ids[k], "slice": held.slice_index[k], "seed": seed, "baseline": baseline,
+            "physics": physics}
 
 
 def main() -> None:
@@ -130,8 +139,10 @@ def main() -> None:
         data = card.training["config"]["data"]
         ranges, stats = appearance_ranges_of(card), card.features.stats
         # Each shipped baseline once, on the ranges of the first DR model of its data listed.
-        models = [str(w)] + ([BASELINE[data]] if BASELINE[data] not in done_baselines else [])
-        done_baselines.add(BASELINE[data])
+        base = BASELINE.get(data)
+        models = [str(w)] + ([base] if base is not None and base not in done_baselines else [])
+        if base is not None:
+            done_baselines.add(base)
         for model in models:
             print("evaluating", model, flush=True)
             row = evaluate_context(model, seed=args.seed)
@@ -141,9 +152,11 @@ def main() -> None:
                         "dr_reference": card.name, "draws": args.draws, "role": "DR" if is_dr else "shipped",
                         "run": Path(w).parent.name if is_dr else "shipped"})
             rows.append(row)
-    ct = [w for w in args.dr if card_of(w).training["config"]["data"] == "ct_a"]
+    # the figure: the first CT super-class model listed (else the first model), beside its shipped baseline if any
+    ct = [w for w in args.dr if card_of(w).training["config"]["data"] == "ct_a"] or list(args.dr)
+    fig_data = card_of(ct[0]).training["config"]["data"]
     fig_path = args.out.with_name(args.out.name + "_figure.png")
-    fig_info = figure(str(ct[0]), BASELINE["ct_a"], fig_path, seed=args.seed) if ct else None
+    fig_info = figure(str(ct[0]), BASELINE.get(fig_data), fig_path, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "figure": fig_info, "machine": machine_line(),
                                                         "date": today()}, indent=2))
@@ -162,14 +175,15 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
         "Commands:",
         "",
         "```bash",
-        "benchmarks/context/train_dr.sh runs/context_dr      # trains both DR models (settings inside)",
+        *(["benchmarks/context/train_dr.sh runs/context_dr      # trains the CT and brain DR models (settings inside)"]
+          if any(r["data"] in ("ct_a", "mni") for r in rows) else []),
+        *(["benchmarks/context/train_dr_spine.sh runs/context_dr   # the spine DR model (settings inside)"]
+          if any(r["data"] == "spine_ct" for r in rows) else []),
         command,
         "```",
         "",
-        "Data: `ct_a` = CT subject A, labels = TotalSegmentator 2.18.0 **model predictions** grouped into 8 "
-        "super-classes + background; DR and shipped CT models trained on the slab ctA_z000-093 only, held-out = "
-        "ctA_z096-111. `mni` = MNI152 2009 T1 template with derived CSF/GM/WM labels, held-out = central slab. "
-        "Physics-prior images are **simulated** MR.",
+        "Data: " + " ".join(DATA_NOTES[d] for d in dict.fromkeys(r["data"] for r in rows) if d in DATA_NOTES)
+        + " Physics-prior images are **simulated** MR.",
         "",
         "## Realism and controllability in each card's own range (protocol of benchmarks/context/evaluate.py)",
         "",
@@ -217,7 +231,25 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
         kinds = " | ".join(f"{z['by_kind'][k]['mean'][0]:.1f} (n={z['by_kind'][k]['n']})" for k in ("increasing", "decreasing", "non_monotone"))
         bins = " | ".join(f"{b['mean'][0]:.1f} (n={b['n']})" for b in z["by_requested_mean"])
         lines.append(f"| {r['weights']} | {r['run']} | {r['role']} | {kinds} | {bins} |")
-    lines += ["", "## Physics prior: simulated class signals (noise-free, literature T1/T2/PD, mixture-weighted)", "",
+    if any(r["data"] == "ct_a" for r in rows):
+        lines += _physics_table()
+    lines += ["", "## Figure", ""]
+    if fig_info:
+        described = ["the remapped real slice whose features are the request", "the DR generator"]
+        if fig_info.get("baseline", True):
+            described.append("the shipped generator with the same requests")
+        if fig_info.get("physics", True):
+            described += ["the DR generator with physics-prior requests (features of simulated T1w/T2w/in-phase/"
+                          "opposed-phase MR at 1.5 and 3 T of the same label map)", "that simulated MR"]
+        described.append("SynthSeg-style GaussianMixtureSynth (8 seeds)")
+        lines += [f"![DR figure]({figure_name})", "",
+                  f"Held-out slice {fig_info['case']} z={fig_info['slice']}. Rows: " + "; ".join(described)
+                  + ". Raw generator outputs (no region calibration)."]
+    return "\n".join(lines) + "\n"
+
+
+def _physics_table() -> list[str]:
+    lines = ["", "## Physics prior: simulated class signals (noise-free, literature T1/T2/PD, mixture-weighted)", "",
               "Relative signal of each super-class (synthaug.appearance.physics.class_signals; sources in "
               "synthaug/data/abdominal_tissues.py). Simulated, not measured.", ""]
     contrasts = ("T1w", "T2w", "in_phase", "opposed_phase")
@@ -227,15 +259,7 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
     lines.append("|---|---|" + "---|" * len(classes))
     for (c, f), s in table.items():
         lines.append(f"| {c} | {f} | " + " | ".join(f"{s[k]:.3f}" for k in classes) + " |")
-    lines += ["", "## Figure", ""]
-    if fig_info:
-        lines += [f"![DR figure]({figure_name})", "",
-                  f"Held-out slice {fig_info['case']} z={fig_info['slice']}. Rows: the remapped real slice whose features are "
-                  "the request; the DR generator; the shipped generator with the same requests; the DR generator with "
-                  "physics-prior requests (features of simulated T1w/T2w/in-phase/opposed-phase MR at 1.5 and 3 T of the "
-                  "same label map); that simulated MR; SynthSeg-style GaussianMixtureSynth (8 seeds). Raw generator "
-                  "outputs (no region calibration)."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

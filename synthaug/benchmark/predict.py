@@ -98,6 +98,7 @@ def predict(
 
     from synthaug.benchmark.downstream import _bin, _Env, open_dataset, run_logged
     from synthaug.benchmark.profiles import Profile
+    from synthaug.transforms.guards import AIR_HU, FAT_HU
 
     result, folder = find_run(work, arm, seed)
     meta = json.loads((Path(work) / "benchmark.json").read_text())
@@ -136,12 +137,13 @@ def predict(
             if far:
                 w.append(f"spacing {spacing} mm is more than {spacing_factor}x from the training spacing "
                          f"{train_spacing} mm: nnU-Net resamples, but this resolution was never seen in training")
-            if channel.upper() == "CT" and float(data.min()) > -400:
+            if channel.upper() == "CT" and float(data.min()) > FAT_HU:
                 raise ValidationError(
-                    f"{path}: the model was trained on CT in Hounsfield units, but the image has no air-like value "
-                    f"(minimum {float(data.min()):.1f}); give CT in HU (or use a model trained on your modality)."
+                    f"{path}: the model was trained on CT in Hounsfield units, but the image has no fat- or air-like "
+                    f"value (minimum {float(data.min()):.1f} > {FAT_HU:g}); give CT in HU (or use a model trained on "
+                    "your modality)."
                 )
-            if channel.upper() != "CT" and float(data.min()) < -400:
+            if channel.upper() != "CT" and float(data.min()) < AIR_HU:
                 warnings.setdefault(str(path), []).append(
                     "intensities reach CT air (< -400): the model was trained on MR (z-scored per image)")
             case = f"case_{i:04d}"

@@ -8,9 +8,10 @@ nnU-Net plan's spacing and dataset.json) and every generator transform checks, b
   relative): a 1 mm image in a 2 mm translator loses ~7 dB silently, so a mismatch is an error naming the
   resampling that fixes it (MONAI ``Spacingd``, TorchIO ``Resample``);
 - **modality**: a generator that reads CT (its card's source modality, else its modality) refuses an input
-  with no air-like value (< -400 HU) anywhere, e.g. an MR volume; one that reads MR refuses Hounsfield-like
-  input (air < -400);
-  ``check_modality=False`` turns it off (e.g. a CT crop inside the body);
+  with no fat- or air-like value (< -50 HU) anywhere, e.g. an MR volume or a normalised CT (MR magnitudes are
+  positive, z-scores stay within a few units; any CT in HU that holds fat, air or lung goes below, also a crop
+  around the spine); one that reads MR refuses Hounsfield-like input (air < -400);
+  ``check_modality=False`` turns it off (e.g. a CT crop inside one organ);
 - **finite output**: a generator output is checked finite before it is returned (never NaN).
 
 :class:`GuardOptions` declares the two options once for every generator transform's options record.
@@ -30,10 +31,12 @@ from synthaug.transforms.options import Options
 
 __all__ = ["DataInfo", "GuardOptions", "check_spacing", "check_modality", "check_finite_output", "input_modality",
            "check_channel_modality", "channel_modality", "check_batch_guards",
-           "AIR_HU"]
+           "AIR_HU", "FAT_HU"]
 
 #: Below this a CT value is air or lung; an MR volume (arbitrary positive units) never goes there.
 AIR_HU = -400.0
+#: Below this a CT value is fat (about -100 HU), air or lung; MR magnitudes and normalised images do not go there.
+FAT_HU = -50.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +67,7 @@ class GuardOptions(Options):
         spacing_tolerance: largest relative difference between the input's in-plane spacing (when the data says
             it) and the generator's training spacing; None: not checked.
         check_modality: refuse input whose intensities do not look like the generator's modality (CT in HU
-            without any air-like value, or Hounsfield-like data into an MR generator).
+            without any fat- or air-like value, or Hounsfield-like data into an MR generator).
     """
 
     spacing_tolerance: float | None = 0.25
@@ -126,13 +129,13 @@ def check_modality(card: Any, images: torch.Tensor, *, enabled: bool) -> None:
         return
     lows = images.detach().flatten(1).amin(1)
     if modality.upper() == "CT":
-        no_air = (lows > AIR_HU).nonzero().flatten().tolist()
-        if no_air:
+        no_fat = (lows > FAT_HU).nonzero().flatten().tolist()
+        if no_fat:
             raise ValidationError(
-                f"generator {card.name!r} reads CT in Hounsfield units, but sample(s) {no_air} have no air-like value "
-                f"(minimum {float(lows[no_air[0]]):.1f} > {AIR_HU:g} HU): this does not look like a CT volume in HU "
-                "(an MR image, or a normalised CT). Give CT in HU, use a generator of your modality "
-                "(synthaug weights list), or pass check_modality=False for a CT crop inside the body."
+                f"generator {card.name!r} reads CT in Hounsfield units, but sample(s) {no_fat} have no air-like value "
+                f"and no fat-like one (minimum {float(lows[no_fat[0]]):.1f} > {FAT_HU:g} HU): this does not look like "
+                "a CT volume in HU (an MR image, or a normalised CT). Give CT in HU, use a generator of your modality "
+                "(synthaug weights list), or pass check_modality=False for a CT crop inside one organ."
             )
     else:
         hu = (lows < AIR_HU).nonzero().flatten().tolist()

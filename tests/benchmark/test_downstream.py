@@ -413,3 +413,18 @@ def test_appearance_randomised_arms_follow_the_scenario_kind():
         assert t["options"]["appearance_source"] == source and t["options"]["keep_outside_window"] is keep
         assert arms["expansion_dr"].is_expansion
         assert arms["context"].recipe["transforms"][0]["options"]["weights"] == "context_ct_a"  # not the DR model
+
+
+def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appearances_only():
+    """The spine vocabulary has no physics prior: its context_dr arm draws randomised appearances (CT -> MR)."""
+    from synthaug.data.spine import spine_vocabulary
+    from synthaug.weights.registry import list_weights
+
+    labels = {n: i for i, n in enumerate(spine_vocabulary().names)}
+    meta = {"labels": labels, "synthaug": {"cases": [{"id": "spineCt_z000-015", "subject": "spine_ct", "role": "train"},
+                                                     {"id": "spineMr_z000-051", "subject": "spine_mr", "role": "test"}]}}
+    arms = {a.name: a for a in builtin_arms(meta, cards=list_weights())}
+    (t,) = arms["context_dr"].recipe["transforms"]
+    assert t["options"]["weights"] == "context_dr_spine_ct" and t["options"]["appearance_source"] == "randomised"
+    assert t["options"]["keep_outside_window"] is False
+    assert "simulated_mr" not in arms and "context" not in arms  # no physics prior, no single-domain spine generator

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from synthaug.errors import ValidationError
 from synthaug.transforms.guards import channel_modality, check_channel_modality
@@ -34,3 +35,18 @@ def test_a_generator_is_refused_only_for_a_channel_stated_as_the_other_modality(
         check_channel_modality(MR_GEN, "CT")
     with pytest.raises(ValidationError, match="reads CT"):
         check_channel_modality(CT_TO_MR, "FLAIR")
+
+
+def test_a_ct_crop_around_the_spine_passes_and_mr_or_normalised_ct_does_not():
+    """CT in HU is recognised by fat (about -100 HU) as well as air: a crop around the spine holds no air."""
+    from types import SimpleNamespace
+
+    from synthaug.transforms.guards import check_modality
+
+    card = SimpleNamespace(name="ct", modality="CT", source_modality="")
+    crop = torch.full((1, 1, 8, 8), 40.0)
+    crop[0, 0, :2] = -110.0  # paraspinal fat, no air
+    check_modality(card, crop, enabled=True)
+    for bad in (crop + 1000.0, (crop - crop.mean()) / crop.std()):  # MR-like positive units; a z-scored CT
+        with pytest.raises(ValidationError, match="no fat-like"):
+            check_modality(card, bad, enabled=True)

@@ -115,7 +115,8 @@ def test_shipped_ct_label_to_mr_model_never_saw_the_test_half_and_its_card_state
 
 _REPO = Path(__file__).resolve().parents[2]
 #: Training spacing in mm of every shipped entry, from its training data (synthaug.training.datasets,
-#: translate_data, train_segmenter): CT A and MR C on their native 3 mm grid, MNI and simulated brains at 2 mm.
+#: translate_data, train_segmenter): CT A and MR C on their native 3 mm grid, MNI and simulated brains at 2 mm,
+#: the TPTBox spine CT at its native 1.5 mm.
 TRAINING_SPACING = {
     "context_ct_a": (3.0, 3.0),
     "style_ct_a": (3.0, 3.0),
@@ -125,6 +126,7 @@ TRAINING_SPACING = {
     "context_mni": (2.0, 2.0),
     "context_dr_ct_a": (3.0, 3.0),
     "context_dr_mni": (2.0, 2.0),
+    "context_dr_spine_ct": (1.5, 1.5),
     "translate_brain_t1_t2_nec": (2.0, 2.0),
     "translate_brain_pd_t2_resgan": (2.0, 2.0, 2.0),
 }
@@ -165,13 +167,15 @@ def test_ct_models_saw_non_contrast_ct_only_and_state_their_hu_window():
             continue
         assert card.ct_contrast == ("non-contrast",), name
         if card.modality == "CT" or card.target_modality == "CT":
-            assert card.hu_window == (-200.0, 300.0), name
+            spine = {s.name for s in ct_sources} == {"spine_ct"}  # the spine window keeps bone apart
+            assert card.hu_window == ((-200.0, 1000.0) if spine else (-200.0, 300.0)), name
 
 
 def test_shipped_training_data_matches_the_training_cases_and_the_pinned_sources():
-    from synthaug.data.sources import NILEARN, TOTALSEGMENTATOR
+    from synthaug.data.sources import NILEARN, TOTALSEGMENTATOR, TPTBOX
 
-    licences = {"ct_a": TOTALSEGMENTATOR.licence, "mr_c": TOTALSEGMENTATOR.licence, "mni": NILEARN.licence}
+    licences = {"ct_a": TOTALSEGMENTATOR.licence, "mr_c": TOTALSEGMENTATOR.licence, "mni": NILEARN.licence,
+                "spine_ct": TPTBOX.licence}
     for name, card in _shipped().items():
         cases = [c for s in card.training_data for c in s.cases]
         assert sorted(cases) == sorted(card.training_cases), name
@@ -180,7 +184,8 @@ def test_shipped_training_data_matches_the_training_cases_and_the_pinned_sources
                 assert src.name.startswith("simmr_") and NILEARN.licence in src.licence and "SIMULATED" in src.description
             else:
                 assert src.licence.startswith(licences[src.name]), (name, src.name)
-            assert src.labels == "" or "prediction" in src.labels or "derived by synthaug" in src.labels
+            assert src.labels == "" or "prediction" in src.labels or "derived by synthaug" in src.labels or (
+                src.name == "spine_ct" and "not stated" in src.labels)  # TPTBox's masks: origin not stated
 
 
 def test_shipped_files_embed_their_tensor_hash_and_the_registry_card():
