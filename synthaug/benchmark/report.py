@@ -532,6 +532,22 @@ def _assign_claims(out: dict[str, Any], arms: Sequence[str], kinds: Mapping[str,
                                                                       *ref.get("per_seed", {}).values()]):
                     c = Claim("not shown", "Dice 0 in every seed of both arms: nothing learned to compare")
                 row["claim"] = c.to_dict()
+            view["best_vs_non_learned"] = _best_vs_non_learned(view, best, rule)
+
+
+def _best_vs_non_learned(view: Mapping[str, Any], best: Mapping[str, str | None], rule: ClaimRule) -> dict[str, Any] | None:
+    """The best synthaug arm minus the best non-learned arm, paired by seed, with its claim (both need
+    ``rule.key_seeds`` seeds): does learned synthesis beat the strongest augmentation a user would try first?"""
+    a, b = best.get("synthaug"), best.get("non-learned")
+    if a is None or b is None or a not in view["arms"] or b not in view["arms"]:
+        return None
+    arm = {int(k): v for k, v in view["arms"][a]["per_seed"].items()}
+    ref = {int(k): v for k, v in view["arms"][b]["per_seed"].items()}
+    iv = seed_interval(arm, ref, level=rule.level)
+    c = claim(iv, required=rule.key_seeds, reference_seeds=len(ref), rule=rule)
+    if c.reason.startswith("default:"):
+        c = Claim(c.word, c.reason.replace("default:", f"{b}:", 1))
+    return {"arm": a, "reference": b, "diff": iv.to_dict(), "claim": c.to_dict()}
 
 
 def _mean(v: Sequence[float]) -> float:
@@ -667,6 +683,17 @@ def _seed_table(s: Mapping[str, Any], view: Mapping[str, Any], ceiling: float | 
     return lines
 
 
+def _versus_line(view: Mapping[str, Any]) -> list[str]:
+    """One line: the best synthaug arm vs the best non-learned arm, paired by seed (see _best_vs_non_learned)."""
+    v = view.get("best_vs_non_learned")
+    if not v:
+        return []
+    d = v["diff"]
+    return [f"Best synthaug arm vs best non-learned arm, seed level: {v['arm']} - {v['reference']} = "
+            f"{_signed(d['mean']) if d['n'] else '—'} {_interval(d['low'], d['high'])} over {d['n']} paired seed(s): "
+            f"{v['claim']['text']}.", ""]
+
+
 def _class_list(classes: Sequence[str]) -> str:
     return ", ".join(classes) if classes else "none"
 
@@ -744,6 +771,7 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
         lines += [f"### Headline: vs default, seed level (mean over all {len(classes)} classes scored per case)", ""]
         lines += _seed_table(s, grp["seed_level"], cg.mean if cg else None)
         lines.append("")
+        lines += _versus_line(grp["seed_level"])
         never = grp["never_predicted"]
         if never:
             lines.append("Classes never predicted (Dice 0 or not scored in every seed x case unit of this group):")
@@ -777,11 +805,13 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
                       "Dice > 0 in at least one default unit of this group)", ""]
             lines += _seed_table(s, lc) if lc["classes"] else ["Not shown: default learned no class here."]
             lines.append("")
+            lines += _versus_line(lc) if lc["classes"] else []
         for k, view in grp["headline_classes"].items():
             ck = cg.per_class.get(k) if cg else None
             lines += [f"### Headline class `{k}`: vs default, seed level (Dice of {k} alone)", ""]
             lines += _seed_table(s, view, ck)
             lines.append("")
+            lines += _versus_line(view)
         if not grp["headline_classes"]:
             lines += ["No headline class is declared for this scenario (synthaug.benchmark.report.HEADLINE_CLASSES; "
                       "--headline-class NAME sets them).", ""]

@@ -237,3 +237,21 @@ def test_in_domain_report_names_the_classes_default_never_predicts_and_why():
     assert "Classes absent from every reference label of this group (nnU-Net's voxel counts): cardiovascular." in md
     assert "never predicts in-domain (this group): cardiovascular (not in the reference)." in md
     assert "- default: cardiovascular (not a single voxel predicted: cardiovascular)" in md
+
+
+def test_best_synthaug_arm_is_compared_with_the_best_non_learned_arm_paired_by_seed():
+    """Issue 15's second goal ('>= +10 over the best non-learned arm') gets its own seed-level interval and claim."""
+    results = [r for r in _results() if r["arm"] in ("default", "ctx", "gm")]
+    arms = [a for a in ARMS if a["name"] in ("default", "ctx", "gm")]
+    s = summarise(_meta(arms), results)
+    v = s["groups"]["ct_b"]["seed_level"]["best_vs_non_learned"]
+    assert (v["arm"], v["reference"]) == ("ctx", "gm")
+    # per seed: ctx = (2 L + 0.01 + 1.0) / 6, gm = 1.1 / 6 with L = 0.66 + 0.01 s -/+ 0.002 -> mean (2 * 0.6796 - 0.09) / 6
+    assert v["diff"]["n"] == 5 and v["diff"]["mean"] == pytest.approx((2 * 0.6796 - 0.09) / 6)
+    assert v["claim"]["word"] == "gain"
+    md = markdown_report(_meta(arms), results, title="T")
+    assert "Best synthaug arm vs best non-learned arm, seed level: ctx - gm = +21.2 [" in md
+    # too few seeds of the non-learned arm: not shown, and the reason names that arm
+    fewer = [r for r in results if not (r["arm"] == "gm" and r["seed"] == 4)]
+    v = summarise(_meta(arms), fewer)["groups"]["ct_b"]["seed_level"]["best_vs_non_learned"]
+    assert v["claim"]["text"] == "not shown (4 seeds < 5)"
