@@ -72,6 +72,9 @@ HEADLINE_CLASSES: dict[str, tuple[str, ...]] = {
     "cross-scanner": ("cardiovascular",),
     # MR target: the large organs an MR model has to find from CT training data
     "cross-modality": ("liver", "kidneys"),
+    # spine T2w MR: the vertebral body is the structure large enough to carry texture and the one spine models
+    # are judged by first; the processes are a few voxels thick at 1.5 mm
+    "spine-cross-modality": ("vertebral_body",),
 }
 
 KINDS = ("reference", "synthaug", "non-learned")
