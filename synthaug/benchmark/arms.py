@@ -35,7 +35,9 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   / offline, when one covers the labels: across modalities it draws randomised or simulated-MR (physics prior)
   appearances and puts no CT air back; within CT, randomised appearances with real air and bone kept. The
   probability is the other arms' 0.5 unless ``synthaug benchmark tune`` recorded a mixing policy for the arm in
-  the work folder (:mod:`synthaug.benchmark.tuning`).
+  the work folder (:mod:`synthaug.benchmark.tuning`);
+- ``context_dr_randomised``: where ``context_dr`` mixes in the physics prior (abdominal CT -> MR), the same arm
+  with randomised appearances only: the "with vs without the physics prior" ablation.
 
 Arms for other datasets come from a JSON file (:func:`arms_from_file`):
 ``[{"name": "...", "recipe": {...}}, {"name": "...", "expansion": {"recipe": {...}, "per_case": 2}}]``.
@@ -240,6 +242,10 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
                        appearance_source="mixed" if physics else "randomised", keep_outside_window=not cross,
                        label_map=label_map)
         arms.append(Arm("context_dr", f"appearance-randomised ConText-GAN ({dr.name}) on the fly", {"transforms": [t]}))
+        if physics:  # the ablation without the physics prior: the same arm, randomised appearances only
+            t_rand = {**t, "options": {**t["options"], "appearance_source": "randomised"}}
+            arms.append(Arm("context_dr_randomised", f"context_dr without the physics prior ({dr.name}, randomised "
+                            "appearances only): the ablation", {"transforms": [t_rand]}))
         arms.append(Arm("expansion_dr", f"offline expansion with {dr.name} (2 per case), synthesis off",
                         expansion_recipe={"transforms": [{**t, "probability": 1.0}]}, per_case=2))
     return arms

@@ -413,6 +413,12 @@ def test_appearance_randomised_arms_follow_the_scenario_kind():
         assert t["options"]["appearance_source"] == source and t["options"]["keep_outside_window"] is keep
         assert arms["expansion_dr"].is_expansion
         assert arms["context"].recipe["transforms"][0]["options"]["weights"] == "context_ct_a"  # not the DR model
+        if source == "mixed":  # the ablation arm differs from context_dr in the appearance source alone
+            (r,) = arms["context_dr_randomised"].recipe["transforms"]
+            assert r["options"] == {**t["options"], "appearance_source": "randomised"}
+            assert {k: v for k, v in r.items() if k != "options"} == {k: v for k, v in t.items() if k != "options"}
+        else:
+            assert "context_dr_randomised" not in arms
 
 
 def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appearances_only():
@@ -428,3 +434,4 @@ def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appear
     assert t["options"]["weights"] == "context_dr_spine_ct" and t["options"]["appearance_source"] == "randomised"
     assert t["options"]["keep_outside_window"] is False
     assert "simulated_mr" not in arms and "context" not in arms  # no physics prior, no single-domain spine generator
+    assert "context_dr_randomised" not in arms  # context_dr is randomised already
