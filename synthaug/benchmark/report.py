@@ -477,6 +477,7 @@ def summarise(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
             "reference_absent": _reference_absent(results, cases, scope),
             "no_voxel": {a: v for a in arms if (v := _no_voxel(by_arm[a], cases, scope)) is not None},
             "headline_classes": {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)} for k in heads},
+            "per_class_seed": {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)} for k in scope},
         }
         if learned_classes:
             learned = [k for k in scope if k not in never.get("default", scope)]
@@ -517,7 +518,7 @@ def _assign_claims(out: dict[str, Any], arms: Sequence[str], kinds: Mapping[str,
     out["best"] = {**best, "group": first}
     out["required_seeds"] = required
     for grp in groups.values():
-        views = [grp["seed_level"], *grp["headline_classes"].values()]
+        views = [grp["seed_level"], *grp["headline_classes"].values(), *grp["per_class_seed"].values()]
         if "learned_classes" in grp:
             views.append(grp["learned_classes"])
         for view in views:
@@ -697,6 +698,38 @@ def _versus_line(view: Mapping[str, Any]) -> list[str]:
             f"{v['claim']['text']}.", ""]
 
 
+def _per_class_seed_lines(s: Mapping[str, Any], views: Mapping[str, Any], classes: Sequence[str],
+                          rule: ClaimRule) -> list[str]:
+    """Per class, each arm's seed-level difference to default with its claim word, and per arm whether
+    every class is shown to lose at most the no-harm margin (every class "gain" or "no harm")."""
+    arms = [a for a in s["arms"] if a != "default" and all(a in views[k]["arms"] for k in classes)]
+    if not arms:
+        return []
+    margin = f"{100 * rule.no_harm_margin:g}"
+    lines = ["", "Per class vs default, seed level (mean difference, 95% interval over paired seeds, claim):", "",
+             "| arm | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    verdicts = []
+    for a in arms:
+        rows = {k: views[k]["arms"][a] for k in classes}
+        cells = []
+        for k in classes:
+            d, word = rows[k]["diff"], rows[k]["claim"]["word"]
+            cells.append(f"{_signed(d['mean'])} {_interval(d['low'], d['high'])} {word}" if d["n"] else "—")
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+        words = {k: rows[k]["claim"]["word"] for k in classes}
+        lost = [k for k, w in words.items() if w == "loss"]
+        open_ = [k for k, w in words.items() if w == "not shown"]
+        if lost:
+            verdicts.append(f"- {a}: a class loses (interval below 0): {_class_list(lost)}.")
+        elif open_:
+            verdicts.append(f"- {a}: not shown for {_class_list(open_)} (a loss of more than {margin} point(s) is not "
+                            "excluded there, or too few seeds); the other classes gain or do no harm.")
+        else:
+            verdicts.append(f"- {a}: shown: every class gains or does no harm (lower bound > -{margin}).")
+    return lines + ["", f"No class loses more than {margin} point(s) vs default (per class, seed level):", "",
+                    *verdicts]
+
+
 def _class_list(classes: Sequence[str]) -> str:
     return ", ".join(classes) if classes else "none"
 
@@ -844,6 +877,7 @@ def markdown_report(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]
             if cg is not None:
                 lines.append("| label-noise ceiling | " + " | ".join(_pts(cg.per_class.get(k, math.nan)) for k in pcs)
                              + " |")
+            lines += _per_class_seed_lines(s, grp["per_class_seed"], pcs, rule)
         lines.append("")
     lines += _spread_lines(s, rule)
     lines += ["## Cost per arm", "",

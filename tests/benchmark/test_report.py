@@ -255,3 +255,28 @@ def test_best_synthaug_arm_is_compared_with_the_best_non_learned_arm_paired_by_s
     fewer = [r for r in results if not (r["arm"] == "gm" and r["seed"] == 4)]
     v = summarise(_meta(arms), fewer)["groups"]["ct_b"]["seed_level"]["best_vs_non_learned"]
     assert v["claim"]["text"] == "not shown (4 seeds < 5)"
+
+
+def test_per_class_seed_level_table_says_whether_any_class_loses_more_than_the_margin():
+    """Issue 15's in-domain goal ("no class losing more than 1 point"): each class gets its own seed-level
+    difference and claim; an arm passes only when every class gains or does no harm."""
+    res = []
+    for s in range(5):
+        res.append(_run("default", s, 0.60 + 0.01 * s, cardio=0.3))
+        res.append(_run("ctx", s, 0.66 + 0.01 * s + (0.002 if s % 2 else -0.002), cardio=0.3))  # liver gain
+        res.append(_run("gm", s, 0.0, bone=0.55, cardio=0.3))  # liver lost, bone gained
+    arms = ARMS[:3]
+    s = summarise(_meta(arms), res)
+    per = s["groups"]["ct_b"]["per_class_seed"]
+    assert set(per) == set(CLASSES)
+    assert per["liver"]["arms"]["ctx"]["claim"]["word"] == "gain"
+    assert per["bone"]["arms"]["ctx"]["claim"]["word"] == "no harm"  # identical bone Dice on every seed
+    assert per["liver"]["arms"]["gm"]["claim"]["word"] == "loss" and per["bone"]["arms"]["gm"]["claim"]["word"] == "gain"
+    assert per["liver"]["arms"]["ctx"]["diff"]["mean"] == pytest.approx(0.06 - 0.002 / 5)
+    md = markdown_report(_meta(arms), res, title="T")
+    assert "Per class vs default, seed level (mean difference, 95% interval over paired seeds, claim):" in md
+    assert "- ctx: shown: every class gains or does no harm (lower bound > -1)." in md
+    assert "- gm: a class loses (interval below 0): liver." in md
+    # a class nobody predicts cannot show "no harm": the verdict stays open
+    md = markdown_report(_meta(ARMS), _results(), title="T")
+    assert "- ctx: not shown for cardiovascular" in md
