@@ -6,8 +6,18 @@
   an appearance record (what a transform's appearance-sampling mode calls).
 - :mod:`synthaug.appearance.physics` - simulated MR of a super-class label map (spin echo, spoiled gradient
   echo, in/opposed phase) from literature tissue parameters: a physics prior for MR appearance.
+- :mod:`synthaug.appearance.contrast_phase` - per-region CT attenuation of the super-classes in each contrast
+  phase (non-contrast, arterial, portal venous, delayed): a prior for unseen contrast phases within CT.
 """
 
+from synthaug.appearance.contrast_phase import (
+    PHASE_HU,
+    PHASES,
+    ContrastPhaseDraw,
+    contrast_phase_image,
+    phase_region_hu,
+    sample_contrast_phase,
+)
 from synthaug.appearance.remap import (
     KINDS,
     AppearanceParams,
@@ -30,6 +40,12 @@ from synthaug.appearance.requests import (
 )
 
 __all__ = [
+    "PHASES",
+    "PHASE_HU",
+    "ContrastPhaseDraw",
+    "contrast_phase_image",
+    "phase_region_hu",
+    "sample_contrast_phase",
     "KINDS",
     "AppearanceParams",
     "AppearanceRanges",

@@ -36,6 +36,9 @@ Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and th
   appearances and puts no CT air back; within CT, randomised appearances with real air and bone kept. The
   probability is the other arms' 0.5 unless ``synthaug benchmark tune`` recorded a mixing policy for the arm in
   the work folder (:mod:`synthaug.benchmark.tuning`);
+- ``context_phase``: within CT (super-class vocabulary), ``context_dr`` with the contrast-phase prior
+  (:mod:`synthaug.appearance.contrast_phase`): each volume drawn in a random contrast phase, each region at an
+  attenuation of that phase, texture and real air and bone kept;
 - ``context_dr_randomised``: where ``context_dr`` mixes in the physics prior (abdominal CT -> MR), the same arm
   with randomised appearances only: the "with vs without the physics prior" ablation.
 
@@ -242,6 +245,12 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
                        appearance_source="mixed" if physics else "randomised", keep_outside_window=not cross,
                        label_map=label_map)
         arms.append(Arm("context_dr", f"appearance-randomised ConText-GAN ({dr.name}) on the fly", {"transforms": [t]}))
+        phase = (not cross and tuple(dr.labels) == tuple(_PHYSICS_CLASSES)
+                 and dr.intensity_convention.kind == "ct_window" and train_mods <= {"CT"})
+        if phase:  # within CT: the contrast-phase prior (per-region attenuation of a random phase), texture kept
+            t_phase = {**t, "options": {**t["options"], "appearance_source": "contrast_phase"}}
+            arms.append(Arm("context_phase", f"appearance-randomised ConText-GAN ({dr.name}) under random contrast "
+                            "phases (per-region attenuation prior) on the fly", {"transforms": [t_phase]}))
         if physics:  # the ablation without the physics prior: the same arm, randomised appearances only
             t_rand = {**t, "options": {**t["options"], "appearance_source": "randomised"}}
             arms.append(Arm("context_dr_randomised", f"context_dr without the physics prior ({dr.name}, randomised "

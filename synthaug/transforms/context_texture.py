@@ -18,7 +18,9 @@ Per call:
    :func:`synthaug.appearance.remap.sample_appearance`, the ranges the generator was trained with) and asks for
    its features; ``"physics"`` asks for the features of a *simulated* MR rendering of the label map (spin echo,
    gradient echo, in/opposed phase at 1.5 or 3 T: :mod:`synthaug.appearance.physics`; super-class label maps);
-   ``"mixed"`` draws physics with probability ``physics_prob``, else randomised;
+   ``"mixed"`` draws physics with probability ``physics_prob``, else randomised; ``"contrast_phase"`` (CT
+   generators of the super-classes) draws a contrast phase per volume and per region an attenuation in that
+   phase's range, texture kept (:mod:`synthaug.appearance.contrast_phase`);
 3. the frozen 2D generator renders every slice (batched, on the input's device), then (default)
    each labelled region is calibrated to the requested mean and texture;
 4. (optional, ``acquisition_prob``) the rendered volume passes through a simulated acquisition: blur, bias
@@ -77,7 +79,7 @@ __all__ = [
 
 DEFAULT_CONTEXT_WEIGHTS = "context_ct_a"
 _FEATURE_MODES = ("perturb", "card", "ranges", "appearance")
-_APPEARANCE_SOURCES = ("randomised", "physics", "mixed")
+_APPEARANCE_SOURCES = ("randomised", "physics", "mixed", "contrast_phase")
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,8 @@ class ContextTextureOptions(LabelOptions, GuardOptions, AcquisitionOptions):
         control_points, max_displacement: the elastic field (displacement in voxels).
         features: ``"perturb"``, ``"card"``, ``"ranges"`` or ``"appearance"`` (see the module docstring).
         appearance_source: in ``"appearance"`` mode, ``"randomised"``, ``"physics"`` (simulated MR appearance of
-            the label map) or ``"mixed"``.
+            the label map), ``"mixed"`` or ``"contrast_phase"`` (CT: per-region attenuation of a random contrast
+            phase, :mod:`synthaug.appearance.contrast_phase`).
         physics_prob: in ``"mixed"``, the probability that a volume takes the physics prior.
         perturbation: half-width of the uniform offset (normalised units, 0..1) in ``"perturb"`` mode.
         ranges: ``{feature: (low, high)}`` in normalised units for ``"ranges"`` mode.
@@ -200,9 +203,15 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
 
             if tuple(self.card.labels) != tuple(SUPERCLASS_NAMES):
                 raise ValidationError(
-                    f"appearance_source={self.appearance_source!r} simulates MR of abdominal super-classes "
+                    f"appearance_source={self.appearance_source!r} draws appearances of the abdominal super-classes "
                     f"{list(SUPERCLASS_NAMES)}; generator {self.card.name!r} has classes {list(self.card.labels)}. "
                     "Use appearance_source='randomised'."
+                )
+            if self.appearance_source == "contrast_phase" and self.card.intensity_convention.kind != "ct_window":
+                raise ValidationError(
+                    f"appearance_source='contrast_phase' sets CT attenuations (HU) per contrast phase; generator "
+                    f"{self.card.name!r} is not a CT-window model. Use a CT generator (context_dr_ct_a) or "
+                    "appearance_source='randomised'/'physics'."
                 )
         if self.features == "ranges":
             missing = [n for n in self.names if n not in self.ranges]
@@ -324,6 +333,7 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
             PhysicsDraw,
             appearance_requests,
             clip_requests,
+            measure_requests,
             physics_requests,
             sample_physics,
         )
@@ -331,6 +341,13 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         draws = [(float(torch.rand((), generator=g)), int(torch.randint(0, 2**62, (), generator=g))) for g in gens]
         physics = [self.appearance_source == "physics" or (self.appearance_source == "mixed" and u < self.physics_prob)
                    for u, _ in draws]
+        if self.appearance_source == "contrast_phase":
+            from synthaug.appearance.contrast_phase import contrast_phase_image, sample_contrast_phase
+
+            image = contrast_phase_image(x, classes, [sample_contrast_phase(s) for _, s in draws],
+                                         labels=self.card.labels, convention=self.card.intensity_convention)
+            out = measure_requests(image, classes, n_labels=self.n_labels, names=self.names, bins=self.bins)
+            return clip_requests(out, self.card.features.stats) if self.card.features.stats is not None else out
         params = AppearanceParams(tuple(s for _, s in draws), tuple(not p for p in physics),
                                   AppearanceRanges.from_card(self.card))
         out = appearance_requests(x, classes, params, n_labels=self.n_labels, names=self.names, bins=self.bins)

@@ -419,6 +419,11 @@ def test_appearance_randomised_arms_follow_the_scenario_kind():
             assert {k: v for k, v in r.items() if k != "options"} == {k: v for k, v in t.items() if k != "options"}
         else:
             assert "context_dr_randomised" not in arms
+        if keep:  # within CT: the contrast-phase arm differs from context_dr in the appearance source alone
+            (c,) = arms["context_phase"].recipe["transforms"]
+            assert c["options"] == {**t["options"], "appearance_source": "contrast_phase"}
+        else:
+            assert "context_phase" not in arms
 
 
 def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appearances_only():
@@ -434,4 +439,4 @@ def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appear
     assert t["options"]["weights"] == "context_dr_spine_ct" and t["options"]["appearance_source"] == "randomised"
     assert t["options"]["keep_outside_window"] is False
     assert "simulated_mr" not in arms and "context" not in arms  # no physics prior, no single-domain spine generator
-    assert "context_dr_randomised" not in arms  # context_dr is randomised already
+    assert "context_dr_randomised" not in arms and "context_phase" not in arms  # randomised already; not CT

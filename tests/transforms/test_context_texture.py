@@ -187,7 +187,7 @@ def test_calibration_brings_regions_to_the_requested_ranges(tiny_weights):
     assert err_calib < 0.05 and err_calib < err_plain
 
 
-@pytest.mark.parametrize("source", ["randomised", "physics", "mixed"])
+@pytest.mark.parametrize("source", ["randomised", "physics", "mixed", "contrast_phase"])
 def test_appearance_mode_samples_a_new_appearance_per_volume_and_replays(source):
     """Issue 15: the appearance-sampling mode of an appearance-randomised generator (context_dr_ct_a)."""
     from tests.test_pins import _ct_phantom
@@ -209,6 +209,40 @@ def test_appearance_mode_samples_a_new_appearance_per_volume_and_replays(source)
     assert max(contrast) - min(contrast) > 20.0
 
 
+def test_contrast_phase_source_renders_the_drawn_phase_attenuation():
+    """Within CT, appearance_source='contrast_phase' asks the generator for the drawn phase's attenuation per
+    region: the contrast-filled vessels of an arterial draw come out far brighter than unenhanced blood."""
+    from synthaug.appearance.contrast_phase import phase_region_hu, sample_contrast_phase
+    from tests.test_pins import _ct_phantom
+
+    img, lab = _ct_phantom(shape=(48, 44, 4))
+    t = ContextTextureSynth("context_dr_ct_a", features="appearance", appearance_source="contrast_phase",
+                            deform=False, labels_are_classes=True, keep_outside_window=False)
+    by_phase = {}
+    for seed in range(40):
+        p = t.params_from_seed(seed)
+        region_seed = int(torch.randint(0, 2**62, (), generator=_after_uniform(seed)))
+        draw = sample_contrast_phase(region_seed)
+        if draw.phase in by_phase:
+            continue
+        out, _ = t.apply(img, lab, p)
+        want = float(phase_region_hu(draw, t.card.labels)[5])
+        got = float(out[lab == 5].mean())
+        assert got == pytest.approx(min(want, 300.0), abs=40.0), (draw.phase, want, got)  # the window ends at 300 HU
+        by_phase[draw.phase] = got
+        if len(by_phase) == 4:
+            break
+    assert by_phase["arterial"] > by_phase["non_contrast"] + 100
+
+
+def _after_uniform(seed: int) -> torch.Generator:
+    """The transform's per-volume generator after its first draw (the source choice), as _appearance_requests
+    consumes it: the next integer is the appearance seed."""
+    g = torch.Generator().manual_seed(seed)
+    torch.rand((), generator=g)
+    return g
+
+
 def test_appearance_mode_refuses_generators_and_vocabularies_it_cannot_serve(tiny_weights):
     with pytest.raises(ValidationError, match="appearance-randomised generator"):
         ContextTextureSynth("context_ct_a", features="appearance", labels_are_classes=True)
@@ -217,6 +251,9 @@ def test_appearance_mode_refuses_generators_and_vocabularies_it_cannot_serve(tin
                             labels_are_classes=True)
     with pytest.raises(ValidationError, match="appearance_source"):
         ContextTextureSynth("context_dr_ct_a", features="appearance", appearance_source="simulated")
+    with pytest.raises(ValidationError, match="super-classes"):
+        ContextTextureSynth("context_dr_mni", features="appearance", appearance_source="contrast_phase",
+                            labels_are_classes=True)
 
 
 def test_simulated_acquisition_changes_only_what_it_draws(tiny_weights):
