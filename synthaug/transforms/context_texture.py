@@ -347,19 +347,19 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
             image = contrast_phase_image(x, classes, [sample_contrast_phase(s) for _, s in draws],
                                          labels=self.card.labels, convention=self.card.intensity_convention)
             out = measure_requests(image, classes, n_labels=self.n_labels, names=self.names, bins=self.bins)
-            return clip_requests(out, self.card.features.stats) if self.card.features.stats is not None else out
-        params = AppearanceParams(tuple(s for _, s in draws), tuple(not p for p in physics),
-                                  AppearanceRanges.from_card(self.card))
-        out = appearance_requests(x, classes, params, n_labels=self.n_labels, names=self.names, bins=self.bins)
-        if any(physics):
-            idx = [i for i, p in enumerate(physics) if p]
-            # one draw per volume from its own seed: a sample's contrast does not depend on its batch
-            one = [sample_physics(1, generator=torch.Generator().manual_seed(draws[i][1])) for i in idx]
-            sim = PhysicsDraw(tuple(d.seeds[0] for d in one), tuple(d.contrasts[0] for d in one),
-                              tuple(d.fields_t[0] for d in one))
-            phys = physics_requests(classes[idx], sim, names=self.names, bins=self.bins)
-            out = out.clone()
-            out[torch.tensor(idx, device=out.device)] = phys.to(out)
+        else:
+            params = AppearanceParams(tuple(s for _, s in draws), tuple(not p for p in physics),
+                                      AppearanceRanges.from_card(self.card))
+            out = appearance_requests(x, classes, params, n_labels=self.n_labels, names=self.names, bins=self.bins)
+            if any(physics):
+                idx = [i for i, p in enumerate(physics) if p]
+                # one draw per volume from its own seed: a sample's contrast does not depend on its batch
+                one = [sample_physics(1, generator=torch.Generator().manual_seed(draws[i][1])) for i in idx]
+                sim = PhysicsDraw(tuple(d.seeds[0] for d in one), tuple(d.contrasts[0] for d in one),
+                                  tuple(d.fields_t[0] for d in one))
+                phys = physics_requests(classes[idx], sim, names=self.names, bins=self.bins)
+                out = out.clone()
+                out[torch.tensor(idx, device=out.device)] = phys.to(out)
         # documented fallback: requests outside the generator's trained range are clamped into it
         return clip_requests(out, self.card.features.stats) if self.card.features.stats is not None else out
 
