@@ -470,14 +470,16 @@ def summarise(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]],
                 row["slice_diff"] = {"mean": d, "low": dlo, "high": dhi, "n": dn}
             rows[a] = row
         never = {a: _never_predicted(by_arm[a], cases, scope) for a in arms if by_arm[a]}
+        per_class_views = {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)}
+                           for k in [*scope, *(h for h in heads if h not in scope)]}
         grp: dict[str, Any] = {
             "held_out": g in held, "cases": list(cases), "arms": rows,
             "seed_level": {"classes": scope, "arms": _seed_view(by_arm, arms, cases, classes, rule.level)},
             "never_predicted": never,
             "reference_absent": _reference_absent(results, cases, scope),
             "no_voxel": {a: v for a in arms if (v := _no_voxel(by_arm[a], cases, scope)) is not None},
-            "headline_classes": {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)} for k in heads},
-            "per_class_seed": {k: {"arms": _seed_view(by_arm, arms, cases, [k], rule.level)} for k in scope},
+            "per_class_seed": per_class_views,
+            "headline_classes": {k: per_class_views[k] for k in heads},  # the same view objects, not recomputed
         }
         if learned_classes:
             learned = [k for k in scope if k not in never.get("default", scope)]
@@ -518,7 +520,7 @@ def _assign_claims(out: dict[str, Any], arms: Sequence[str], kinds: Mapping[str,
     out["best"] = {**best, "group": first}
     out["required_seeds"] = required
     for grp in groups.values():
-        views = [grp["seed_level"], *grp["headline_classes"].values(), *grp["per_class_seed"].values()]
+        views = [grp["seed_level"], *grp["per_class_seed"].values()]  # headline-class views are among these
         if "learned_classes" in grp:
             views.append(grp["learned_classes"])
         for view in views:
