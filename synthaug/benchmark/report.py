@@ -724,8 +724,9 @@ def _per_class_seed_lines(s: Mapping[str, Any], views: Mapping[str, Any], classe
         if lost:
             verdicts.append(f"- {a}: a class loses (interval below 0): {_class_list(lost)}.")
         elif open_:
+            rest = "; the other classes gain or do no harm" if len(open_) < len(classes) else ""
             verdicts.append(f"- {a}: not shown for {_class_list(open_)} (a loss of more than {margin} point(s) is not "
-                            "excluded there, or too few seeds); the other classes gain or do no harm.")
+                            f"excluded there, or too few seeds){rest}.")
         else:
             verdicts.append(f"- {a}: shown: every class gains or does no harm (lower bound > -{margin}).")
     return lines + ["", f"No class loses more than {margin} point(s) vs default (per class, seed level):", "",

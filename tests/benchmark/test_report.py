@@ -280,3 +280,9 @@ def test_per_class_seed_level_table_says_whether_any_class_loses_more_than_the_m
     # a class nobody predicts cannot show "no harm": the verdict stays open
     md = markdown_report(_meta(ARMS), _results(), title="T")
     assert "- ctx: not shown for cardiovascular" in md
+    assert "the other classes gain or do no harm." in md.split("- ctx: not shown for cardiovascular")[1].splitlines()[0]
+    # when every class is open, the verdict names them and claims nothing of "the other classes"
+    few = [r for r in res if r["seed"] < 3]
+    md = markdown_report(_meta(arms), few, title="T")
+    line = next(x for x in md.splitlines() if x.startswith("- ctx: not shown for"))
+    assert line.startswith("- ctx: not shown for " + ", ".join(CLASSES)) and "other classes" not in line
