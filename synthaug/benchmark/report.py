@@ -1036,12 +1036,15 @@ def write_report(work: str | Path, out: str | Path, *, title: str, command: str 
     out.with_suffix(".md").write_text(md)
     payload = {
         "command": command, "machine": machine, "date": date, "commit": prov["report_commit"],
+        "title": title, "notes": list(notes),  # with the options below: what rebuilding the report needs
         "provenance": prov,
         "options": {"rule": dataclasses.asdict(rule), "headline_classes": summary["headline_classes"],
                     "learned_classes": learned_classes,
                     "ceiling": {g: c.to_dict() for g, c in ceil.items()} if ceil is not None else None,
                     "ceiling_file": str(ceiling) if ceiling is not None else None,
-                    "in_domain_never_predicted": never_in},
+                    "in_domain_never_predicted": never_in,
+                    "in_domain_file": str(in_domain) if in_domain is not None else None,
+                    "predates": [f"{c.commit}:{c.text}" for c in predates]},
         "benchmark": meta, "summary": summary, "results": list(results),
     }
     out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=_nan_safe) + "\n")

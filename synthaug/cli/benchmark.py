@@ -4,6 +4,7 @@
 - ``synthaug benchmark speed``: time per megavoxel, FLOP/s vs the matmul peak, memory and peer ratios per generator.
 - ``synthaug benchmark downstream`` / ``report``: the downstream nnU-Net benchmark and its report.
 - ``synthaug benchmark reproduce``: rerun one (arm, seed) of a report from a fresh work folder and compare.
+- ``synthaug benchmark restore``: write a committed report's runs back into a work folder (to add seeds or arms).
 - ``synthaug benchmark tune``: choose an arm's mixing policy on the training cases' validation fold.
 """
 
@@ -145,6 +146,18 @@ def register(subparsers: Any) -> None:
     rp.add_argument("--out", type=Path, default=None,
                     help="output path without suffix (default: REPORT_reproduce_<arm>_seed<S> beside the report)")
     rp.set_defaults(func=_reproduce)
+
+    rs = sub.add_parser(
+        "restore",
+        help="write a committed report's runs back into a work folder, to add seeds or arms to it",
+        description="Write REPORT.json's benchmark.json and every stored run (result.json) into WORK, so that "
+        "'synthaug benchmark downstream --work WORK ...' on any machine skips them and adds only new runs; the "
+        "rebuilt report holds old and new runs, each with its commit. Never overwrites: a different run or "
+        "benchmark already in WORK is refused. Dataset paths move with the work folder.",
+    )
+    rs.add_argument("report", type=Path, help="the report's JSON (e.g. benchmarks/results/downstream_in-domain.json)")
+    rs.add_argument("--work", required=True, type=Path, help="the work folder to restore into")
+    rs.set_defaults(func=_restore)
 
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 
@@ -313,6 +326,13 @@ def _report(args: argparse.Namespace) -> int:
                         command=args.run_command, machine=machine_line(), date=today(), notes=args.note,
                         **_report_kwargs(args))
     print(path)
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from synthaug.benchmark.restore import restore_work
+
+    restore_work(args.report, args.work)
     return 0
 
 

@@ -56,6 +56,9 @@ def test_report_options(tmp_path, capsys):
     assert payload["options"]["headline_classes"] == ["a"] and payload["options"]["ceiling"]["test"]["mean"] == 0.9
     assert payload["summary"]["groups"]["test"]["seed_level"]["arms"]["ctx"]["claim"]["word"] == "gain"
     assert "provenance" in payload and "commit" in payload
+    assert payload["title"].startswith("Downstream nnU-Net benchmark") and payload["notes"] == []
+    assert payload["options"]["predates"] == ["HEAD:the current behaviour"]
+    assert payload["options"]["ceiling_file"] == str(ceiling) and payload["options"]["in_domain_file"] is None
     # bad options: clear errors, exit code 2
     capsys.readouterr()
     assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--predates", "HEAD"]) == 2
@@ -64,6 +67,25 @@ def test_report_options(tmp_path, capsys):
     assert "Did you mean 'a'" in capsys.readouterr().err
     assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--predates", "nosuchrev:x"]) == 2
     assert "not in the repository" in capsys.readouterr().err
+
+
+def test_restore_then_report_gives_the_same_summary(tmp_path, capsys):
+    work = _fake_work(tmp_path)
+    out = tmp_path / "out" / "rep"
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out)]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["benchmark", "restore", str(out.with_suffix(".json")), "--work", str(fresh)]) == 0
+    assert "10 run(s) written, 0 already there" in capsys.readouterr().out
+    assert main(["benchmark", "report", "--work", str(fresh), "--out", str(tmp_path / "out" / "again")]) == 0
+    first, again = (json.loads((tmp_path / "out" / f"{n}.json").read_text()) for n in ("rep", "again"))
+    assert again["summary"] == first["summary"] and len(again["results"]) == 10
+    # restoring over a work folder that holds other runs is refused, exit code 2
+    assert main(["benchmark", "restore", str(out.with_suffix(".json")), "--work", str(fresh)]) == 0
+    r = fresh / "runs" / "ctx" / "seed4" / "result.json"
+    r.write_text(json.dumps({**json.loads(r.read_text()), "cases": {"t1": {"a": 0.0, "b": 0.0}}}))
+    capsys.readouterr()
+    assert main(["benchmark", "restore", str(out.with_suffix(".json")), "--work", str(fresh)]) == 2
+    assert "holds another run of ctx seed 4" in capsys.readouterr().err
 
 
 @pytest.mark.slow

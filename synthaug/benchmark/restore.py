@@ -1,0 +1,112 @@
+"""Restore a downstream work folder from a committed report, so that more seeds or arms can be added to it.
+
+A report's JSON (``synthaug benchmark downstream`` / ``report`` write it beside the Markdown) holds the
+work folder's ``benchmark.json`` (its ``benchmark`` block) and every run's full ``result.json`` (its
+``results``). :func:`restore_work` writes them back into a work folder, so that a later
+``synthaug benchmark downstream --work WORK --seeds ... --arms ...`` on a fresh machine skips the stored
+runs (same definition: arm, profile, dataset, split) and adds only new ones; the rebuilt report then holds
+old and new runs, each with the commit it was made from.
+
+Nothing is overwritten: a run already in the work folder is kept when it is the stored one and refused
+when it differs; a work folder of another dataset or split is refused. When the work folder is not the one
+a built-in scenario's report was made in (its dataset exported to ``WORK/source``), dataset paths in the arm definitions (a style bank under the exported dataset)
+move with it and the stored runs' arm fingerprints are recomputed for the moved definitions, which is
+checked to be the only difference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthaug.errors import DataError, ValidationError
+
+__all__ = ["Restored", "restore_work"]
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore_work` did.
+
+    Attributes:
+        work: the work folder; written: ``(arm, seed)`` runs written; kept: runs that were there already.
+        moved: whether dataset paths moved (report made in another work folder).
+    """
+
+    work: Path
+    written: tuple[tuple[str, int], ...]
+    kept: tuple[tuple[str, int], ...]
+    moved: bool
+
+
+def _old_work(meta: Mapping[str, Any]) -> str:
+    """The work folder a report was made in (its dataset was exported to ``WORK/source/<name>``)."""
+    source = Path(str(meta.get("source", "")))
+    return str(source.parent.parent) if source.parent.name == "source" else ""
+
+
+def restore_work(report: str | os.PathLike[str], work: str | os.PathLike[str], *, log: Log = print) -> Restored:
+    """Write ``report``'s ``benchmark.json`` and runs into ``work`` (see the module docstring)."""
+    from synthaug.benchmark.downstream import RESULT_FILE, _atomic_json, _read_json, _same_run, arm_from_dict
+    from synthaug.benchmark.reproduce import _remap, read_report
+
+    payload = read_report(report)
+    meta = {k: v for k, v in payload["benchmark"].items() if k != "ignored_runs"}
+    work_dir = Path(work).resolve()
+    old = _old_work(meta)  # "" for a user dataset outside the work folder: its paths stay
+    moved = bool(old) and old != str(work_dir)
+    stored_arms = list(meta["arms"])
+    if moved:
+        meta = _remap(meta, old, str(work_dir))
+    arms = {a["name"]: a for a in meta["arms"]}
+    # stored fingerprint -> the fingerprint of the same arm with its paths moved (equal when nothing moved)
+    fingerprints = {arm_from_dict(a).fingerprint(): arm_from_dict(arms[a["name"]]).fingerprint() for a in stored_arms}
+    existing = _read_json(work_dir / "benchmark.json")
+    if existing is not None and (existing.get("dataset"), existing.get("train_cases"), existing.get("test_cases")) != (
+            meta["dataset"], meta["train_cases"], meta["test_cases"]):
+        raise ValidationError(f"{work_dir} holds a benchmark of {existing.get('dataset')} with another split; "
+                              "restore into a new work folder.")
+    runs = []
+    for r in payload["results"]:
+        name, seed = str(r["arm"]), int(r["seed"])
+        if name not in arms:
+            raise DataError(f"{report}: run {name} seed {seed} belongs to no arm of the report; the file is damaged.")
+        definition = dict(r["definition"])
+        if definition.get("arm") not in fingerprints:
+            raise DataError(f"{report}: run {name} seed {seed} was made with another definition of arm {name!r} "
+                            "than the report lists; rebuild the report from its work folder first.")
+        definition["arm"] = fingerprints[definition["arm"]]
+        runs.append((name, seed, {**r, "definition": definition}))
+    written, kept = [], []
+    for name, seed, r in runs:
+        folder = work_dir / "runs" / name / f"seed{seed}"
+        previous = _read_json(folder / RESULT_FILE)
+        if previous is not None:
+            if not _same_run(previous.get("definition"), r["definition"]) or previous.get("cases") != r["cases"]:
+                raise ValidationError(f"{folder / RESULT_FILE} holds another run of {name} seed {seed} than the "
+                                      "report; nothing was written. Restore into a new work folder.")
+            kept.append((name, seed))
+        elif folder.exists() and any(folder.iterdir()):
+            raise ValidationError(f"{folder} holds an unfinished run; remove it or restore into a new work folder.")
+    for name, seed, r in runs:
+        if (name, seed) in kept:
+            continue
+        folder = work_dir / "runs" / name / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_json(folder / "definition.json", r["definition"])
+        _atomic_json(folder / "commit.json", r.get("commit"))
+        _atomic_json(folder / RESULT_FILE, r)
+        written.append((name, seed))
+    if existing is not None:  # arms recorded only in the work folder stay
+        mine = set(arms)
+        meta["arms"] = list(meta["arms"]) + [a for a in existing.get("arms", []) if a.get("name") not in mine]
+    work_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_json(work_dir / "benchmark.json", meta)
+    log(f"[restore] {work_dir}: {len(written)} run(s) written, {len(kept)} already there"
+        + (f" (dataset paths moved from {old})" if moved else ""))
+    return Restored(work_dir, tuple(written), tuple(kept), moved)
