@@ -7,7 +7,8 @@ search on the training data's own validation fold, never on a test case. :func:`
   candidate's ``probability`` (their ratios kept) and optionally ramps synthesis in over the first half of
   the epochs (a :class:`~synthaug.recipes.recipe.Schedule`);
 - each candidate trains nnU-Net on fold ``fold`` of nnU-Net's own 5-fold split of the *training* cases
-  (``imagesTr``; the test split lives in ``imagesTs`` and is never read) at the benchmark profile and seed;
+  (``imagesTr``; the test split lives in ``imagesTs`` and is never read) at the benchmark profile and seed,
+  the profile's ``parallel`` candidates at a time;
 - nnU-Net's own validation of that fold scores it: the foreground mean Dice over the fold's validation
   cases (``fold_N/validation/summary.json``);
 - the best candidate is chosen (ties: less synthesis first); every candidate's Dice, the validation cases
@@ -28,6 +29,7 @@ import json
 import math
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,10 +185,27 @@ def _validation(results: Path, fold: int) -> tuple[float, dict[str, float]]:
     return float(dice), per_class
 
 
+def _write_split(preprocessed: Path, train_ids: Sequence[str]) -> None:
+    """nnU-Net's own 5-fold split of the training cases, written before any training when missing.
+
+    The file is what nnU-Net's trainer would write on its first fold training (its ``generate_crossval_split``
+    over the sorted case identifiers, seed 12345); written up front so that candidates can train in parallel
+    without racing to create it. An existing file (nnU-Net's or the user's) is kept.
+    """
+    splits = preprocessed / "splits_final.json"
+    if splits.exists():
+        return
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    from synthaug.benchmark.downstream import _atomic_json
+
+    _atomic_json(splits, generate_crossval_split(sorted(train_ids), seed=12345, n_splits=5))
+
+
 def _validation_cases(preprocessed: Path, fold: int, test_ids: Sequence[str]) -> tuple[str, ...]:
     splits = preprocessed / "splits_final.json"
     if not splits.exists():
-        raise DataError(f"{splits} is missing after training: nnU-Net writes it when it trains a fold.")
+        raise DataError(f"{splits} is missing: the split of the training cases is written before the trainings.")
     folds = json.loads(splits.read_text())
     if not 0 <= fold < len(folds):
         raise ValidationError(f"fold {fold} does not exist in {splits} ({len(folds)} folds).")
@@ -215,6 +234,7 @@ def tune_mixing(
     Resumable: a finished candidate (its validation summary exists for the same definition) is not retrained.
     """
     from synthaug.benchmark.downstream import (
+        _NOT_PER_RUN,
         _atomic_json,
         _bin,
         _plan,
@@ -237,11 +257,12 @@ def tune_mixing(
     env, ds = work_environment(src, work, profile)
     check_leakage(ds, [arm])
     _plan(ds.dataset_id, ds.folder, env, profile, work / "logs", log)
-    scores = []
-    val_cases: tuple[str, ...] | None = None
-    for policy, candidate in zip(policies, candidates):
+    _write_split(env.preprocessed / ds.folder.name, ds.train_ids)  # before the trainings, which may run in parallel
+    per_run = {k: v for k, v in profile.to_dict().items() if k not in _NOT_PER_RUN}  # parallel runs: not a change
+
+    def train(policy: MixingPolicy, candidate: Arm) -> Path:
         folder = work / "tuning" / arm.name / policy.name / f"seed{seed}"
-        definition = {"arm": candidate.fingerprint(), "seed": seed, "fold": fold, "profile": profile.to_dict()}
+        definition = {"arm": candidate.fingerprint(), "seed": seed, "fold": fold, "profile": per_run}
         started = folder / "definition.json"
         if folder.exists() and (not started.exists() or json.loads(started.read_text()) != definition):
             shutil.rmtree(folder)  # another definition: start over
@@ -251,7 +272,6 @@ def tune_mixing(
         _atomic_json(recipe, {"seed": seed, **dict(candidate.recipe), "description": candidate.description})
         results = folder / "nnunet_results"
         renv = env.training(results=results, recipe=recipe, seed=seed, profile=profile)
-        timing = folder / "train_timing.json"
         if not list(results.rglob(f"fold_{fold}/validation/summary.json")):
             cmd = [_bin("nnUNetv2_train"), str(ds.dataset_id), profile.configuration, str(fold), "-tr",
                    "nnUNetTrainerSynthAug", "-p", profile.plans, "-device", profile.device]
@@ -260,18 +280,28 @@ def tune_mixing(
             log(f"[tune] {arm.name} {policy.name} seed {seed}: nnUNetv2_train {ds.dataset_id} "
                 f"{profile.configuration} {fold}")
             seconds, _ = run_logged(cmd, renv, folder / "train.log")
-            _atomic_json(timing, {"seconds": seconds, "command": " ".join(map(str, cmd))})
+            _atomic_json(folder / "train_timing.json", {"seconds": seconds, "command": " ".join(map(str, cmd))})
         else:
             log(f"[tune] {arm.name} {policy.name} seed {seed}: finished before, skipped")
-        if val_cases is None:  # nnU-Net writes the split with the first training: checked once, before any score
-            val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)
-        dice, per_class = _validation(results, fold)
-        names = {str(v): k for k, v in ds.labels.items()}
+        return folder
+
+    jobs = list(zip(policies, candidates))
+    if profile.parallel > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=profile.parallel) as pool:
+            folders = list(pool.map(lambda job: train(*job), jobs))
+    else:
+        folders = [train(*job) for job in jobs]
+    val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)
+    names = {str(v): k for k, v in ds.labels.items()}
+    scores = []
+    for policy, folder in zip(policies, folders):
+        dice, per_class = _validation(folder / "nnunet_results", fold)
+        timing = folder / "train_timing.json"
         seconds = float(json.loads(timing.read_text())["seconds"]) if timing.exists() else float("nan")
         scores.append(CandidateScore(policy, dice, {names.get(k, k): v for k, v in per_class.items()}, seconds))
         log(f"[tune] {arm.name} {policy.name}: validation Dice {dice:.4f}")
     commit = current_commit()
-    result = MixingSearchResult(arm.name, profile.name, seed, fold, val_cases or (), tuple(scores),
+    result = MixingSearchResult(arm.name, profile.name, seed, fold, val_cases, tuple(scores),
                                 commit.sha if commit else None, machine_line())
     out = tuning_file(work, arm.name)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--policies", nargs="+", default=None,
                    help="candidates P or P:ramp (default: 0.25 0.5 1.0 1.0:ramp)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--parallel", type=int, default=None, help="override the profile's parallel runs (candidates at a time)")
     t.add_argument("--fold", type=int, default=0, help="nnU-Net fold of the training cases to validate on")
     t.set_defaults(func=_tune)
 
@@ -307,6 +308,8 @@ def _tune(args: argparse.Namespace) -> int:
     from synthaug.benchmark.tuning import DEFAULT_POLICIES, MixingPolicy, tune_mixing
 
     profile = get_profile(args.profile)
+    if args.parallel:
+        profile = profile.with_(parallel=args.parallel)
     policies = tuple(MixingPolicy.parse(x) for x in args.policies) if args.policies else DEFAULT_POLICIES
     dataset = prepare_scenario(args.scenario, args.work / "source") if args.scenario else args.dataset
     arm = next(a for a in _arms_for(args.arm, Path(dataset)) if a.name == args.arm)

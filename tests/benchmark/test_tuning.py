@@ -12,6 +12,7 @@ from synthaug.benchmark.tuning import (
     MixingPolicy,
     MixingSearchResult,
     _validation_cases,
+    _write_split,
     apply_policy,
     apply_tuning,
     tune_mixing,
@@ -92,6 +93,20 @@ def test_a_split_holding_a_test_case_is_refused(tmp_path):
         _validation_cases(tmp_path, 3, [])
 
 
+def test_the_split_is_nnunets_own_and_an_existing_one_is_kept(tmp_path):
+    pytest.importorskip("nnunetv2")
+    from nnunetv2.utilities.crossval_split import generate_crossval_split
+
+    ids = [f"case_{i:03d}" for i in (3, 0, 5, 1, 4, 2)]
+    _write_split(tmp_path, ids)
+    written = json.loads((tmp_path / "splits_final.json").read_text())
+    assert written == json.loads(json.dumps(generate_crossval_split(sorted(ids), seed=12345, n_splits=5)))
+    assert sorted(sum((f["val"] for f in written), [])) == sorted(ids)  # every case validates exactly once
+    (tmp_path / "splits_final.json").write_text(json.dumps([{"train": ["a"], "val": ["b"]}]))
+    _write_split(tmp_path, ids)
+    assert _validation_cases(tmp_path, 0, []) == ("b",)
+
+
 @pytest.mark.slow
 @pytest.mark.nnunet
 def test_a_tiny_search_trains_each_policy_on_a_training_fold_and_resumes(tmp_path, tiny_weights, monkeypatch):
@@ -102,7 +117,8 @@ def test_a_tiny_search_trains_each_policy_on_a_training_fold_and_resumes(tmp_pat
     policies = (MixingPolicy(0.25), MixingPolicy(1.0))
     work = tmp_path / "work"
     lines = []
-    result = tune_mixing(folder, work, get_profile("smoke"), arm, policies=policies, log=lines.append)
+    two_at_a_time = get_profile("smoke").with_(parallel=2)  # the candidates train in parallel
+    result = tune_mixing(folder, work, two_at_a_time, arm, policies=policies, log=lines.append)
     assert [c.policy for c in result.candidates] == list(policies)
     assert all(0.0 <= c.dice <= 1.0 and c.train_seconds > 0 for c in result.candidates)
     assert result.validation_cases and not set(result.validation_cases) & {"case_006", "case_007"}  # test cases
@@ -111,7 +127,7 @@ def test_a_tiny_search_trains_each_policy_on_a_training_fold_and_resumes(tmp_pat
     assert MixingSearchResult.from_dict(stored) == result and "no test case is read" in stored["scope"]
     recipe = json.loads((work / "tuning" / "ctx" / "p0.25" / "seed0" / "recipe.json").read_text())
     assert recipe["transforms"][0]["probability"] == 0.25
-    # resumed: nothing retrains
+    # resumed, one at a time now (parallel runs do not change a candidate): nothing retrains
     lines.clear()
     again = tune_mixing(folder, work, get_profile("smoke"), arm, policies=policies, log=lines.append)
     assert again.candidates == result.candidates
