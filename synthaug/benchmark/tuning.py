@@ -39,7 +39,7 @@ from synthaug.benchmark.profiles import Profile
 from synthaug.errors import DataError, LeakageError, ValidationError
 
 __all__ = ["MixingPolicy", "CandidateScore", "MixingSearchResult", "DEFAULT_POLICIES", "apply_policy",
-           "tune_mixing", "apply_tuning", "tuning_file"]
+           "tune_mixing", "apply_tuning", "tuning_file", "tuning_markdown"]
 
 Log = Callable[[str], None]
 
@@ -163,6 +163,29 @@ class MixingSearchResult:
         return cls(str(d["arm"]), str(d["profile"]), int(d["seed"]), int(d["fold"]),
                    tuple(str(c) for c in d["validation_cases"]),
                    tuple(CandidateScore.from_dict(c) for c in d["candidates"]), d.get("commit"), str(d["machine"]))
+
+
+def tuning_markdown(result: MixingSearchResult, *, scenario: str, command: str, date: str) -> str:
+    """The Markdown of a search (Dice in points): every candidate, the choice and what the search can see."""
+    classes = sorted({k for c in result.candidates for k in c.per_class})
+    chosen = result.chosen
+    lines = [f"# Mixing-policy search: arm `{result.arm}` ({scenario}, {result.profile})", "",
+             f"Date: {date}. Machine: {result.machine}. Commit: {result.commit or 'unknown'}.", "",
+             f"Command: `{command}`", "",
+             f"Each candidate trains nnU-Net on fold {result.fold} of nnU-Net's 5-fold split of the *training* cases "
+             f"(seed {result.seed}, profile `{result.profile}`) and is scored by nnU-Net's own validation of that fold: "
+             f"the foreground mean Dice over its validation cases ({', '.join(result.validation_cases)}). No test case "
+             "is read. The fold is in the training domain: the search keeps the most in-domain skill among the "
+             "candidates and cannot see an unseen domain. One seed on one fold: a choice, not a claim.", "",
+             "| policy | validation Dice | " + " | ".join(classes) + " | train s | |",
+             "|---|---|" + "---|" * len(classes) + "---|---|"]
+    for c in result.candidates:
+        per = " | ".join(f"{100 * c.per_class[k]:.1f}" if k in c.per_class else "—" for k in classes)
+        lines.append(f"| {c.policy.name} | {100 * c.dice:.1f} | {per} | {c.train_seconds:.0f} | "
+                     f"{'chosen' if c.policy == chosen else ''} |")
+    lines += ["", "Policies: `pP` rescales the arm's transform probabilities to sum to P (their ratios kept); "
+              "`-ramp` switches synthesis on gradually over the first half of the epochs. Ties go to less synthesis."]
+    return "\n".join(lines) + "\n"
 
 
 def tuning_file(work: str | Path, arm: str) -> Path:

@@ -116,6 +116,9 @@ def register(subparsers: Any) -> None:
                    help="candidates P or P:ramp (default: 0.25 0.5 1.0 1.0:ramp)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--parallel", type=int, default=None, help="override the profile's parallel runs (candidates at a time)")
+    t.add_argument("--out", type=Path, default=None,
+                   help="also write the search as OUT.md and OUT.json (path without suffix), e.g. "
+                        "benchmarks/results/tuning_in-domain_context_phase")
     t.add_argument("--fold", type=int, default=0, help="nnU-Net fold of the training cases to validate on")
     t.set_defaults(func=_tune)
 
@@ -318,6 +321,17 @@ def _tune(args: argparse.Namespace) -> int:
     for c in result.candidates:
         print(f"{args.arm} {c.policy.name}: validation Dice {c.dice:.4f}")
     print(f"chosen: {result.chosen.name} (fold {result.fold}: {len(result.validation_cases)} validation cases)")
+    if args.out is not None:
+        from synthaug.benchmark.tuning import tuning_markdown
+        from synthaug.training.provenance import today
+
+        scenario = args.scenario or Path(dataset).name
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name(args.out.name + ".md").write_text(
+            tuning_markdown(result, scenario=scenario, command=_command(), date=today()))
+        payload = {"command": _command(), "date": today(), "scenario": scenario, **result.to_dict()}
+        args.out.with_name(args.out.name + ".json").write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"[tune] wrote {args.out.with_name(args.out.name + '.md')} and .json")
     return 0
 
 

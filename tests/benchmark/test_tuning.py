@@ -17,6 +17,7 @@ from synthaug.benchmark.tuning import (
     apply_tuning,
     tune_mixing,
     tuning_file,
+    tuning_markdown,
 )
 from synthaug.errors import LeakageError, ValidationError
 from tests.benchmark.test_downstream import CONTEXT
@@ -69,6 +70,16 @@ def test_the_best_validation_dice_wins_and_ties_go_to_less_synthesis():
     assert r.chosen == MixingPolicy(1.0)  # no ramp before ramp
     again = MixingSearchResult.from_dict(json.loads(json.dumps(r.to_dict())))
     assert again == r and r.to_dict()["chosen"] == {"probability": 1.0, "ramp": False}
+
+
+def test_the_search_markdown_lists_every_candidate_and_marks_the_choice():
+    md = tuning_markdown(_result([0.5, 0.7, 0.6, 0.1]), scenario="in-domain", command="synthaug benchmark tune x",
+                         date="2026-12-04")
+    rows = [line for line in md.splitlines() if line.startswith("| p") and not line.startswith("| policy")]
+    assert [r.split(" | ")[0] for r in rows] == ["| p0.25", "| p0.50", "| p1.00", "| p1.00-ramp"]
+    assert rows[1].startswith("| p0.50 | 70.0 |") and rows[1].endswith("| chosen |")
+    assert sum(r.endswith("| chosen |") for r in rows) == 1
+    assert "No test case is read" in md and "`synthaug benchmark tune x`" in md and "a choice, not a claim" in md
 
 
 def test_apply_tuning_gives_only_the_tuned_arm_its_chosen_policy(tmp_path):

@@ -141,3 +141,31 @@ def test_tune_refuses_an_arm_without_on_the_fly_synthesis_before_any_work(tmp_pa
     code = main(["benchmark", "tune", "--dataset", str(folder), "--arm", "synthseg", "--work", str(tmp_path / "w"),
                  "--profile", "smoke", "--policies", "0.5", "1:ramp"])
     assert code != 0 and ">= 2 epochs" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_tune_out_writes_the_search_beside_its_command(tmp_path, capsys, monkeypatch):
+    import synthaug.benchmark.tuning as tuning
+    from tests.benchmark.test_tuning import _result
+    from tests.integrations.nnunet import make_raw_dataset
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=976, name="TuneOut", shape=(24, 24, 1))
+    seen = {}
+
+    def fake_search(dataset, work, profile, arm, **kwargs):  # the search itself is tested in test_tuning.py
+        seen.update(arm=arm.name, parallel=profile.parallel, policies=kwargs["policies"])
+        return _result([0.5, 0.7, 0.6, 0.1])
+
+    monkeypatch.setattr(tuning, "tune_mixing", fake_search)
+    out = tmp_path / "results" / "tuning_x"
+    argv = ["benchmark", "tune", "--dataset", str(folder), "--arm", "synthseg", "--work", str(tmp_path / "w"),
+            "--profile", "cpu-long", "--parallel", "2", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["synthaug", *argv])
+    assert main(argv) == 0
+    assert seen == {"arm": "synthseg", "parallel": 2, "policies": tuning.DEFAULT_POLICIES}
+    assert "chosen: p0.50" in capsys.readouterr().out
+    md = (tmp_path / "results" / "tuning_x.md").read_text()
+    payload = json.loads((tmp_path / "results" / "tuning_x.json").read_text())
+    assert "| p0.50 | 70.0 |" in md and f"`synthaug {' '.join(argv)}`" in md
+    assert payload["command"] == "synthaug " + " ".join(argv) and payload["chosen"] == {"probability": 0.5,
+                                                                                          "ramp": False}
+    assert payload["scenario"] == folder.name and payload["candidates"][1]["dice"] == 0.7
