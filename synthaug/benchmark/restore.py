@@ -9,9 +9,10 @@ old and new runs, each with the commit it was made from.
 
 Nothing is overwritten: a run already in the work folder is kept when it is the stored one and refused
 when it differs; a work folder of another dataset or split is refused. When the work folder is not the one
-a built-in scenario's report was made in (its dataset exported to ``WORK/source``), dataset paths in the arm definitions (a style bank under the exported dataset)
-move with it and the stored runs' arm fingerprints are recomputed for the moved definitions, which is
-checked to be the only difference.
+a built-in scenario's report was made in (its dataset exported to ``WORK/source``), dataset paths in the
+arm definitions (a style bank under the exported dataset) move with it, and the stored runs' arm
+fingerprints are recomputed for the moved definitions; a run whose fingerprint matches no arm of the report
+is refused.
 """
 
 from __future__ import annotations

@@ -281,6 +281,7 @@ def tune_mixing(
     check_leakage(ds, [arm])
     _plan(ds.dataset_id, ds.folder, env, profile, work / "logs", log)
     _write_split(env.preprocessed / ds.folder.name, ds.train_ids)  # before the trainings, which may run in parallel
+    val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)  # leakage: before any training
     per_run = {k: v for k, v in profile.to_dict().items() if k not in _NOT_PER_RUN}  # parallel runs: not a change
 
     def train(policy: MixingPolicy, candidate: Arm) -> Path:
@@ -314,7 +315,6 @@ def tune_mixing(
             folders = list(pool.map(lambda job: train(*job), jobs))
     else:
         folders = [train(*job) for job in jobs]
-    val_cases = _validation_cases(env.preprocessed / ds.folder.name, fold, ds.test_ids)
     names = {str(v): k for k, v in ds.labels.items()}
     scores = []
     for policy, folder in zip(policies, folders):
