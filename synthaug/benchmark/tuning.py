@@ -39,7 +39,8 @@ from synthaug.benchmark.profiles import Profile
 from synthaug.errors import DataError, LeakageError, ValidationError
 
 __all__ = ["MixingPolicy", "CandidateScore", "MixingSearchResult", "DEFAULT_POLICIES", "apply_policy",
-           "tune_mixing", "apply_tuning", "tuning_file", "tuning_markdown"]
+           "tune_mixing", "apply_tuning", "tuning_file", "tuning_markdown", "TUNED_SUFFIX", "SearchRecord",
+           "read_search", "tuned_arm"]
 
 Log = Callable[[str], None]
 
@@ -345,3 +346,57 @@ def apply_tuning(arms: Sequence[Arm], work: str | Path, *, num_epochs: int | Non
             arm = apply_policy(arm, result.chosen, num_epochs=num_epochs)
         out.append(arm)
     return out
+
+
+#: Suffix of the arm a search's chosen policy makes (``context_phase`` -> ``context_phase_tuned``): a report holds
+#: the arm at its built-in policy and at the searched one side by side.
+TUNED_SUFFIX = "_tuned"
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """A search results file (``benchmark tune --out``): the search and the scenario it ran on."""
+
+    scenario: str
+    result: MixingSearchResult
+    path: Path
+
+
+def read_search(path: str | Path) -> SearchRecord:
+    """Read a search results file written by ``synthaug benchmark tune --out`` (the ``.json`` beside the ``.md``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"mixing-search file {path} does not exist: write one with 'synthaug benchmark tune "
+                        "--scenario S --arm A --work W --out benchmarks/results/tuning_S_A'.")
+    try:
+        payload = json.loads(path.read_text())
+        result = MixingSearchResult.from_dict(payload)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a mixing-search results file ({exc!r}); it is the .json that "
+                        "'synthaug benchmark tune ... --out' writes.") from exc
+    if not isinstance(payload.get("scenario"), str) or not result.candidates:
+        raise DataError(f"{path} names no scenario or holds no candidate: it is not a 'benchmark tune --out' file "
+                        "(WORK/tuning/ARM.json records apply to their own work folder instead).")
+    return SearchRecord(payload["scenario"], result, path)
+
+
+def tuned_arm(arm: Arm, record: SearchRecord, *, scenario: str, test_cases: Sequence[str],
+              num_epochs: int | None) -> Arm:
+    """``arm`` at the policy ``record`` chose, named ``<arm>_tuned`` so that it runs beside the built-in arm.
+
+    The search must have run on this scenario's own training cases (a search on another scenario's data may
+    have trained on this one's test cases) and must not have validated on any of its test cases.
+    """
+    result = record.result
+    if result.arm != arm.name:
+        raise ValidationError(f"{record.path} searched arm {result.arm!r}, not {arm.name!r}.")
+    if record.scenario != scenario:
+        raise LeakageError(f"{record.path} searched on scenario {record.scenario!r}, not {scenario!r}: its training "
+                           f"cases may include this scenario's test cases. Run 'synthaug benchmark tune --scenario "
+                           f"{scenario} --arm {arm.name} ... --out ...' on this scenario.")
+    leaked = sorted(set(result.validation_cases) & {str(c) for c in test_cases})
+    if leaked:
+        raise LeakageError(f"{record.path} validated on test case(s) {leaked}: a mixing policy must be chosen without "
+                           "any test case. Rerun the search (its split holds training cases only).")
+    tuned = apply_policy(arm, result.chosen, num_epochs=num_epochs)
+    return dataclasses.replace(tuned, name=arm.name + TUNED_SUFFIX)

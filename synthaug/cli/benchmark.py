@@ -94,6 +94,9 @@ def register(subparsers: Any) -> None:
                    help="comma-separated built-in arm names to run (default: all available), or a JSON arms file")
     d.add_argument("--seeds", type=int, nargs="+", default=None, help="override the profile's seeds")
     d.add_argument("--parallel", type=int, default=None, help="override the profile's parallel runs")
+    d.add_argument("--tuned", type=Path, action="append", default=[], metavar="SEARCH.json",
+                   help="also run ARM_tuned: the built-in arm a 'benchmark tune --out' search of this scenario "
+                   "names, at the policy it chose (repeatable)")
     d.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
     _report_options(d)
     d.set_defaults(func=_downstream)
@@ -279,6 +282,22 @@ def _arms_for(names: str | None, dataset: Path) -> list:
     return select_arms(arms, [a.strip() for a in names.split(",") if a.strip()] if names else None)
 
 
+def _tuned_arms(files: list[Path], dataset: Path, scenario: str, num_epochs: int) -> list:
+    """``--tuned``: each search file's arm at its chosen policy (checked against this scenario's test cases)."""
+    from synthaug.benchmark.downstream import open_dataset
+    from synthaug.benchmark.tuning import read_search, tuned_arm
+
+    if not files:
+        return []
+    test_cases = open_dataset(dataset).test_ids
+    out = []
+    for f in files:
+        record = read_search(f)
+        base = next(a for a in _arms_for(record.result.arm, dataset) if a.name == record.result.arm)
+        out.append(tuned_arm(base, record, scenario=scenario, test_cases=test_cases, num_epochs=num_epochs))
+    return out
+
+
 def _downstream(args: argparse.Namespace) -> int:
     from synthaug.benchmark.downstream import prepare_scenario, run_benchmark
     from synthaug.benchmark.profiles import get_profile
@@ -295,6 +314,7 @@ def _downstream(args: argparse.Namespace) -> int:
     work = args.work
     dataset = prepare_scenario(args.scenario, work / "source") if args.scenario else args.dataset
     arms = apply_tuning(_arms_for(args.arms, Path(dataset)), work, num_epochs=profile.num_epochs)
+    arms += _tuned_arms(args.tuned, Path(dataset), args.scenario or Path(dataset).name, profile.num_epochs)
     print(f"[benchmark] arms: {', '.join(a.name for a in arms)}; profile {profile.name}; seeds {list(profile.seeds)}")
     run_benchmark(dataset, work, profile, arms)
     out = args.out or work / "report"

@@ -15,11 +15,13 @@ from synthaug.benchmark.tuning import (
     _write_split,
     apply_policy,
     apply_tuning,
+    read_search,
     tune_mixing,
+    tuned_arm,
     tuning_file,
     tuning_markdown,
 )
-from synthaug.errors import LeakageError, ValidationError
+from synthaug.errors import DataError, LeakageError, ValidationError
 from tests.benchmark.test_downstream import CONTEXT
 from tests.integrations.nnunet import make_raw_dataset
 
@@ -143,3 +145,43 @@ def test_a_tiny_search_trains_each_policy_on_a_training_fold_and_resumes(tmp_pat
     again = tune_mixing(folder, work, get_profile("smoke"), arm, policies=policies, log=lines.append)
     assert again.candidates == result.candidates
     assert sum("finished before, skipped" in x for x in lines) == 2 and not any("nnUNetv2_train" in x for x in lines)
+
+
+def _search_file(tmp_path, scenario="in-domain", dices=(0.5, 0.7, 0.6, 0.1)):
+    f = tmp_path / "tuning_x.json"
+    f.write_text(json.dumps({"command": "synthaug benchmark tune x", "scenario": scenario,
+                             **_result(list(dices)).to_dict()}))
+    return f
+
+
+def test_a_search_file_makes_the_tuned_arm_beside_the_built_in_one(tmp_path):
+    record = read_search(_search_file(tmp_path))
+    assert record.scenario == "in-domain" and record.result.chosen == MixingPolicy(0.5)
+    arm = _arm()
+    tuned = tuned_arm(arm, record, scenario="in-domain", test_cases=["t1"], num_epochs=40)
+    assert tuned.name == "mix_tuned" and tuned.fingerprint() != arm.fingerprint()
+    assert sum(t["probability"] for t in tuned.recipe["transforms"]) == pytest.approx(0.5)
+    assert tuned.recipe == apply_policy(arm, MixingPolicy(0.5), num_epochs=40).recipe
+    with pytest.raises(ValidationError, match="searched arm 'mix', not 'other'"):
+        tuned_arm(Arm("other", "o", arm.recipe), record, scenario="in-domain", test_cases=[], num_epochs=40)
+
+
+def test_a_search_of_another_scenario_or_one_that_saw_a_test_case_is_refused(tmp_path):
+    record = read_search(_search_file(tmp_path))
+    with pytest.raises(LeakageError, match="searched on scenario 'in-domain', not 'cross-scanner'"):
+        tuned_arm(_arm(), record, scenario="cross-scanner", test_cases=[], num_epochs=40)
+    with pytest.raises(LeakageError, match=r"validated on test case\(s\) \['case_001'\]"):
+        tuned_arm(_arm(), record, scenario="in-domain", test_cases=["case_001"], num_epochs=40)
+
+
+def test_what_is_not_a_search_results_file_is_refused(tmp_path):
+    with pytest.raises(DataError, match="does not exist: write one with 'synthaug benchmark tune"):
+        read_search(tmp_path / "missing.json")
+    work_record = tmp_path / "mix.json"  # WORK/tuning/ARM.json: no scenario
+    work_record.write_text(json.dumps(_result([0.5, 0.7, 0.6, 0.1]).to_dict()))
+    with pytest.raises(DataError, match="names no scenario"):
+        read_search(work_record)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"scenario": "in-domain", "arm": "mix"}')
+    with pytest.raises(DataError, match="not a mixing-search results file"):
+        read_search(broken)

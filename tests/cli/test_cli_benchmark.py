@@ -1,6 +1,7 @@
 """``synthaug benchmark report`` options and ``synthaug benchmark reproduce`` end to end (smoke profile,
 real nnU-Net on CPU, tiny dataset)."""
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -169,3 +170,32 @@ def test_tune_out_writes_the_search_beside_its_command(tmp_path, capsys, monkeyp
     assert payload["command"] == "synthaug " + " ".join(argv) and payload["chosen"] == {"probability": 0.5,
                                                                                           "ramp": False}
     assert payload["scenario"] == folder.name and payload["candidates"][1]["dice"] == 0.7
+
+
+def test_downstream_tuned_adds_the_searched_arm_and_refuses_another_scenarios_search(tmp_path, capsys, monkeypatch):
+    import synthaug.benchmark.downstream as downstream
+    from tests.benchmark.test_tuning import _result
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=977, name="TunedArm", shape=(24, 24, 1))
+    search = tmp_path / "tuning_x.json"
+    result = dataclasses.replace(_result([0.9, 0.7, 0.6, 0.1]), arm="synthseg", validation_cases=("case_000",))
+    search.write_text(json.dumps({"scenario": folder.name, **result.to_dict()}))
+    seen = {}
+
+    def fake_run(dataset, work, profile, arms, **kwargs):  # the runs themselves are tested in test_downstream.py
+        seen["arms"] = arms
+        raise SystemExit(0)
+
+    monkeypatch.setattr(downstream, "run_benchmark", fake_run)
+    argv = ["benchmark", "downstream", "--dataset", str(folder), "--work", str(tmp_path / "w"), "--profile", "smoke",
+            "--arms", "default,synthseg", "--tuned", str(search)]
+    with pytest.raises(SystemExit):
+        main(argv)
+    names = [a.name for a in seen["arms"]]
+    assert names == ["default", "synthseg", "synthseg_tuned"]
+    probs = [t["probability"] for t in seen["arms"][2].recipe["transforms"]]
+    assert sum(probs) == pytest.approx(0.25) and "mixing p0.25" in seen["arms"][2].description
+    other = tmp_path / "tuning_other.json"
+    other.write_text(json.dumps({"scenario": "in-domain", **result.to_dict()}))
+    code = main([*argv[:-1], str(other)])
+    assert code != 0 and "searched on scenario 'in-domain'" in capsys.readouterr().err
