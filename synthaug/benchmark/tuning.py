@@ -380,16 +380,20 @@ def read_search(path: str | Path) -> SearchRecord:
     return SearchRecord(payload["scenario"], result, path)
 
 
-def tuned_arm(arm: Arm, record: SearchRecord, *, scenario: str, test_cases: Sequence[str],
-              num_epochs: int | None) -> Arm:
+def tuned_arm(arm: Arm, record: SearchRecord, *, scenario: str, test_cases: Sequence[str], profile: Profile) -> Arm:
     """``arm`` at the policy ``record`` chose, named ``<arm>_tuned`` so that it runs beside the built-in arm.
 
     The search must have run on this scenario's own training cases (a search on another scenario's data may
-    have trained on this one's test cases) and must not have validated on any of its test cases.
+    have trained on this one's test cases), at this profile (a policy chosen at one budget is not a choice at
+    another), and must not have validated on any of its test cases.
     """
     result = record.result
     if result.arm != arm.name:
         raise ValidationError(f"{record.path} searched arm {result.arm!r}, not {arm.name!r}.")
+    if result.profile != profile.name:
+        raise ValidationError(f"{record.path} searched at profile {result.profile!r}, this run is {profile.name!r}: "
+                              f"rerun 'synthaug benchmark tune ... --profile {profile.name}' or run at "
+                              f"--profile {result.profile}.")
     if record.scenario != scenario:
         raise LeakageError(f"{record.path} searched on scenario {record.scenario!r}, not {scenario!r}: its training "
                            f"cases may include this scenario's test cases. Run 'synthaug benchmark tune --scenario "
@@ -398,5 +402,5 @@ def tuned_arm(arm: Arm, record: SearchRecord, *, scenario: str, test_cases: Sequ
     if leaked:
         raise LeakageError(f"{record.path} validated on test case(s) {leaked}: a mixing policy must be chosen without "
                            "any test case. Rerun the search (its split holds training cases only).")
-    tuned = apply_policy(arm, result.chosen, num_epochs=num_epochs)
+    tuned = apply_policy(arm, result.chosen, num_epochs=profile.num_epochs)
     return dataclasses.replace(tuned, name=arm.name + TUNED_SUFFIX)

@@ -282,7 +282,7 @@ def _arms_for(names: str | None, dataset: Path) -> list:
     return select_arms(arms, [a.strip() for a in names.split(",") if a.strip()] if names else None)
 
 
-def _tuned_arms(files: list[Path], dataset: Path, scenario: str, num_epochs: int) -> list:
+def _tuned_arms(files: list[Path], dataset: Path, scenario: str, profile: Any) -> list:
     """``--tuned``: each search file's arm at its chosen policy (checked against this scenario's test cases)."""
     from synthaug.benchmark.downstream import open_dataset
     from synthaug.benchmark.tuning import read_search, tuned_arm
@@ -294,7 +294,7 @@ def _tuned_arms(files: list[Path], dataset: Path, scenario: str, num_epochs: int
     for f in files:
         record = read_search(f)
         base = next(a for a in _arms_for(record.result.arm, dataset) if a.name == record.result.arm)
-        out.append(tuned_arm(base, record, scenario=scenario, test_cases=test_cases, num_epochs=num_epochs))
+        out.append(tuned_arm(base, record, scenario=scenario, test_cases=test_cases, profile=profile))
     return out
 
 
@@ -314,7 +314,7 @@ def _downstream(args: argparse.Namespace) -> int:
     work = args.work
     dataset = prepare_scenario(args.scenario, work / "source") if args.scenario else args.dataset
     arms = apply_tuning(_arms_for(args.arms, Path(dataset)), work, num_epochs=profile.num_epochs)
-    arms += _tuned_arms(args.tuned, Path(dataset), args.scenario or Path(dataset).name, profile.num_epochs)
+    arms += _tuned_arms(args.tuned, Path(dataset), args.scenario or Path(dataset).name, profile)
     print(f"[benchmark] arms: {', '.join(a.name for a in arms)}; profile {profile.name}; seeds {list(profile.seeds)}")
     run_benchmark(dataset, work, profile, arms)
     out = args.out or work / "report"

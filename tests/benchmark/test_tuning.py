@@ -158,20 +158,23 @@ def test_a_search_file_makes_the_tuned_arm_beside_the_built_in_one(tmp_path):
     record = read_search(_search_file(tmp_path))
     assert record.scenario == "in-domain" and record.result.chosen == MixingPolicy(0.5)
     arm = _arm()
-    tuned = tuned_arm(arm, record, scenario="in-domain", test_cases=["t1"], num_epochs=40)
+    smoke = get_profile("smoke")
+    tuned = tuned_arm(arm, record, scenario="in-domain", test_cases=["t1"], profile=smoke)
     assert tuned.name == "mix_tuned" and tuned.fingerprint() != arm.fingerprint()
     assert sum(t["probability"] for t in tuned.recipe["transforms"]) == pytest.approx(0.5)
-    assert tuned.recipe == apply_policy(arm, MixingPolicy(0.5), num_epochs=40).recipe
+    assert tuned.recipe == apply_policy(arm, MixingPolicy(0.5), num_epochs=smoke.num_epochs).recipe
     with pytest.raises(ValidationError, match="searched arm 'mix', not 'other'"):
-        tuned_arm(Arm("other", "o", arm.recipe), record, scenario="in-domain", test_cases=[], num_epochs=40)
+        tuned_arm(Arm("other", "o", arm.recipe), record, scenario="in-domain", test_cases=[], profile=smoke)
+    with pytest.raises(ValidationError, match="searched at profile 'smoke', this run is 'cpu-long'"):
+        tuned_arm(arm, record, scenario="in-domain", test_cases=[], profile=get_profile("cpu-long"))
 
 
 def test_a_search_of_another_scenario_or_one_that_saw_a_test_case_is_refused(tmp_path):
     record = read_search(_search_file(tmp_path))
     with pytest.raises(LeakageError, match="searched on scenario 'in-domain', not 'cross-scanner'"):
-        tuned_arm(_arm(), record, scenario="cross-scanner", test_cases=[], num_epochs=40)
+        tuned_arm(_arm(), record, scenario="cross-scanner", test_cases=[], profile=get_profile("smoke"))
     with pytest.raises(LeakageError, match=r"validated on test case\(s\) \['case_001'\]"):
-        tuned_arm(_arm(), record, scenario="in-domain", test_cases=["case_001"], num_epochs=40)
+        tuned_arm(_arm(), record, scenario="in-domain", test_cases=["case_001"], profile=get_profile("smoke"))
 
 
 def test_what_is_not_a_search_results_file_is_refused(tmp_path):
