@@ -282,6 +282,12 @@ def _arms_for(names: str | None, dataset: Path) -> list:
     return select_arms(arms, [a.strip() for a in names.split(",") if a.strip()] if names else None)
 
 
+def _scenario_name(args: argparse.Namespace, dataset: Any) -> str:
+    """The scenario a run is recorded under: the built-in scenario, else the dataset folder's name (what
+    ``tune --out`` writes and ``downstream --tuned`` checks)."""
+    return args.scenario or Path(dataset).name
+
+
 def _tuned_arms(files: list[Path], dataset: Path, scenario: str, profile: Any) -> list:
     """``--tuned``: each search file's arm at its chosen policy (checked against this scenario's test cases)."""
     from synthaug.benchmark.downstream import open_dataset
@@ -314,11 +320,11 @@ def _downstream(args: argparse.Namespace) -> int:
     work = args.work
     dataset = prepare_scenario(args.scenario, work / "source") if args.scenario else args.dataset
     arms = apply_tuning(_arms_for(args.arms, Path(dataset)), work, num_epochs=profile.num_epochs)
-    arms += _tuned_arms(args.tuned, Path(dataset), args.scenario or Path(dataset).name, profile)
+    arms += _tuned_arms(args.tuned, Path(dataset), _scenario_name(args, dataset), profile)
     print(f"[benchmark] arms: {', '.join(a.name for a in arms)}; profile {profile.name}; seeds {list(profile.seeds)}")
     run_benchmark(dataset, work, profile, arms)
     out = args.out or work / "report"
-    title = f"Downstream nnU-Net benchmark: {args.scenario or Path(dataset).name} ({profile.name})"
+    title = f"Downstream nnU-Net benchmark: {_scenario_name(args, dataset)} ({profile.name})"
     path = write_report(work, out, title=title, command=_command(), machine=machine_line(), date=today(),
                         notes=args.note, **report_kwargs)
     print(f"[benchmark] report: {path}")
@@ -345,7 +351,7 @@ def _tune(args: argparse.Namespace) -> int:
         from synthaug.benchmark.tuning import tuning_markdown
         from synthaug.training.provenance import today
 
-        scenario = args.scenario or Path(dataset).name
+        scenario = _scenario_name(args, dataset)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_name(args.out.name + ".md").write_text(
             tuning_markdown(result, scenario=scenario, command=_command(), date=today()))
