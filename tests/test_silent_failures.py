@@ -113,7 +113,7 @@ def test_case3_expansion_manifests_record_the_style_case(tmp_path, monkeypatch):
     assert manifests and all(m["params"]["style_id"] in ("case_000", "case_001") for m in manifests)
 
 
-def test_case5_resume_replaces_a_corrupted_original_and_small_sources_fail_before_synthesis(tiny_weights, tmp_path):
+def test_case5_resume_replaces_a_corrupted_original_and_small_sources_split_leave_one_out(tiny_weights, tmp_path):
     from synthaug.recipes.expand import expand_dataset
     from tests.integrations.nnunet import write_recipe
 
@@ -136,10 +136,18 @@ def test_case5_resume_replaces_a_corrupted_original_and_small_sources_fail_befor
     out = expand_dataset(raw, tmp_path / "Dataset906_D", recipe=recipe, per_case=1, progress=False)
     assert (out / "imagesTr" / "case_002_0000.nii.gz").read_bytes() == (raw / "imagesTr" / "case_002_0000.nii.gz").read_bytes()
 
+    # 3 originals: leave-one-out folds 0-4, no synthetic copy of a validation case in its fold's training part
     small = make_raw_dataset(tmp_path / "small", n_train=3, shape=(20, 18, 2))
+    out = expand_dataset(small, tmp_path / "small" / "Dataset907_E", recipe=recipe, per_case=1, progress=False)
+    splits = json.loads((out / "splits_final.json").read_text())
+    assert len(splits) == 5 and all(len(f["val"]) == 1 for f in splits)
+    assert {f["val"][0] for f in splits} == {"case_000", "case_001", "case_002"}
+    for f in splits:
+        assert not any(c.startswith(f["val"][0]) for c in f["train"]), "a synthetic copy of the validation case"
+    one = make_raw_dataset(tmp_path / "one", n_train=1, shape=(20, 18, 2))
     seen = []
-    with pytest.raises(DataError, match="at least 5"):
-        expand_dataset(small, tmp_path / "small" / "Dataset907_E", recipe=recipe, per_case=1, progress=False,
+    with pytest.raises(DataError, match="at least 2 originals"):
+        expand_dataset(one, tmp_path / "one" / "Dataset908_F", recipe=recipe, per_case=1, progress=False,
                        hook=lambda e, s: seen.append(e))
     assert seen == [], "refused before any synthetic case was made"
 

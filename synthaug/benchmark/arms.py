@@ -4,7 +4,9 @@ An :class:`Arm` is a synthaug recipe run on the fly by ``nnUNetTrainerSynthAug``
 has an empty recipe: nnU-Net's default augmentation, synthesis off, the same budget mechanism), or an
 offline expansion (``synthaug expand`` with a recipe, then trained with synthesis off).
 
-Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and the shipped weights:
+Built-in arms (:func:`builtin_arms`) are chosen from the dataset's labels and the shipped weights whose training
+spacing matches the training images' (within the transforms' default ``spacing_tolerance``; a generator trained at
+3 mm is not offered for 1.5 mm data, where every one of its transforms would refuse the input):
 
 - ``default``: nnU-Net's default augmentation only;
 - ``synthseg``: the strongest generator-free baseline as its authors run it: SynthSeg-style domain
@@ -129,6 +131,21 @@ def _crosses_modality(card: Any) -> bool:
     return bool(src and tgt and src != tgt)
 
 
+def _fits_spacing(card: Any, spacings: Sequence[Sequence[float]]) -> bool:
+    """Whether every training image's voxel size is within the transforms' default tolerance of the card's."""
+    from synthaug.transforms.context_texture import ContextTextureOptions
+    from synthaug.transforms.guards import check_spacing
+
+    # the arms leave every generator transform's slice axis and spacing tolerance at their (shared) defaults
+    axis, tolerance = ContextTextureOptions.slice_axis, ContextTextureOptions.spacing_tolerance
+    for sp in spacings:
+        try:
+            check_spacing(card, sp, slice_axis=axis, tolerance=tolerance, dims=len(sp))
+        except ValidationError:
+            return False
+    return True
+
+
 def _covering(cards: Sequence[Any], family: str, labels: Sequence[str], *,
               modalities: tuple[set[str], set[str]] | None = None) -> Any | None:
     """The first card of ``family`` whose class names include every dataset label.
@@ -164,10 +181,12 @@ def dataset_modalities(dataset_json: Mapping[str, Any]) -> tuple[set[str], set[s
 
 
 def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None = None,
-                 style_bank: str | None = None, unlabelled_bank: str | None = None) -> list[Arm]:
+                 style_bank: str | None = None, unlabelled_bank: str | None = None,
+                 spacings: Sequence[Sequence[float]] = ()) -> list[Arm]:
     """The built-in arms for a dataset (see the module docstring).
 
-    ``cards`` default to the installed weights (:func:`synthaug.weights.registry.list_weights`);
+    ``cards`` default to the installed weights (:func:`synthaug.weights.registry.list_weights`), of which only those
+    trained at the training images' ``spacings`` (mm per axis, one per image; empty: not checked) are used;
     ``style_bank`` is the folder of (image, label) training cases the style arm draws styles from
     (the harness passes the dataset's ``imagesTr``/``labelsTr`` parent); ``unlabelled_bank`` a folder of
     unlabelled target-modality images for the ``style_unpaired`` arm (a scenario's ``imagesGen``).
@@ -176,6 +195,7 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
         from synthaug.weights.registry import list_weights
 
         cards = list_weights()
+    cards = [c for c in cards if _fits_spacing(c, spacings)]
     labels = [k for k, v in dataset_json.get("labels", {}).items() if isinstance(v, int)]
     label_map = {name: name for name in labels}
     deform = {"enabled": True, "control_points": 4, "max_displacement": 6.0}

@@ -271,14 +271,15 @@ def _speed(args: argparse.Namespace) -> int:
 def _arms_for(names: str | None, dataset: Path) -> list:
     """The arms ``--arms`` names (comma-separated built-in names or a JSON arms file; None: every built-in one)."""
     from synthaug.benchmark.arms import arms_from_file, builtin_arms, select_arms
-    from synthaug.data.nnunet_export import GENERATOR_FOLDER
+    from synthaug.data.nnunet_export import GENERATOR_FOLDER, training_spacings
 
     if names and names.endswith(".json"):
         return arms_from_file(names)
     meta = json.loads((dataset / "dataset.json").read_text()) if (dataset / "dataset.json").is_file() else {}
     unlabelled = dataset / GENERATOR_FOLDER
+    spacings = list(training_spacings(dataset).values()) if meta else []
     arms = builtin_arms(meta, style_bank=str(dataset.resolve()),
-                        unlabelled_bank=str(unlabelled.resolve()) if unlabelled.is_dir() else None)
+                        unlabelled_bank=str(unlabelled.resolve()) if unlabelled.is_dir() else None, spacings=spacings)
     return select_arms(arms, [a.strip() for a in names.split(",") if a.strip()] if names else None)
 
 

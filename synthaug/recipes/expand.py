@@ -412,12 +412,21 @@ def _version() -> str:
 def _splits(train: Sequence[str], synthetic: Mapping[str, list[str]]) -> list[dict[str, list[str]]]:
     from synthaug._optional import require
 
-    if len(train) < 5:
+    """nnU-Net's own 5-fold split of the originals, each synthetic case in the training part of its original's folds.
+
+    With 2-4 originals the split is leave-one-out, repeated so that folds 0-4 all exist (nnU-Net would otherwise fall
+    back to a random split over every case, synthetic copies of a validation case included).
+    """
+    if len(train) < 2:
         raise DataError(
-            f"the source dataset has {len(train)} training case(s); nnU-Net's 5-fold splits need at least 5."
+            f"the source dataset has {len(train)} training case(s); a validation split needs at least 2 originals "
+            "(so that no synthetic copy of a validation case is trained on). Add training cases, or train nnU-Net "
+            "on the original dataset."
         )
     generate = require("nnunetv2.utilities.crossval_split").generate_crossval_split
-    folds = generate(sorted(train), seed=12345, n_splits=5)  # nnU-Net's own default split of the originals
+    n = min(5, len(train))
+    folds = generate(sorted(train), seed=12345, n_splits=n)  # nnU-Net's default split (leave-one-out below 5)
+    folds = [folds[k % n] for k in range(5)]
     out = []
     for f in folds:
         tr = [str(c) for c in f["train"]]
@@ -607,7 +616,7 @@ def expand_dataset(
                                       tolerance=t.spacing_tolerance, dims=3)
                     except ValidationError as exc:
                         raise ValidationError(f"training case {case!r} of {src_root}: {exc}") from exc
-    # every check that needs no synthesis, before any synthesis: nnU-Net's 5-fold splits need 5 originals
+    # every check that needs no synthesis, before any synthesis: a validation split needs 2 originals
     _splits(src.train, {})
     synth_ids = [synthetic_id(c, k) for c in src.train for k in range(per_case)]
     for sid in synth_ids:

@@ -33,8 +33,19 @@ def config_from_dict(cls: type[T], d: dict[str, Any]) -> T:
     kwargs = {}
     for k, v in d.items():
         default = fields[k].default
-        if isinstance(default, tuple) and isinstance(v, list):
+        if isinstance(default, tuple):
+            if not isinstance(v, (list, tuple)):
+                example = ",".join(str(x) for x in default) or "..."
+                raise ValidationError(
+                    f"option {k!r} of {cls.__name__} must be a list, got {v!r}; write it as JSON, e.g. "
+                    f"{k}=[{example}] (in a shell, quote it: '{k}=[{example}]')."
+                )
             v = tuple(v)
+        elif isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(v, str):
+            raise ValidationError(
+                f"option {k!r} of {cls.__name__} must be a number, got the text {v!r}; write it as a number, "
+                f"e.g. {k}={default}."
+            )
         kwargs[k] = v
     return cls(**kwargs)
 

@@ -440,3 +440,18 @@ def test_spine_cross_modality_gets_the_spine_dr_generator_with_randomised_appear
     assert t["options"]["keep_outside_window"] is False
     assert "simulated_mr" not in arms and "context" not in arms  # no physics prior, no single-domain spine generator
     assert "context_dr_randomised" not in arms and "context_phase" not in arms  # randomised already; not CT
+
+
+def test_generators_trained_at_another_spacing_are_not_offered():
+    """The spine dataset is at 1.5 mm: the abdominal CT -> MR translator (3 mm) would refuse every training image,
+    so neither ``translate`` nor the arms built on it (``combined``, ``expansion``) are offered there; at 3 mm it is."""
+    from synthaug.data.spine import spine_vocabulary
+    from synthaug.weights.registry import list_weights
+
+    labels = {n: i for i, n in enumerate(spine_vocabulary().names)}
+    meta = {"labels": labels, "synthaug": {"cases": [{"id": "spineCt_z000-015", "subject": "spine_ct", "role": "train"},
+                                                     {"id": "spineMr_z000-051", "subject": "spine_mr", "role": "test"}]}}
+    at = {mm: {a.name for a in builtin_arms(meta, cards=list_weights(), spacings=[(mm, mm, mm)] * 3)} for mm in (1.5, 3.0)}
+    assert {"translate", "combined", "expansion"}.isdisjoint(at[1.5])
+    assert {"context_dr", "expansion_dr"} <= at[1.5]  # the spine DR generator was trained at 1.5 mm
+    assert "translate" in at[3.0] and "context_dr" not in at[3.0]
