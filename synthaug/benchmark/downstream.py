@@ -639,6 +639,13 @@ def run_benchmark(
         names = {a.name for a in arms}
         recorded += [a for a in previous.get("arms", []) if a.get("name") not in names]
         training = {**dict(previous.get("generator_training_cases") or {}), **training}
+    logs = work / "logs"
+    _plan(ds.dataset_id, ds.folder, env, profile, logs, log)
+    train_ids = {}
+    for arm in arms:
+        train_ids[arm.name] = _expand(arm, ds, env, profile, work, log)[0] if arm.is_expansion else ds.dataset_id
+    # recorded once every arm is ready to train: an arm refused while preparing (an expansion its generator
+    # refuses) never enters the report as a phantom arm with no run
     _atomic_json(work / "benchmark.json", {
         "dataset": ds.name, "source": str(src),
         "scenario": sa.get("scenario") if isinstance(sa, Mapping) else None,
@@ -648,11 +655,6 @@ def run_benchmark(
         "groups": {k: list(v) for k, v in ds.groups.items()}, "held_out_groups": list(ds.held_out_groups),
         "commit": commit.to_dict() if commit else None,
     })
-    logs = work / "logs"
-    _plan(ds.dataset_id, ds.folder, env, profile, logs, log)
-    train_ids = {}
-    for arm in arms:
-        train_ids[arm.name] = _expand(arm, ds, env, profile, work, log)[0] if arm.is_expansion else ds.dataset_id
     jobs = [(arm, seed) for seed in profile.seeds for arm in arms]
     if profile.parallel == 1:
         return [_run_one(a, s, ds, train_ids[a.name], profile, env, work, log) for a, s in jobs]

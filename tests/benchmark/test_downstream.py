@@ -233,6 +233,17 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     meta, stored = load_results(work)  # the arms of the first call stay recorded: their seed-0 runs still count
     assert [a["name"] for a in meta["arms"]] == ["default", "ctx", "exp"]
     assert [(r["arm"], r["seed"]) for r in stored] == [("default", 0), ("default", 1), ("ctx", 0), ("exp", 0)]
+    # an arm refused while its expansion is prepared is not recorded: no phantom arm without runs in the report
+    from synthaug.benchmark import downstream
+
+    def refuse(arm, *args, **kwargs):
+        raise DataError(f"arm {arm.name!r}: refused")
+
+    monkeypatch.setattr(downstream, "_expand", refuse)
+    refused = Arm("exp2", "refused expansion", expansion_recipe={"transforms": [CONTEXT]}, per_case=1)
+    with pytest.raises(DataError, match="refused"):
+        run_benchmark(folder, work, more, [arms[0], refused], log=lines.append)
+    assert [a["name"] for a in json.loads((work / "benchmark.json").read_text())["arms"]] == ["default", "ctx", "exp"]
 
 
 def test_translate_arm_when_training_and_test_modalities_differ():
