@@ -410,13 +410,13 @@ def _version() -> str:
 
 
 def _splits(train: Sequence[str], synthetic: Mapping[str, list[str]]) -> list[dict[str, list[str]]]:
-    from synthaug._optional import require
-
     """nnU-Net's own 5-fold split of the originals, each synthetic case in the training part of its original's folds.
 
     With 2-4 originals the split is leave-one-out, repeated so that folds 0-4 all exist (nnU-Net would otherwise fall
     back to a random split over every case, synthetic copies of a validation case included).
     """
+    from synthaug._optional import require
+
     if len(train) < 2:
         raise DataError(
             f"the source dataset has {len(train)} training case(s); a validation split needs at least 2 originals "
