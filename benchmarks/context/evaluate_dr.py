@@ -150,6 +150,7 @@ def main() -> None:
             is_dr = model == str(w)
             row.update({"randomised": ctrl["randomised"], "uniform_in_dr_range": ctrl["uniform"], "dr_ranges": ctrl["ranges"],
                         "dr_reference": card.name, "draws": args.draws, "role": "DR" if is_dr else "shipped",
+                        "variant": card_of(model).arguments.get("variant", ""),
                         "run": Path(w).parent.name if is_dr else "shipped"})
             rows.append(row)
     # the figure: the first CT super-class model listed (else the first model), beside its shipped baseline if any
@@ -163,6 +164,11 @@ def main() -> None:
     command = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/context/evaluate_dr.py", *sys.argv[1:]])
     args.out.with_suffix(".md").write_text(markdown(rows, command, fig_path.name, fig_info))
     print(args.out.with_suffix(".md").read_text())
+
+
+def _model(row: dict[str, Any]) -> str:
+    """A row's model cell: the weights name and, where recorded, the generator variant."""
+    return f"{row['weights']} ({row['variant']})" if row.get("variant") else str(row["weights"])
 
 
 def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_info: dict | None) -> str:
@@ -179,6 +185,8 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
           if any(r["data"] in ("ct_a", "mni") for r in rows) else []),
         *(["benchmarks/context/train_dr_spine.sh runs/context_dr   # the spine DR model (settings inside)"]
           if any(r["data"] == "spine_ct" for r in rows) else []),
+        *(["benchmarks/context/train_dr_oasis.sh runs/context_dr   # the SPADE/OASIS-family CT DR model (settings inside)"]
+          if any(r.get("variant") == "oasis" for r in rows) else []),
         command,
         "```",
         "",
@@ -197,7 +205,7 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
     for r in rows:
         pf = r["controllability_per_feature"]
         lines.append(
-            f"| {r['weights']} | {r['run']} | {r['role']} | {r['data']} | {_f(r['l1'], 3)} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | "
+            f"| {_model(r)} | {r['run']} | {r['role']} | {r['data']} | {_f(r['l1'], 3)} | {_f(r['psnr'])} | {_f(r['ssim'], 3)} | "
             f"{_f(r['ssim_smoothed'], 3)} | {r['kid_x1000'][0]:.0f} | {_f(r['controllability'])} | {pf['mean'][0]:.2f} | "
             f"{pf['entropy'][0]:.2f} | {_f(r['controllability_calibrated'])} | {r['iterations']} | {r['training_seconds']} |"
         )
@@ -217,7 +225,7 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
     for r in rows:
         z, u = r["randomised"], r["uniform_in_dr_range"]
         lines.append(
-            f"| {r['weights']} | {r['run']} | {r['role']} | {r['data']} | {_f(z['controllability'])} | {z['per_feature']['mean'][0]:.2f} | "
+            f"| {_model(r)} | {r['run']} | {r['role']} | {r['data']} | {_f(z['controllability'])} | {z['per_feature']['mean'][0]:.2f} | "
             f"{z['per_feature']['entropy'][0]:.2f} | {_f(z['controllability_calibrated'])} | {_f(z['ssim_vs_target'], 3)} | "
             f"{_f(z['psnr_vs_target'])} | {z['requested_mean_range'][0]:.2f}-{z['requested_mean_range'][1]:.2f} | "
             f"{_f(u['controllability'])} | {_f(u['controllability_calibrated'])} |"
@@ -230,7 +238,7 @@ def markdown(rows: list[dict[str, Any]], command: str, figure_name: str, fig_inf
         z = r["randomised"]
         kinds = " | ".join(f"{z['by_kind'][k]['mean'][0]:.1f} (n={z['by_kind'][k]['n']})" for k in ("increasing", "decreasing", "non_monotone"))
         bins = " | ".join(f"{b['mean'][0]:.1f} (n={b['n']})" for b in z["by_requested_mean"])
-        lines.append(f"| {r['weights']} | {r['run']} | {r['role']} | {kinds} | {bins} |")
+        lines.append(f"| {_model(r)} | {r['run']} | {r['role']} | {kinds} | {bins} |")
     if any(r["data"] == "ct_a" for r in rows):
         lines += _physics_table()
     lines += ["", "## Figure", ""]
