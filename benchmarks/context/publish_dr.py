@@ -1,6 +1,8 @@
 """Publish the DR generators into the shipped registry with their metrics, and write their Markdown cards.
 
     .venv/bin/python benchmarks/context/publish_dr.py --runs runs/context_dr --results benchmarks/results/context_dr.json
+    .venv/bin/python benchmarks/context/publish_dr.py --runs runs/context_dr --results benchmarks/results/context_dr_oasis.json \
+        --single context_dr_oasis_ct_a=ct_a_oasis      # one single-stage run (the SPADE/OASIS-family model)
 
 Uses the project's export path only: ``synthaug weights publish`` (copy + card + sha256 + metrics + notes) and
 ``synthaug weights info --markdown`` (docs/model_cards/<name>.md).
@@ -23,7 +25,7 @@ RUNS = {"context_dr_ct_a": "ct_a_p2pf_stage2", "context_dr_mni": "mni_p2p_stage2
 INIT = {"context_dr_ct_a": "context_ct_a", "context_mni": "context_mni", "context_dr_mni": "context_mni"}
 
 
-def card_metrics(row: dict[str, Any]) -> dict[str, Any]:
+def card_metrics(row: dict[str, Any], results_file: str = "benchmarks/results/context_dr.md") -> dict[str, Any]:
     """The compact metrics a card carries (the full rows stay in the results JSON)."""
     z, u = row["randomised"], row["uniform_in_dr_range"]
     keep = ("l1", "psnr", "ssim", "ssim_smoothed", "kid_x1000", "controllability", "controllability_per_feature",
@@ -42,7 +44,7 @@ def card_metrics(row: dict[str, Any]) -> dict[str, Any]:
         # Ranges as text: the Markdown card renders a numeric pair as "mean ± std".
         "appearance_ranges": {k: (f"{v[0]:g}..{v[1]:g}" if k.endswith("_range") else str(v)) if isinstance(v, list)
                               else v for k, v in row["dr_ranges"].items()},
-        "results_file": "benchmarks/results/context_dr.md",
+        "results_file": results_file,
     }
 
 
@@ -66,29 +68,59 @@ def notes(name: str, card: Any, stage1: Any) -> str:
     )
 
 
+def notes_single(card: Any, results_file: str) -> str:
+    """Notes of a single-stage DR run (trained from scratch unless its config names init_from)."""
+    cfg = card.training["config"]
+    data = "CT subject A, slices z000-093 only (the held-out slab z096-111, CT subject B and MR subject C were never seen)" \
+        if cfg["data"] == "ct_a" else f"the {cfg['data']!r} training data"
+    start = f"from {Path(cfg['init_from']).stem}" if cfg.get("init_from") else "from scratch"
+    family = "the SPADE/OASIS family (SPADE generator with 3D noise on the fusion module's context map, OASIS " \
+        "segmentation discriminator, no L1 term)" if cfg["variant"] == "oasis" else cfg["variant"].upper()
+    return (
+        f"Appearance-randomised (domain-randomised) ConText-GAN of {family}, trained by synthaug {start} on {data}: "
+        f"{cfg['iterations']} iterations, batch {cfg['batch_size']}, widths {cfg['widths']} "
+        f"({card.training['seconds']:.0f} s wall-clock on a shared 2-core machine, 1 thread). "
+        f"{round(100 * cfg['appearance_prob'])} % of the training targets had every labelled region remapped by a random "
+        "transfer function (synthaug.appearance.remap; the exact ranges are metrics.appearance_ranges); requested "
+        f"features were measured on the remapped target. Labels: {card.training.get('label_source', '')}. "
+        f"Results: {results_file}."
+    )
+
+
+def _publish(source: Path, name: str, metrics: dict[str, Any], notes_text: str, cards: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "metrics.json"
+        path.write_text(json.dumps(metrics))
+        code = cli(["weights", "publish", str(source), "--name", name, "--metrics", str(path), "--notes", notes_text])
+        if code:
+            raise SystemExit(code)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cli(["weights", "info", name, "--markdown"])
+    (cards / f"{name}.md").write_text(out.getvalue())
+    print("wrote", cards / f"{name}.md")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/context_dr.json"))
     parser.add_argument("--cards", type=Path, default=Path("docs/model_cards"))
+    parser.add_argument("--single", metavar="NAME=RUN", help="publish one single-stage run (RUNS/RUN/NAME.safetensors)")
     args = parser.parse_args()
     rows = {r["run"]: r for r in json.loads(args.results.read_text())["rows"] if r["role"] == "DR"}
+    results_file = str(args.results.with_suffix(".md"))
+    if args.single:
+        name, run = args.single.split("=", 1)
+        source = args.runs / run / f"{name}.safetensors"
+        _publish(source, name, card_metrics(rows[run], results_file), notes_single(read_card(source), results_file),
+                 args.cards)
+        return
     for name, run in RUNS.items():
         source = args.runs / run / f"{name}.safetensors"
         card = read_card(source)
         stage1 = read_card(args.runs / run.replace("_stage2", "") / f"{name}.safetensors")
-        with tempfile.TemporaryDirectory() as tmp:
-            metrics = Path(tmp) / "metrics.json"
-            metrics.write_text(json.dumps(card_metrics(rows[run])))
-            code = cli(["weights", "publish", str(source), "--name", name, "--metrics", str(metrics),
-                        "--notes", notes(name, card, stage1)])
-            if code:
-                raise SystemExit(code)
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            cli(["weights", "info", name, "--markdown"])
-        (args.cards / f"{name}.md").write_text(out.getvalue())
-        print("wrote", args.cards / f"{name}.md")
+        _publish(source, name, card_metrics(rows[run], results_file), notes(name, card, stage1), args.cards)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ spacing matches the training images' (within the transforms' default ``spacing_t
 - ``context_phase``: within CT (super-class vocabulary), ``context_dr`` with the contrast-phase prior
   (:mod:`synthaug.appearance.contrast_phase`): each volume drawn in a random contrast phase, each region at an
   attenuation of that phase, texture and real air and bone kept;
+- ``context_dr_oasis``: ``context_dr`` with an appearance-randomised generator of the SPADE/OASIS family (when one
+  covers the labels; ``context_dr`` itself uses the ConText P2P/P2PF one): the generator-family ablation;
 - ``context_dr_randomised``: where ``context_dr`` mixes in the physics prior (abdominal CT -> MR), the same arm
   with randomised appearances only: the "with vs without the physics prior" ablation.
 
@@ -251,8 +253,11 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
         if set(labels) <= set(SUPERCLASS_NAMES):  # the physics prior as its own arm: simulated MR, no generator
             arms.append(Arm("simulated_mr", "CT label maps rendered as SIMULATED MR (physics prior), p=0.5",
                             {"transforms": [_transform("simulated_mr", DEFAULT_PROBABILITY, deform=deform)]}))
-    dr = next((c for c in cards if c.family == "context" and c.appearance_randomised and set(labels) <= set(c.labels)),
-              None)
+    covering_dr = [c for c in cards if c.family == "context" and c.appearance_randomised and set(labels) <= set(c.labels)]
+    # the ConText P2P/P2PF generator carries context_dr and its ablations; one of the SPADE/OASIS family has its own
+    # arm (context_dr_oasis, the same transform with another generator family)
+    dr = next((c for c in covering_dr if c.arguments.get("variant") != "oasis"), None)
+    oasis = next((c for c in covering_dr if c.arguments.get("variant") == "oasis"), None)
     if dr is not None:
         # across modalities: any appearance (randomised or the simulated-MR physics prior) and no CT air/bone put
         # back; within CT (another scanner or contrast phase): randomised appearances, real air and bone kept
@@ -277,6 +282,10 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
                             "appearances only): the ablation", {"transforms": [t_rand]}))
         arms.append(Arm("expansion_dr", f"offline expansion with {dr.name} (2 per case), synthesis off",
                         expansion_recipe={"transforms": [{**t, "probability": 1.0}]}, per_case=2))
+        if oasis is not None:  # the generator-family ablation: context_dr with the SPADE/OASIS generator
+            t_oasis = {**t, "options": {**t["options"], "weights": oasis.name}}
+            arms.append(Arm("context_dr_oasis", f"context_dr with the SPADE/OASIS-family generator ({oasis.name}): "
+                            "the generator-family ablation", {"transforms": [t_oasis]}))
     return arms
 
 

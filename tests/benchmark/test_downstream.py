@@ -466,3 +466,22 @@ def test_generators_trained_at_another_spacing_are_not_offered():
     assert {"translate", "combined", "expansion"}.isdisjoint(at[1.5])
     assert {"context_dr", "expansion_dr"} <= at[1.5]  # the spine DR generator was trained at 1.5 mm
     assert "translate" in at[3.0] and "context_dr" not in at[3.0]
+
+
+def test_the_oasis_family_dr_generator_is_the_generator_family_ablation_arm():
+    """context_dr keeps the ConText P2PF generator; the shipped SPADE/OASIS-family one runs the same transform as
+    context_dr_oasis (only the weights differ), within CT and across modalities."""
+    from synthaug.data.vocabulary import superclass_vocabulary
+    from synthaug.weights.registry import list_weights
+
+    labels = {n: i for i, n in enumerate(superclass_vocabulary().names)}
+    ct_cases = [{"id": "ctA_z000-015", "subject": "ct_a", "role": "train"}]
+    for test_subject in ("ct_b", "mr_c"):
+        meta = {"labels": labels, "synthaug": {"cases": ct_cases + [{"id": "x_z000-009", "subject": test_subject,
+                                                                        "role": "test"}]}}
+        arms = {a.name: a for a in builtin_arms(meta, cards=list_weights())}
+        (t,) = arms["context_dr"].recipe["transforms"]
+        (o,) = arms["context_dr_oasis"].recipe["transforms"]
+        assert t["options"]["weights"] == "context_dr_ct_a"
+        assert o["options"] == {**t["options"], "weights": "context_dr_oasis_ct_a"}
+        assert {k: v for k, v in o.items() if k != "options"} == {k: v for k, v in t.items() if k != "options"}

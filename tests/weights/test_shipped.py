@@ -125,6 +125,7 @@ TRAINING_SPACING = {
     "translate_abdomen_ct_mr_nec": (3.0, 3.0),
     "context_mni": (2.0, 2.0),
     "context_dr_ct_a": (3.0, 3.0),
+    "context_dr_oasis_ct_a": (3.0, 3.0),
     "context_dr_mni": (2.0, 2.0),
     "context_dr_spine_ct": (1.5, 1.5),
     "translate_brain_t1_t2_nec": (2.0, 2.0),
