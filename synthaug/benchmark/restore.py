@@ -13,6 +13,10 @@ a built-in scenario's report was made in (its dataset exported to ``WORK/source`
 arm definitions (a style bank under the exported dataset) move with it, and the stored runs' arm
 fingerprints are recomputed for the moved definitions; a run whose fingerprint matches no arm of the report
 is refused.
+
+:func:`stored_settings` reads what rebuilding the report needs besides its runs (title, command, notes and
+report options), so that ``synthaug benchmark report --work WORK --like REPORT.json`` rewrites the committed
+report with the added runs and nothing else changed.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 from synthaug.errors import DataError, ValidationError
 
-__all__ = ["Restored", "restore_work"]
+__all__ = ["Restored", "StoredSettings", "restore_work", "stored_settings"]
 
 Log = Callable[[str], None]
 
@@ -43,6 +47,51 @@ class Restored:
     written: tuple[tuple[str, int], ...]
     kept: tuple[tuple[str, int], ...]
     moved: bool
+
+
+@dataclass(frozen=True)
+class StoredSettings:
+    """The settings a report was built with (its JSON's ``title``, ``command``, ``notes`` and ``options``).
+
+    Attributes:
+        title, command: as printed at the top of the report; notes: its Notes lines.
+        no_harm_margin: Dice fraction (``ClaimRule.no_harm_margin``); headline_classes: the classes with
+            their own headline; learned_classes: whether the learned-classes view was given.
+        ceiling_file, in_domain_file: the ``--ceiling`` / ``--in-domain`` files (None: not given).
+        predates: ``COMMIT:TEXT`` behaviour changes the runs were checked against.
+    """
+
+    title: str
+    command: str
+    notes: tuple[str, ...]
+    no_harm_margin: float
+    headline_classes: tuple[str, ...]
+    learned_classes: bool
+    ceiling_file: str | None
+    in_domain_file: str | None
+    predates: tuple[str, ...]
+
+
+def stored_settings(report: str | os.PathLike[str]) -> StoredSettings:
+    """The :class:`StoredSettings` of ``report``'s JSON; :class:`DataError` for a report written before its
+    JSON recorded them (rebuild it once with ``--title``/``--note``/options given by hand)."""
+    from synthaug.benchmark.reproduce import read_report
+
+    payload = read_report(report)
+    options = payload.get("options")
+    if not isinstance(options, Mapping) or "title" not in payload or "notes" not in payload:
+        raise DataError(f"{report} predates reports that record their title, notes and options; rebuild it once "
+                        "with 'synthaug benchmark report --work WORK --out OUT --title ... --note ...' and the "
+                        "report options given by hand.")
+    rule = options.get("rule") or {}
+    return StoredSettings(
+        title=str(payload["title"]), command=str(payload.get("command") or ""),
+        notes=tuple(str(n) for n in payload["notes"]),
+        no_harm_margin=float(rule.get("no_harm_margin", 0.01)),
+        headline_classes=tuple(str(c) for c in options.get("headline_classes") or ()),
+        learned_classes=bool(options.get("learned_classes")),
+        ceiling_file=options.get("ceiling_file"), in_domain_file=options.get("in_domain_file"),
+        predates=tuple(str(p) for p in options.get("predates") or ()))
 
 
 def _old_work(meta: Mapping[str, Any]) -> str:

@@ -125,9 +125,17 @@ def register(subparsers: Any) -> None:
     t.add_argument("--fold", type=int, default=0, help="nnU-Net fold of the training cases to validate on")
     t.set_defaults(func=_tune)
 
-    r = sub.add_parser("report", help="rebuild a downstream report from a work folder's stored results")
+    r = sub.add_parser(
+        "report", help="rebuild a downstream report from a work folder's stored results",
+        description="Write OUT.md/OUT.json from WORK's stored runs. With --like REPORT.json (a committed report "
+        "whose runs were restored into WORK and added to), its title, command, notes and report options are "
+        "reused and OUT defaults to REPORT: --command is appended to the stored command ('..., then COMMAND'), "
+        "--note lines to the stored notes, and report options given here replace the stored ones.",
+    )
     r.add_argument("--work", required=True, type=Path)
-    r.add_argument("--out", required=True, type=Path, help="report path without suffix")
+    r.add_argument("--out", type=Path, default=None, help="report path without suffix (required without --like)")
+    r.add_argument("--like", type=Path, default=None, metavar="REPORT.json",
+                   help="reuse this report's title, command, notes and options (and write over it by default)")
     r.add_argument("--title", default=None)
     r.add_argument("--command", dest="run_command", default="", help="the command that produced the results")
     r.add_argument("--note", action="append", default=[], help="a line for the report's Notes (repeatable)")
@@ -176,7 +184,7 @@ def _report_options(p: argparse.ArgumentParser) -> None:
                         "synthaug.benchmark.report.HEADLINE_CLASSES)")
     p.add_argument("--learned-classes", action="store_true",
                    help="also give the seed-level headline over the classes default learned (Dice > 0)")
-    p.add_argument("--no-harm-margin", type=float, default=1.0, metavar="POINTS",
+    p.add_argument("--no-harm-margin", type=float, default=None, metavar="POINTS",
                    help='"no harm" needs the seed-level interval\'s lower bound above -POINTS (default 1.0)')
     p.add_argument("--ceiling", type=Path, default=None, metavar="FILE.json",
                    help='label-noise ceiling per group: {"group": {"mean": float, "per_class": {class: float}}} '
@@ -198,7 +206,8 @@ def _report_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         resolve_commit(change.commit)  # an unknown commit fails now, not after the training
     if args.ceiling is not None:
         load_ceiling(args.ceiling)
-    return {"rule": ClaimRule(no_harm_margin=args.no_harm_margin / 100.0), "headline_classes": args.headline_class,
+    margin = 1.0 if args.no_harm_margin is None else args.no_harm_margin
+    return {"rule": ClaimRule(no_harm_margin=margin / 100.0), "headline_classes": args.headline_class,
             "learned_classes": args.learned_classes, "ceiling": args.ceiling, "in_domain": args.in_domain,
             "predates": predates}
 
@@ -366,11 +375,41 @@ def _report(args: argparse.Namespace) -> int:
     from synthaug.benchmark.report import write_report
     from synthaug.training.provenance import machine_line, today
 
-    path = write_report(args.work, args.out, title=args.title or f"Downstream nnU-Net benchmark: {args.work.name}",
-                        command=args.run_command, machine=machine_line(), date=today(), notes=args.note,
+    from synthaug.errors import ValidationError
+
+    title, command, notes, out = args.title, args.run_command, list(args.note), args.out
+    if args.like is not None:
+        title, command, notes, out = _like(args)
+    elif out is None:
+        raise ValidationError("benchmark report needs --out (the report path without suffix) or --like REPORT.json.")
+    path = write_report(args.work, out, title=title or f"Downstream nnU-Net benchmark: {args.work.name}",
+                        command=command, machine=machine_line(), date=today(), notes=notes,
                         **_report_kwargs(args))
     print(path)
     return 0
+
+
+def _like(args: argparse.Namespace) -> tuple[str, str, list[str], Path]:
+    """``report --like``: the stored settings, with what the command line gives on top. Fills the report
+    options left at their defaults into ``args`` (for :func:`_report_kwargs`); returns (title, command, notes,
+    out)."""
+    from synthaug.benchmark.restore import stored_settings
+
+    s = stored_settings(args.like)
+    if args.no_harm_margin is None:
+        args.no_harm_margin = s.no_harm_margin * 100.0
+    if args.headline_class is None:
+        args.headline_class = list(s.headline_classes) or None
+    args.learned_classes = args.learned_classes or s.learned_classes
+    if args.ceiling is None and s.ceiling_file:
+        args.ceiling = Path(s.ceiling_file)
+    if args.in_domain is None and s.in_domain_file:
+        args.in_domain = Path(s.in_domain_file)
+    if not args.predates:
+        args.predates = list(s.predates)
+    command = ", then ".join(c for c in (s.command, args.run_command) if c)
+    out = args.out or (args.like.with_suffix("") if args.like.suffix == ".json" else args.like)
+    return args.title or s.title, command, [*s.notes, *args.note], out
 
 
 def _restore(args: argparse.Namespace) -> int:

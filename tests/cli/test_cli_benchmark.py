@@ -89,6 +89,46 @@ def test_restore_then_report_gives_the_same_summary(tmp_path, capsys):
     assert "holds another run of ctx seed 4" in capsys.readouterr().err
 
 
+def test_report_like_rebuilds_a_committed_report_with_its_settings(tmp_path, capsys):
+    work = _fake_work(tmp_path)
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"test": {"mean": 0.9, "per_class": {"a": 0.95, "b": 0.85}}}))
+    out = tmp_path / "results" / "rep"
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--title", "My report",
+                 "--command", "synthaug benchmark downstream --seeds 0 1 2 3 4", "--note", "first note",
+                 "--headline-class", "a", "--no-harm-margin", "0.5", "--ceiling", str(ceiling)]) == 0
+    first = json.loads(out.with_suffix(".json").read_text())
+    fresh = tmp_path / "fresh"
+    assert main(["benchmark", "restore", str(out.with_suffix(".json")), "--work", str(fresh)]) == 0
+    # one more seed of each arm, then the committed report rebuilt in place with its own settings
+    for arm in ("default", "ctx"):
+        r = json.loads((fresh / "runs" / arm / "seed4" / "result.json").read_text())
+        r = {**r, "seed": 5, "definition": {**r["definition"], "seed": 5}}
+        (fresh / "runs" / arm / "seed5").mkdir()
+        (fresh / "runs" / arm / "seed5" / "result.json").write_text(json.dumps(r))
+    assert main(["benchmark", "report", "--work", str(fresh), "--like", str(out.with_suffix(".json")),
+                 "--command", "the same with --seeds 5", "--note", "second note"]) == 0
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["title"] == "My report" and again["notes"] == ["first note", "second note"]
+    assert again["command"] == "synthaug benchmark downstream --seeds 0 1 2 3 4, then the same with --seeds 5"
+    assert again["options"] == first["options"] and len(again["results"]) == 12
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("# My report") and "- second note" in md and "-0.5 point(s) (the no-harm margin)" in md
+    assert "### Headline class `a`" in md and "| ctx | non-learned, best | 6 (5) |" in md
+    # an option given on the command line replaces the stored one
+    assert main(["benchmark", "report", "--work", str(fresh), "--like", str(out.with_suffix(".json")),
+                 "--out", str(tmp_path / "other"), "--no-harm-margin", "2"]) == 0
+    assert json.loads((tmp_path / "other.json").read_text())["options"]["rule"]["no_harm_margin"] == 0.02
+    # a report whose JSON predates recorded settings, or no --out/--like at all: clear errors
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({k: v for k, v in first.items() if k not in ("title", "notes")}))
+    capsys.readouterr()
+    assert main(["benchmark", "report", "--work", str(fresh), "--like", str(old)]) == 2
+    assert "predates reports that record their title, notes and options" in capsys.readouterr().err
+    assert main(["benchmark", "report", "--work", str(fresh)]) == 2
+    assert "needs --out" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.nnunet
 def test_reproduce_reruns_one_arm_and_seed_from_a_fresh_work_folder(tmp_path, capsys, monkeypatch):
