@@ -38,10 +38,16 @@ def _fake_work(tmp_path):
     return work
 
 
-def test_report_options(tmp_path, capsys):
-    work = _fake_work(tmp_path)
+def _ceiling(tmp_path):
+    """A label-noise ceiling file of the shape `synthaug data label-ceiling` writes (test group: 90.0 mean)."""
     ceiling = tmp_path / "ceiling.json"
     ceiling.write_text(json.dumps({"test": {"mean": 0.9, "per_class": {"a": 0.95, "b": 0.85}}}))
+    return ceiling
+
+
+def test_report_options(tmp_path, capsys):
+    work = _fake_work(tmp_path)
+    ceiling = _ceiling(tmp_path)
     out = tmp_path / "out" / "rep"
     assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--headline-class", "a",
                  "--learned-classes", "--no-harm-margin", "0.5", "--ceiling", str(ceiling),
@@ -91,8 +97,7 @@ def test_restore_then_report_gives_the_same_summary(tmp_path, capsys):
 
 def test_report_like_rebuilds_a_committed_report_with_its_settings(tmp_path, capsys):
     work = _fake_work(tmp_path)
-    ceiling = tmp_path / "ceiling.json"
-    ceiling.write_text(json.dumps({"test": {"mean": 0.9, "per_class": {"a": 0.95, "b": 0.85}}}))
+    ceiling = _ceiling(tmp_path)
     out = tmp_path / "results" / "rep"
     assert main(["benchmark", "report", "--work", str(work), "--out", str(out), "--title", "My report",
                  "--command", "synthaug benchmark downstream --seeds 0 1 2 3 4", "--note", "first note",
