@@ -7,7 +7,9 @@ Used by constructors and by the public entry points of transforms and trainers; 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ __all__ = [
     "check_image",
     "check_labels",
     "check_same_spatial",
+    "check_folder",
     "make_generator",
 ]
 
@@ -166,6 +169,14 @@ def check_same_spatial(a: torch.Tensor, b: torch.Tensor, names: tuple[str, str],
             f"{names[0]} and {names[1]} must share their spatial shape, got {tuple(a.shape)} and "
             f"{tuple(b.shape)}. Resample the label onto the image grid (nearest-neighbour) first."
         )
+
+
+def check_folder(name: str, path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`~pathlib.Path` of a folder to work in: absent (made later) or a folder, never a file."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValidationError(f"{name} {p} is a file, not a folder; give a folder path (it is made when missing).")
+    return p
 
 
 def make_generator(seed: int | torch.Generator | None, device: Any = "cpu") -> torch.Generator:

@@ -38,6 +38,7 @@ from typing import Any
 
 from synthaug.benchmark.arms import Arm
 from synthaug.benchmark.profiles import Profile
+from synthaug._validate import check_folder
 from synthaug.errors import DataError, LeakageError, ValidationError
 
 __all__ = [
@@ -615,7 +616,7 @@ def run_benchmark(
     from synthaug.benchmark.claims import ClaimRule
     from synthaug.benchmark.provenance import current_commit
 
-    work = Path(work).resolve()
+    work = check_folder("work", work).resolve()
     src = Path(dataset).resolve()
     ds0 = open_dataset(src)
     if not arms or (require_default and arms[0].name != "default"):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthaug._validate import check_folder
 from synthaug.errors import DataError, ValidationError
 
 __all__ = ["Restored", "StoredSettings", "restore_work", "stored_settings"]
@@ -107,7 +108,7 @@ def restore_work(report: str | os.PathLike[str], work: str | os.PathLike[str], *
 
     payload = read_report(report)
     meta = {k: v for k, v in payload["benchmark"].items() if k != "ignored_runs"}
-    work_dir = Path(work).resolve()
+    work_dir = check_folder("work", work).resolve()
     old = _old_work(meta)  # "" for a user dataset outside the work folder: its paths stay
     moved = bool(old) and old != str(work_dir)
     stored_arms = list(meta["arms"])

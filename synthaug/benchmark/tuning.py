@@ -36,6 +36,7 @@ from typing import Any
 
 from synthaug.benchmark.arms import Arm
 from synthaug.benchmark.profiles import Profile
+from synthaug._validate import check_folder
 from synthaug.errors import DataError, LeakageError, ValidationError
 
 __all__ = ["MixingPolicy", "CandidateScore", "MixingSearchResult", "DEFAULT_POLICIES", "apply_policy",
@@ -276,7 +277,7 @@ def tune_mixing(
     if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < 5:
         raise ValidationError(f"fold must be one of nnU-Net's folds 0-4, got {fold!r}.")
     candidates = [apply_policy(arm, policy, num_epochs=profile.num_epochs) for policy in policies]  # before any work
-    work = Path(work).resolve()
+    work = check_folder("work", work).resolve()
     src = Path(dataset).resolve()
     env, ds = work_environment(src, work, profile)
     check_leakage(ds, [arm])

@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
                      help="built-in scenario from the open sample data")
     src.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
     d.add_argument("--profile", default="cpu-quick", help="cpu-quick (default), full or smoke")
-    d.add_argument("--work", required=True, type=Path, help="work folder (nnU-Net folders, runs; reused to resume)")
+    d.add_argument("--work", required=True, type=_folder, help="work folder (nnU-Net folders, runs; reused to resume)")
     d.add_argument("--out", type=Path, default=None, help="report path without suffix (default: WORK/report)")
     d.add_argument("--arms", default=None,
                    help="comma-separated built-in arm names to run (default: all available), or a JSON arms file")
@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
     tsrc.add_argument("--scenario", choices=scenario_names(), help="built-in scenario from the open sample data")
     tsrc.add_argument("--dataset", type=Path, help="nnU-Net raw dataset folder with a labelled test split")
     t.add_argument("--arm", required=True, help="an on-the-fly arm of the dataset (e.g. context_dr, synthseg)")
-    t.add_argument("--work", required=True, type=Path, help="the benchmark's work folder")
+    t.add_argument("--work", required=True, type=_folder, help="the benchmark's work folder")
     t.add_argument("--profile", default="cpu-quick", help="the benchmark profile the arm will run at")
     t.add_argument("--policies", nargs="+", default=None,
                    help="candidates P or P:ramp (default: 0.25 0.5 1.0 1.0:ramp)")
@@ -132,7 +132,7 @@ def register(subparsers: Any) -> None:
         "reused and OUT defaults to REPORT: --command is appended to the stored command ('..., then COMMAND'), "
         "--note lines to the stored notes, and report options given here replace the stored ones.",
     )
-    r.add_argument("--work", required=True, type=Path)
+    r.add_argument("--work", required=True, type=_folder)
     r.add_argument("--out", type=Path, default=None, help="report path without suffix (required without --like)")
     r.add_argument("--like", type=Path, default=None, metavar="REPORT.json",
                    help="reuse this report's title, command, notes and options (and write over it by default)")
@@ -154,7 +154,7 @@ def register(subparsers: Any) -> None:
     rp.add_argument("report", type=Path, help="the report's JSON (e.g. benchmarks/results/downstream_in-domain.json)")
     rp.add_argument("--arm", required=True, help="arm name in the report")
     rp.add_argument("--seed", required=True, type=int, help="seed of the run to redo")
-    rp.add_argument("--work", type=Path, default=None,
+    rp.add_argument("--work", type=_folder, default=None,
                     help="fresh (missing or empty) work folder (default: a new temporary folder, kept)")
     rp.add_argument("--dataset", type=Path, default=None,
                     help="nnU-Net raw dataset, for a report on a user dataset whose recorded folder moved")
@@ -171,10 +171,21 @@ def register(subparsers: Any) -> None:
         "benchmark already in WORK is refused. Dataset paths move with the work folder.",
     )
     rs.add_argument("report", type=Path, help="the report's JSON (e.g. benchmarks/results/downstream_in-domain.json)")
-    rs.add_argument("--work", required=True, type=Path, help="the work folder to restore into")
+    rs.add_argument("--work", required=True, type=_folder, help="the work folder to restore into")
     rs.set_defaults(func=_restore)
 
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
+
+
+def _folder(text: str) -> Path:
+    """argparse type of a work folder: absent or a folder (:func:`synthaug._validate.check_folder`)."""
+    from synthaug._validate import check_folder
+    from synthaug.errors import ValidationError
+
+    try:
+        return check_folder("--work", text)
+    except ValidationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _report_options(p: argparse.ArgumentParser) -> None:

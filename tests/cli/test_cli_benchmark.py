@@ -244,3 +244,31 @@ def test_downstream_tuned_adds_the_searched_arm_and_refuses_another_scenarios_se
     other.write_text(json.dumps({"scenario": "in-domain", **result.to_dict()}))
     code = main([*argv[:-1], str(other)])
     assert code != 0 and "searched on scenario 'in-domain'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [
+    ["downstream", "--scenario", "in-domain", "--profile", "smoke", "--arms", "default"],
+    ["tune", "--scenario", "in-domain", "--arm", "context_phase", "--profile", "smoke"],
+    ["report", "--out", "x"],
+    ["restore", "benchmarks/results/downstream_in-domain.json"],
+    ["reproduce", "benchmarks/results/downstream_in-domain.json", "--arm", "default", "--seed", "0"],
+])
+def test_a_work_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, command):
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", *command, "--work", str(not_a_folder)])
+    assert exc.value.code == 2
+    assert f"--work {not_a_folder} is a file, not a folder; give a folder path" in capsys.readouterr().err
+    assert not_a_folder.read_text() == "x"
+
+
+def test_restore_into_a_file_is_refused_by_the_library_too(tmp_path):
+    from synthaug.benchmark.restore import restore_work
+    from synthaug.errors import ValidationError
+
+    work = _fake_work(tmp_path)
+    assert main(["benchmark", "report", "--work", str(work), "--out", str(tmp_path / "rep")]) == 0
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValidationError, match="is a file, not a folder"):
+        restore_work(tmp_path / "rep.json", tmp_path / "file")
