@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from synthaug._validate import check_folder
 from synthaug.errors import DataError, ValidationError
 
 __all__ = ["GroupCheck", "compare", "reproduce", "reproduction_markdown", "read_report", "output_path"]
@@ -151,8 +152,8 @@ def reproduce(report: str | os.PathLike[str], *, arm: str, seed: int, work: str 
     if work is None:
         work_dir = Path(tempfile.mkdtemp(prefix=f"synthaug-reproduce-{arm}-seed{seed}-"))
     else:
-        work_dir = Path(work)
-        if work_dir.exists() and (not work_dir.is_dir() or any(work_dir.iterdir())):
+        work_dir = check_folder("--work", work)
+        if work_dir.exists() and any(work_dir.iterdir()):
             raise ValidationError(f"--work {work_dir} is not empty; a reproduction starts from a fresh work folder. "
                                   "Give a new folder (or none: a temporary one is made).")
         work_dir.mkdir(parents=True, exist_ok=True)

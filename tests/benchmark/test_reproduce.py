@@ -77,6 +77,8 @@ def test_reproduce_refuses_before_any_work(tmp_path):
     (busy / "x").write_text("")
     with pytest.raises(ValidationError, match="not empty; a reproduction starts from a fresh work folder"):
         reproduce(report, arm="ctx", seed=0, work=busy)
+    with pytest.raises(ValidationError, match="is a file, not a folder"):
+        reproduce(report, arm="ctx", seed=0, work=busy / "x")
     with pytest.raises(DataError, match="does not exist here; pass the nnU-Net raw dataset with --dataset"):
         reproduce(report, arm="ctx", seed=0, work=tmp_path / "fresh")
     with pytest.raises(DataError, match="not a downstream report"):
