@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SynthAugError as exc:
         print(f"synthaug {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused (a file where a folder is due, no permission, disk full)
+        what = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        print(f"synthaug {args.command}: error: {what}. Check that every path given exists where it must, is a folder "
+              "where one is expected, and is writable.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"synthaug {args.command}: interrupted", file=sys.stderr)
         return 130

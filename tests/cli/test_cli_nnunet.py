@@ -62,3 +62,10 @@ def test_expand_cli_bad_inputs_are_one_line_errors(tmp_path, tiny_weights, capsy
     recipe = write_recipe(tmp_path / "recipe.json", weights="no_such_weights")
     assert main(base + ["--recipe", str(recipe)]) == 2
     assert "no weights named 'no_such_weights'" in capsys.readouterr().err
+    # a file where the output's parent folder must be: the file system's refusal, one line with the path, exit 1
+    (tmp_path / "afile").write_text("x")
+    recipe = write_recipe(tmp_path / "recipe.json")
+    assert main([*base[:4], str(tmp_path / "afile" / "Dataset992_X"), *base[5:], "--recipe", str(recipe)]) == 1
+    err = capsys.readouterr().err
+    assert f"Not a directory: {tmp_path / 'afile'}" in err and "is a folder where one is expected" in err
+    assert "Traceback" not in err and (tmp_path / "afile").read_text() == "x"
