@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthaug._validate import check_folder
 from synthaug.benchmark.arms import Arm
 from synthaug.benchmark.profiles import Profile
-from synthaug._validate import check_folder
 from synthaug.errors import DataError, LeakageError, ValidationError
 
 __all__ = ["MixingPolicy", "CandidateScore", "MixingSearchResult", "DEFAULT_POLICIES", "apply_policy",

@@ -384,9 +384,8 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from synthaug.benchmark.report import write_report
-    from synthaug.training.provenance import machine_line, today
-
     from synthaug.errors import ValidationError
+    from synthaug.training.provenance import machine_line, today
 
     title, command, notes, out = args.title, args.run_command, list(args.note), args.out
     if args.like is not None:
