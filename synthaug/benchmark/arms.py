@@ -41,6 +41,8 @@ spacing matches the training images' (within the transforms' default ``spacing_t
 - ``context_phase``: within CT (super-class vocabulary), ``context_dr`` with the contrast-phase prior
   (:mod:`synthaug.appearance.contrast_phase`): each volume drawn in a random contrast phase, each region at an
   attenuation of that phase, texture and real air and bone kept;
+- ``expansion_dr_heavy``: ``expansion_dr``'s expanded dataset trained with the ``heavy_intensity`` recipe on the
+  fly (the two stacked); against ``heavy_intensity`` it measures what the learned generator adds to it;
 - ``context_dr_oasis``: ``context_dr`` with an appearance-randomised generator of the SPADE/OASIS family (when one
   covers the labels; ``context_dr`` itself uses the ConText P2P/P2PF one): the generator-family ablation;
 - ``context_dr_randomised``: where ``context_dr`` mixes in the physics prior (abdominal CT -> MR), the same arm
@@ -75,7 +77,8 @@ class Arm:
         name: short id (letters, digits, ``_``, ``-``); folder name of its runs.
         description: one line for the report.
         recipe: recipe dict applied on the fly (``{"transforms": []}`` for synthesis off).
-        expansion_recipe: recipe dict for offline expansion (None: not an expansion arm).
+        expansion_recipe: recipe dict for offline expansion (None: not an expansion arm); the expanded dataset is
+            trained with ``recipe`` on the fly (usually none: synthesis off).
         per_case: synthetic cases per training case for expansion arms.
     """
 
@@ -88,8 +91,6 @@ class Arm:
     def __post_init__(self) -> None:
         if not self.name or not set(self.name) <= _NAME_OK:
             raise ValidationError(f"arm name must use a-z, 0-9, '_' and '-', got {self.name!r}.")
-        if self.expansion_recipe is not None and self.recipe.get("transforms"):
-            raise ValidationError(f"arm {self.name!r}: an expansion arm trains with synthesis off; give it no recipe.")
         if self.per_case < 1:
             raise ValidationError(f"arm {self.name!r}: per_case must be >= 1, got {self.per_case}.")
 
@@ -280,8 +281,15 @@ def builtin_arms(dataset_json: Mapping[str, Any], *, cards: Sequence[Any] | None
             t_rand = {**t, "options": {**t["options"], "appearance_source": "randomised"}}
             arms.append(Arm("context_dr_randomised", f"context_dr without the physics prior ({dr.name}, randomised "
                             "appearances only): the ablation", {"transforms": [t_rand]}))
+        dr_expansion = {"transforms": [{**t, "probability": 1.0}]}
         arms.append(Arm("expansion_dr", f"offline expansion with {dr.name} (2 per case), synthesis off",
-                        expansion_recipe={"transforms": [{**t, "probability": 1.0}]}, per_case=2))
+                        expansion_recipe=dr_expansion, per_case=2))
+        # stacked: the same expansion trained with the strongest non-learned augmentation on top, what a user who
+        # already runs SmaugLab's heavy intensity augmentation would try; against heavy_intensity it measures what
+        # the learned generator adds to it
+        arms.append(Arm("expansion_dr_heavy", f"expansion_dr's expanded dataset ({dr.name}, 2 per case) trained with "
+                        "heavy_intensity on the fly: synthaug stacked on SmaugLab's augmentation",
+                        shipped("heavy_intensity"), expansion_recipe=dr_expansion, per_case=2))
         if oasis is not None:  # the generator-family ablation: context_dr with the SPADE/OASIS generator
             t_oasis = {**t, "options": {**t["options"], "weights": oasis.name}}
             arms.append(Arm("context_dr_oasis", f"context_dr with the SPADE/OASIS-family generator ({oasis.name}): "

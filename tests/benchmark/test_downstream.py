@@ -9,7 +9,7 @@ import pytest
 from synthaug.benchmark.arms import Arm, arms_from_file, builtin_arms, select_arms
 from synthaug.benchmark.downstream import check_leakage, load_results, open_dataset, run_benchmark
 from synthaug.benchmark.profiles import PROFILES, Profile, get_profile
-from synthaug.benchmark.report import markdown_report, mean_ci, summarise
+from synthaug.benchmark.report import arm_kind, markdown_report, mean_ci, summarise
 from synthaug.errors import DataError, LeakageError, ValidationError
 from tests.integrations.nnunet import make_raw_dataset
 
@@ -181,7 +181,8 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     monkeypatch.setenv("SYNTHAUG_WEIGHTS_PATH", str(tiny_weights))
     folder = make_raw_dataset(tmp_path / "raw", dataset_id=973, name="Harness", shape=(48, 48, 1))
     arms = [Arm("default", "off"), Arm("ctx", "context", {"transforms": [CONTEXT]}),
-            Arm("exp", "expansion", expansion_recipe={"transforms": [CONTEXT]}, per_case=1)]
+            Arm("exp", "expansion, trained with synthesis on top (stacked)", {"transforms": [CONTEXT]},
+                expansion_recipe={"transforms": [CONTEXT]}, per_case=1)]
     work = tmp_path / "work"
     lines = []
     results = run_benchmark(folder, work, get_profile("smoke"), arms, log=lines.append)
@@ -193,7 +194,8 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
         assert r["train_seconds"] > 0 and r["peak_rss_mb"] > 0
     assert results[1]["synthaug_log"][0]["synthetic_fraction"] > 0
     assert results[0]["synthaug_log"][0]["synthetic_fraction"] == 0
-    assert results[2]["train_dataset_id"] != 973
+    assert results[2]["train_dataset_id"] != 973  # the expanded dataset, trained with the arm's recipe on the fly
+    assert results[2]["synthaug_log"][0]["synthetic_fraction"] > 0
     # a 1-seed profile cannot carry a headline claim: said at the start
     assert any("note: 1 seed(s) per arm: a headline claim needs 5" in x for x in lines)
     from synthaug.benchmark.provenance import current_commit
@@ -422,7 +424,12 @@ def test_appearance_randomised_arms_follow_the_scenario_kind():
         (t,) = arms["context_dr"].recipe["transforms"]
         assert t["options"]["weights"] == "context_dr_ct_a" and t["options"]["features"] == "appearance"
         assert t["options"]["appearance_source"] == source and t["options"]["keep_outside_window"] is keep
-        assert arms["expansion_dr"].is_expansion
+        assert arms["expansion_dr"].is_expansion and not arms["expansion_dr"].recipe["transforms"]
+        # stacked: the same expanded dataset, trained with the heavy_intensity arm's recipe on the fly
+        stacked = arms["expansion_dr_heavy"]
+        assert stacked.expansion_recipe == arms["expansion_dr"].expansion_recipe and stacked.per_case == 2
+        assert stacked.recipe["transforms"] == arms["heavy_intensity"].recipe["transforms"]
+        assert arm_kind(stacked.to_dict()) == "synthaug" and arm_kind(arms["heavy_intensity"].to_dict()) == "non-learned"
         assert arms["context"].recipe["transforms"][0]["options"]["weights"] == "context_ct_a"  # not the DR model
         if source == "mixed":  # the ablation arm differs from context_dr in the appearance source alone
             (r,) = arms["context_dr_randomised"].recipe["transforms"]
