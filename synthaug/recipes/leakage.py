@@ -32,20 +32,29 @@ class TestSplit:
     @classmethod
     def from_raw_dataset(cls, folder: str | Path) -> TestSplit:
         """From an nnU-Net raw dataset: ``imagesTs`` case ids and voxel hashes, plus dataset.json's synthaug test
-        cases. A dataset without ``imagesTs`` gives the ids dataset.json lists (and no hashes)."""
+        cases. A dataset without ``imagesTs`` gives the ids dataset.json lists (and no hashes).
+
+        A synthaug scenario dataset marks some ``imagesTs`` cases with role ``report``: reported separately and
+        *not* held out (cross-modality's ``mr_c_all`` holds the slices its generators may train on), so they are
+        not part of the split here either, as in the benchmark harness's leakage check
+        (:func:`synthaug.benchmark.downstream.open_dataset`'s held-out cases): one definition on every path."""
         import nibabel as nib
 
         root = Path(folder)
         meta = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else {}
         ending = str(meta.get("file_ending", ".nii.gz"))
+        scenario = meta.get("synthaug")
+        cases = [c for c in scenario.get("cases", []) if isinstance(c, dict)] if isinstance(scenario, dict) else []
+        report_only = {str(c.get("id")) for c in cases if c.get("role") == "report"}
         ids, content = set(), []
         for p in sorted((root / "imagesTs").glob(f"*{ending}")) if (root / "imagesTs").is_dir() else []:
             stem = p.name[: -len(ending)]
-            ids.add(stem.rsplit("_", 1)[0] if stem[-5:-4] == "_" and stem[-4:].isdigit() else stem)
+            case = stem.rsplit("_", 1)[0] if stem[-5:-4] == "_" and stem[-4:].isdigit() else stem
+            if case in report_only:
+                continue
+            ids.add(case)
             content.append(content_hash(nib.load(str(p)).dataobj))
-        scenario = meta.get("synthaug")
-        if isinstance(scenario, dict):
-            ids.update(str(c["id"]) for c in scenario.get("cases", []) if isinstance(c, dict) and c.get("role") == "test")
+        ids.update(str(c["id"]) for c in cases if c.get("role") == "test" and "id" in c)
         return cls(ids=tuple(sorted(ids)), content=tuple(sorted(set(content))))
 
     def options_for(self, names: tuple[str, ...], given: dict[str, Any]) -> dict[str, Any]:
