@@ -54,10 +54,11 @@ def phantom(shape=(20, 18, 6), seed=0):
 def assert_matches_up_to_rounding(batched: torch.Tensor, single: torch.Tensor) -> None:
     """A sample of a batched call equals its per-sample call up to float32 rounding.
 
-    The draws are the same; only the summation order may differ: on some CPUs batched 3D kernels (blur, resampling,
-    convolution) take other vectorised paths than a batch of one, a few ulps apart (measured: 3e-5 to 6e-5 on values
-    of a few hundred, 1.5e-5 on a rendered image in [0, 1] after a resampling of HU-scale values). Another seed, or a
-    sample's draws applied to its neighbour, differs by orders of magnitude more.
+    The draws are the same; only the summation order may differ: on some CPUs the batched matrix product of
+    :func:`synthaug.transforms.acquisition.apply_axis_matrices` (low resolution, resampling) takes another vectorised
+    path than a batch of one, a few ulps apart (measured: 3e-5 to 6e-5 on values of a few hundred, 1.5e-5 on a
+    rendered image in [0, 1] after a resampling of HU-scale values). Another seed, or a sample's draws applied to its
+    neighbour, differs by orders of magnitude more.
     """
     scale = float(single.abs().max())
     torch.testing.assert_close(batched, single, rtol=1e-5, atol=max(1e-4, 1e-6 * scale))
