@@ -91,10 +91,12 @@ def _stems(folder: Path, ending: str, channel_suffix: bool) -> list[str]:
 def open_dataset(folder: str | os.PathLike[str]) -> BenchmarkDataset:
     """Check ``folder`` (nnU-Net raw ``DatasetXXX_Name`` with ``labelsTs``) and read its splits.
 
-    Evaluation groups come from ``dataset.json["synthaug"]["test_groups"]`` (datasets exported by
-    synthaug: held-out ``test`` groups and ``report`` groups) or are a single group ``test`` holding every
-    ``imagesTs`` case.
+    Evaluation groups and the held-out cases follow :func:`synthaug.data.held_out.held_out_split` (the rule the
+    trainer and ``synthaug expand`` read too): ``dataset.json["synthaug"]["test_groups"]`` for datasets
+    exported by synthaug (held-out ``test`` groups and ``report`` groups), else one group ``test`` holding
+    every ``labelsTs`` case.
     """
+    from synthaug.data.held_out import held_out_split
     from synthaug.data.nnunet_export import check_nnunet_raw
 
     root = Path(folder)
@@ -111,26 +113,23 @@ def open_dataset(folder: str | os.PathLike[str]) -> BenchmarkDataset:
     ending = str(meta["file_ending"])
     train = tuple(_stems(root / "labelsTr", ending, False))
     test = tuple(_stems(root / "labelsTs", ending, False))
-    sa = meta.get("synthaug") if isinstance(meta.get("synthaug"), Mapping) else {}
-    groups_raw = sa.get("test_groups") if isinstance(sa, Mapping) else None
-    if isinstance(groups_raw, Mapping) and groups_raw:
-        groups = {str(g): tuple(str(c) for c in ids) for g, ids in groups_raw.items()}
-        unknown = sorted({c for ids in groups.values() for c in ids} - set(test))
-        if unknown:
-            raise DataError(f"{root / 'dataset.json'} lists test-group case(s) {unknown} that are not in labelsTs.")
-        roles = {str(c.get("group")): str(c.get("role")) for c in sa.get("cases", []) if isinstance(c, Mapping)}
-        held = tuple(g for g in groups if roles.get(g, "test") == "test")
-        # cases only in report groups are not held out
-        test_held = tuple(c for c in test if any(c in groups[g] for g in held))
-        empty = sorted(g for g, ids in groups.items() if not ids)
-        if empty:
-            raise DataError(f"{root / 'dataset.json'}: test group(s) {empty} hold 0 volumes; every evaluation group "
-                            "needs at least one test case. Remove the empty group(s) or add their cases to labelsTs.")
-        if not test_held:
-            raise DataError(f"{root / 'dataset.json'}: no held-out test case (the groups {sorted(groups)} are all "
-                            "report-only); mark at least one group's cases with role 'test'.")
-    else:
-        groups, held, test_held = {"test": test}, ("test",), test
+    split = held_out_split(meta, test)
+    groups, held = dict(split.groups), split.groups_held_out
+    unknown = sorted({c for ids in groups.values() for c in ids} - set(test))
+    if unknown:
+        raise DataError(f"{root / 'dataset.json'} lists test-group case(s) {unknown} that are not in labelsTs.")
+    empty = sorted(g for g, ids in groups.items() if not ids)
+    if empty:
+        raise DataError(f"{root / 'dataset.json'}: test group(s) {empty} hold 0 volumes; every evaluation group "
+                        "needs at least one test case. Remove the empty group(s) or add their cases to labelsTs.")
+    if split.ungrouped:
+        raise DataError(f"{root}: labelsTs case(s) {list(split.ungrouped)} are in no test group of dataset.json's "
+                        "synthaug.test_groups, so they would never be trained on nor scored. Add them to a group or "
+                        "move them out of imagesTs/labelsTs.")
+    test_held = tuple(c for c in split.ids if c in set(test))
+    if not test_held:
+        raise DataError(f"{root / 'dataset.json'}: no held-out test case (the groups {sorted(groups)} are all "
+                        "report-only); mark at least one group's cases with role 'test'.")
     overlap = sorted(set(train) & set(test))
     if overlap:
         raise LeakageError(f"{root}: case id(s) {overlap} are both in labelsTr and labelsTs.")

@@ -8,6 +8,7 @@
   predictions, not manual ground truth; the spine masks ship with TPTBox's tests (origin not stated).
 - :mod:`~synthaug.data.vocabulary` - label vocabularies, CT/MR shared organs, super-classes.
 - :mod:`~synthaug.data.spine` - TPTBox vertebra subregions and the spine vocabulary CT and MR share.
+- :mod:`~synthaug.data.held_out` - which test cases are held out (the one rule harness, trainer and expansion read).
 - :mod:`~synthaug.data.label_noise` - the label-noise ceiling (TotalSegmentator 2.10.0 vs 2.18.0 labels).
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("atomic_directory", "cache_root", "sha256_file"), "cache"),
     **dict.fromkeys(("ensure_all", "ensure_source", "verify_source_folder"), "fetch"),
+    **dict.fromkeys(("HeldOut", "held_out_split"), "held_out"),
     **dict.fromkeys(("LabelNoiseCeiling", "ceiling_for_dataset", "label_noise_ceiling"), "label_noise"),
     **dict.fromkeys(("SOURCES", "Source", "SourceFile"), "sources"),
     **dict.fromkeys(("spine_vocabulary", "to_spine"), "spine"),

@@ -31,31 +31,35 @@ class TestSplit:
 
     @classmethod
     def from_raw_dataset(cls, folder: str | Path) -> TestSplit:
-        """From an nnU-Net raw dataset: ``imagesTs`` case ids and voxel hashes, plus dataset.json's synthaug test
-        cases. A dataset without ``imagesTs`` gives the ids dataset.json lists (and no hashes).
-
-        A synthaug scenario dataset marks some ``imagesTs`` cases with role ``report``: reported separately and
-        *not* held out (cross-modality's ``mr_c_all`` holds the slices its generators may train on), so they are
-        not part of the split here either, as in the benchmark harness's leakage check
-        (:func:`synthaug.benchmark.downstream.open_dataset`'s held-out cases): one definition on every path."""
+        """From an nnU-Net raw dataset: its held-out cases' ids and voxel hashes, by the one rule of
+        :func:`synthaug.data.held_out.held_out_split` (the benchmark harness scores and guards the same cases):
+        every ``imagesTs`` case except those a synthaug scenario dataset marks role ``report`` (reported, *not*
+        held out: cross-modality's ``mr_c_all`` holds the slices its generators may train on), plus the cases
+        dataset.json lists with role ``test``. A dataset without ``imagesTs`` gives those listed ids (no hashes).
+        """
         import nibabel as nib
+
+        from synthaug.data.held_out import held_out_split
 
         root = Path(folder)
         meta = json.loads((root / "dataset.json").read_text()) if (root / "dataset.json").is_file() else {}
         ending = str(meta.get("file_ending", ".nii.gz"))
-        scenario = meta.get("synthaug")
-        cases = [c for c in scenario.get("cases", []) if isinstance(c, dict)] if isinstance(scenario, dict) else []
-        report_only = {str(c.get("id")) for c in cases if c.get("role") == "report"}
-        ids, content = set(), []
+        files: dict[str, list[Path]] = {}
         for p in sorted((root / "imagesTs").glob(f"*{ending}")) if (root / "imagesTs").is_dir() else []:
             stem = p.name[: -len(ending)]
             case = stem.rsplit("_", 1)[0] if stem[-5:-4] == "_" and stem[-4:].isdigit() else stem
-            if case in report_only:
-                continue
-            ids.add(case)
-            content.append(content_hash(nib.load(str(p)).dataobj))
-        ids.update(str(c["id"]) for c in cases if c.get("role") == "test" and "id" in c)
-        return cls(ids=tuple(sorted(ids)), content=tuple(sorted(set(content))))
+            files.setdefault(case, []).append(p)
+        split = held_out_split(meta, files)
+        content = {content_hash(nib.load(str(p)).dataobj) for case in split.ids for p in files.get(case, [])}
+        return cls(ids=tuple(sorted(split.ids)), content=tuple(sorted(content)))
+
+    @classmethod
+    def from_dataset_json(cls, dataset_json: dict[str, Any]) -> TestSplit:
+        """Ids only, from a dataset.json without its image folders (e.g. nnU-Net's preprocessed copy): the cases
+        it lists with role ``test`` (:func:`synthaug.data.held_out.held_out_split` with no test files)."""
+        from synthaug.data.held_out import held_out_split
+
+        return cls(ids=tuple(sorted(held_out_split(dataset_json, ()).ids)))
 
     def options_for(self, names: tuple[str, ...], given: dict[str, Any]) -> dict[str, Any]:
         """``test_cases`` / ``test_content`` options for a transform that has them (merged with the recipe's)."""

@@ -100,6 +100,29 @@ def test_open_dataset_refuses_what_is_not_a_benchmark_dataset(tmp_path):
         open_dataset(tmp_path / "missing")
 
 
+def test_open_dataset_and_the_trainers_test_split_hold_out_the_same_cases(tmp_path):
+    """One rule (synthaug.data.held_out): a report-only group is scored but not held out on every path, and a
+    labelsTs case in no evaluation group (neither trained on nor scored) is refused with the fix."""
+    from synthaug.recipes.leakage import TestSplit
+
+    folder = make_raw_dataset(tmp_path / "raw", dataset_id=973, name="Groups", shape=(16, 16, 1))
+    meta = json.loads((folder / "dataset.json").read_text())
+    meta["synthaug"] = {"test_groups": {"lower": ["case_006"], "all": ["case_007"]},
+                        "cases": [{"id": "case_006", "role": "test"}, {"id": "case_007", "role": "report"}]}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    ds = open_dataset(folder)
+    assert ds.test_ids == ("case_006",) == TestSplit.from_raw_dataset(folder).ids
+    assert ds.held_out_groups == ("lower",) and ds.groups_cases() == ["case_006", "case_007"]
+    meta["synthaug"]["test_groups"] = {"lower": ["case_006"]}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"case_007.*no test group.*Add them to a group"):
+        open_dataset(folder)
+    meta["synthaug"]["test_groups"] = {"all": ["case_007"]}
+    (folder / "dataset.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="case_006"):
+        open_dataset(folder)
+
+
 def test_leakage_check_refuses_a_generator_trained_on_a_test_case(tmp_path, tiny_weights):
     folder = make_raw_dataset(tmp_path / "raw", dataset_id=972, name="Leak", shape=(16, 16, 1))
     ds = open_dataset(folder)
@@ -316,7 +339,8 @@ def test_bad_test_sets_are_refused_at_the_start(tmp_path):
     with pytest.raises(DataError, match=r"test group\(s\) \['b'\] hold 0 volumes"):
         open_dataset(folder)
     # only report groups: no held-out test case
-    meta["synthaug"] = {"test_groups": {"a": ["case_006"]}, "cases": [{"group": "a", "role": "report"}]}
+    meta["synthaug"] = {"test_groups": {"a": ["case_006", "case_007"]},
+                        "cases": [{"id": c, "group": "a", "role": "report"} for c in ("case_006", "case_007")]}
     (folder / "dataset.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="no held-out test case"):
         open_dataset(folder)

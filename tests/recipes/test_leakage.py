@@ -46,3 +46,11 @@ def test_without_scenario_roles_every_imagests_case_is_test(tmp_path):
     split = leakage.TestSplit.from_raw_dataset(root)
     assert split.ids == ("mrC_z000-009", "mrC_z000-019")
     assert split.content == tuple(sorted(content_hash(a) for a in images.values()))
+
+
+def test_a_dataset_json_alone_gives_its_declared_test_cases():
+    """What the nnU-Net trainer uses when the raw dataset is not found: the preprocessed dataset.json's test cases."""
+    meta = {"synthaug": {"cases": [{"id": "mrC_z000-009", "role": "test"}, {"id": "mrC_z000-019", "role": "report"},
+                                   {"id": "ctA_z000-015", "role": "train"}]}}
+    assert leakage.TestSplit.from_dataset_json(meta) == leakage.TestSplit(ids=("mrC_z000-009",))
+    assert leakage.TestSplit.from_dataset_json({"labels": {}}) == leakage.TestSplit()

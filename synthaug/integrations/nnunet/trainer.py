@@ -190,8 +190,7 @@ class nnUNetTrainerSynthAug(nnUNetTrainer):
         folder = os.path.join(raw, self.plans_manager.dataset_name) if raw else ""
         if folder and os.path.isfile(os.path.join(folder, "dataset.json")):
             return TestSplit.from_raw_dataset(folder)
-        cases = (self.dataset_json.get("synthaug") or {}).get("cases", [])
-        return TestSplit(ids=tuple(str(c["id"]) for c in cases if isinstance(c, dict) and c.get("role") == "test"))
+        return TestSplit.from_dataset_json(self.dataset_json)
 
     def on_train_start(self):
         super().on_train_start()  # forks the augmentation workers first: they never see a generator
