@@ -126,7 +126,7 @@ def open_dataset(folder: str | os.PathLike[str]) -> BenchmarkDataset:
         raise DataError(f"{root}: labelsTs case(s) {list(split.ungrouped)} are in no test group of dataset.json's "
                         "synthaug.test_groups, so they would never be trained on nor scored. Add them to a group or "
                         "move them out of imagesTs/labelsTs.")
-    test_held = tuple(c for c in split.ids if c in set(test))
+    test_held = tuple(c for c in split.ids if c in test)  # not the ids dataset.json lists without files
     if not test_held:
         raise DataError(f"{root / 'dataset.json'}: no held-out test case (the groups {sorted(groups)} are all "
                         "report-only); mark at least one group's cases with role 'test'.")
