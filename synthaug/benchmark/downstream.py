@@ -148,7 +148,16 @@ def prepare_scenario(scenario: str, raw: str | os.PathLike[str], *, log: Log = p
     if existing:
         return existing[0]
     log(f"[benchmark] exporting scenario {scenario} to {raw}")
-    return export_nnunet(scenario, raw, dataset_id=dataset_id)
+    try:
+        return export_nnunet(scenario, raw, dataset_id=dataset_id)
+    except DataError:
+        # another run on the same work folder exported it meanwhile; the export renames a finished folder into
+        # place, so one that is there now is complete
+        existing = sorted(raw.glob(f"Dataset{dataset_id:03d}_*"))
+        if not existing:
+            raise
+        log(f"[benchmark] scenario {scenario} was exported meanwhile by another run: using {existing[0]}")
+        return existing[0]
 
 
 def check_leakage(ds: BenchmarkDataset, arms: Sequence[Arm]) -> dict[str, list[str]]:

@@ -330,6 +330,29 @@ def test_unpaired_style_arm_uses_the_unlabelled_bank_and_paired_style_stays_in_o
 # ------------------------------------------------------------------------------------ bad input, resuming
 
 
+def test_two_runs_exporting_one_scenario_at_once_share_the_finished_export(tmp_path, monkeypatch):
+    """Two benchmark lanes started together on one work folder: the one whose export finds the other's finished
+    folder in place reuses it instead of failing with "already exists"."""
+    from synthaug.benchmark.downstream import prepare_scenario
+    from synthaug.data import nnunet_export
+
+    def raced(scenario, out, *, dataset_id):
+        (out / f"Dataset{dataset_id:03d}_SynthAugInDomain").mkdir(parents=True)  # the other run finished first
+        raise DataError("already exists; synthaug never overwrites a dataset")
+
+    monkeypatch.setattr(nnunet_export, "export_nnunet", raced)
+    logged = []
+    assert prepare_scenario("in-domain", tmp_path / "raw", log=logged.append).name == "Dataset513_SynthAugInDomain"
+    assert "exported meanwhile by another run" in logged[-1]
+
+    def refused(scenario, out, *, dataset_id):
+        raise DataError("dataset id taken")
+
+    monkeypatch.setattr(nnunet_export, "export_nnunet", refused)
+    with pytest.raises(DataError, match="dataset id taken"):  # nothing in place: the refusal stands
+        prepare_scenario("in-domain", tmp_path / "other", log=logged.append)
+
+
 def test_bad_test_sets_are_refused_at_the_start(tmp_path):
     folder = make_raw_dataset(tmp_path / "raw", dataset_id=974, name="Groups", shape=(16, 16, 1))
     meta = json.loads((folder / "dataset.json").read_text())
