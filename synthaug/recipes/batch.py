@@ -40,7 +40,7 @@ from synthaug.recipes.gate import gate_samples, load_checker
 from synthaug.recipes.leakage import TestSplit
 from synthaug.recipes.recipe import DeformSpec, Recipe, TransformSpec, derive_seed
 from synthaug.recipes.registry import get_transform
-from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.elastic import sample_displacements, warp, warp_labels
 from synthaug.transforms.guards import DataInfo, check_channel_modality
 from synthaug.transforms.options import OptionsTransform
 
@@ -119,11 +119,9 @@ def deform_batch(
     points are drawn on the CPU (the same on every device), upsampled and applied batched on the inputs' device.
     """
     spatial = tuple(images.shape[2:])
-    disp = torch.cat([
-        sample_displacement(spatial, batch=1, control_points=spec.control_points, device=images.device,
-                            max_displacement=spec.max_displacement, generator=torch.Generator().manual_seed(int(s)))
-        for s in seeds
-    ])
+    disp = sample_displacements(spatial, [torch.Generator().manual_seed(int(s)) for s in seeds],
+                                control_points=spec.control_points, max_displacement=spec.max_displacement,
+                                device=images.device)
     return warp(images.float(), disp).to(images.dtype), warp_labels(labels, disp)
 
 

@@ -49,7 +49,7 @@ from synthaug.features.region import RegionStats, features_of
 from synthaug.inference.phases import phase
 from synthaug.networks.inference import infer
 from synthaug.transforms.acquisition import AcquisitionOptions, simulate_acquisition
-from synthaug.transforms.elastic import _sampling_grid, sample_displacement
+from synthaug.transforms.elastic import _sampling_grid, sample_displacements
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
@@ -255,11 +255,8 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
         # 1. elastic deformation of the label map (and of the image, for measuring features)
         if self.deform and self.max_displacement > 0:
             with phase("deformation"):
-                disp = torch.cat([
-                    sample_displacement(spatial, batch=1, control_points=self.control_points,
-                                        max_displacement=self.max_displacement, generator=g)
-                    for g in gens
-                ]).to(device)
+                disp = sample_displacements(spatial, gens, control_points=self.control_points,
+                                            max_displacement=self.max_displacement, device=device)
                 labels, x, reference = _warp_all(labels, x, reference, disp,
                                                  reference_too=self.keep_outside_window and conv.kind == "ct_window")
         with phase("checks"):

@@ -1,8 +1,9 @@
 """Random smooth elastic deformation, batched on the data's device, 2D and 3D.
 
-Sampling is split from application: :func:`sample_displacement` draws a displacement field from
-an explicit ``torch.Generator`` (random offsets on a coarse control grid, upsampled cubically so
-the field is smooth); :func:`warp` and :func:`warp_labels` apply a given field. The same field
+Sampling is split from application: :func:`sample_displacement` draws a displacement field from an
+explicit ``torch.Generator`` (random offsets on a coarse control grid, upsampled cubically so the field
+is smooth), :func:`sample_displacements` one field per sample from each sample's own generator, upsampled
+as one batch; :func:`warp` and :func:`warp_labels` apply a given field. The same field
 deforms an image (linear) and its label map (nearest neighbour), so they stay consistent.
 """
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from synthaug._validate import check_positive
 from synthaug.errors import ShapeError, ValidationError
 
-__all__ = ["sample_displacement", "warp", "warp_labels", "identity_grid"]
+__all__ = ["sample_displacement", "sample_displacements", "warp", "warp_labels", "identity_grid"]
 
 
 def sample_displacement(
@@ -33,8 +34,42 @@ def sample_displacement(
 
     ``control_points`` random offsets per axis, uniform in ``[-max_displacement, max_displacement]``,
     smoothly interpolated (bicubic in 2D, trilinear in 3D) and bounded by ``max_displacement``;
-    the border stays free to move.
+    the border stays free to move. All ``batch`` fields come from the one ``generator``; for one
+    generator per sample (per-sample replay) use :func:`sample_displacements`.
     """
+    spatial_shape, dims = _check_field(spatial_shape, control_points, max_displacement)
+    coarse = _coarse(batch, dims, control_points, max_displacement, generator, dtype)
+    return _upsample(coarse.to(device=device if device is not None else generator.device), spatial_shape,
+                     max_displacement)
+
+
+def sample_displacements(
+    spatial_shape: Sequence[int],
+    generators: Sequence[torch.Generator],
+    *,
+    control_points: int = 5,
+    max_displacement: float = 6.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """One displacement field per generator, ``(len(generators), D, *spatial)``.
+
+    Sample ``i`` is exactly ``sample_displacement(..., batch=1, generator=generators[i])``: each sample's
+    coarse control points come from its own generator (so a sample replays from its seed alone, whatever
+    batch it is in); only those few numbers are drawn per sample, the upsampling to full resolution runs
+    once for the whole batch on ``device`` (default: the first generator's device).
+    """
+    if not generators:
+        raise ValidationError("sample_displacements needs at least one generator (one per sample).")
+    spatial_shape, dims = _check_field(spatial_shape, control_points, max_displacement)
+    target = device if device is not None else generators[0].device
+    coarse = torch.cat([
+        _coarse(1, dims, control_points, max_displacement, g, dtype).to(device=target) for g in generators
+    ])
+    return _upsample(coarse, spatial_shape, max_displacement)
+
+
+def _check_field(spatial_shape: Sequence[int], control_points: int, max_displacement: float) -> tuple[tuple[int, ...], int]:
     spatial_shape = tuple(int(s) for s in spatial_shape)
     dims = len(spatial_shape)
     if dims not in (2, 3):
@@ -42,11 +77,18 @@ def sample_displacement(
     if control_points < 2:
         raise ValidationError(f"control_points must be >= 2, got {control_points}.")
     check_positive("max_displacement", max_displacement, allow_zero=True)
-    coarse_shape = (batch, dims) + (control_points,) * dims
-    gen_device = generator.device
-    coarse = (torch.rand(coarse_shape, generator=generator, device=gen_device, dtype=dtype) * 2 - 1) * max_displacement
-    coarse = coarse.to(device=device if device is not None else gen_device)
-    mode = "bicubic" if dims == 2 else "trilinear"
+    return spatial_shape, dims
+
+
+def _coarse(batch: int, dims: int, control_points: int, max_displacement: float, generator: torch.Generator,
+            dtype: torch.dtype) -> torch.Tensor:
+    """Control-point offsets ``(batch, dims, *(control_points,) * dims)`` on the generator's device."""
+    shape = (batch, dims) + (control_points,) * dims
+    return (torch.rand(shape, generator=generator, device=generator.device, dtype=dtype) * 2 - 1) * max_displacement
+
+
+def _upsample(coarse: torch.Tensor, spatial_shape: tuple[int, ...], max_displacement: float) -> torch.Tensor:
+    mode = "bicubic" if len(spatial_shape) == 2 else "trilinear"
     field = F.interpolate(coarse, size=spatial_shape, mode=mode, align_corners=True)
     return field.clamp(-max_displacement, max_displacement)  # bicubic may overshoot slightly
 

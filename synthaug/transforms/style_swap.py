@@ -54,7 +54,7 @@ from synthaug.inference.phases import phase
 from synthaug.losses.style import extract_mask, largest_component
 from synthaug.networks.inference import infer
 from synthaug.networks.spade import truncated_normal
-from synthaug.transforms.elastic import sample_displacement, warp, warp_labels
+from synthaug.transforms.elastic import sample_displacements, warp, warp_labels
 from synthaug.transforms.guards import (
     DataInfo,
     GuardOptions,
@@ -592,11 +592,8 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
         # 2. boundary perturbation: one smooth field per sample moves the returned label and the classes alike
         if self.deform and self.max_displacement > 0:
             with phase("deformation"):
-                disp = torch.cat([
-                    sample_displacement(spatial, batch=1, control_points=self.control_points,
-                                        max_displacement=self.max_displacement, generator=g)
-                    for g in gens
-                ]).to(device)
+                disp = sample_displacements(spatial, gens, control_points=self.control_points,
+                                            max_displacement=self.max_displacement, device=device)
                 labels = warp_labels(labels, disp)
                 classes = from_slices(cs[:, None], b, self.slice_axis, images.ndim)
                 cs = to_slices(warp_labels(classes, disp), self.slice_axis)[:, 0]

@@ -2,7 +2,13 @@ import pytest
 import torch
 
 from synthaug.errors import ShapeError, ValidationError
-from synthaug.transforms.elastic import identity_grid, sample_displacement, warp, warp_labels
+from synthaug.transforms.elastic import (
+    identity_grid,
+    sample_displacement,
+    sample_displacements,
+    warp,
+    warp_labels,
+)
 
 
 @pytest.mark.parametrize("shape", [(24, 20), (12, 10, 8)])
@@ -54,3 +60,26 @@ def test_bad_arguments():
         sample_displacement((8, 8), control_points=1, generator=torch.Generator())
     with pytest.raises(ShapeError):
         warp(torch.zeros(1, 1, 8, 8), torch.zeros(1, 2, 8, 9))
+    with pytest.raises(ValidationError, match="at least one generator"):
+        sample_displacements((8, 8), [])
+    with pytest.raises(ShapeError):
+        sample_displacements((8,), [torch.Generator()])
+
+
+@pytest.mark.parametrize("shape", [(20, 18), (10, 9, 7)])
+def test_per_sample_generators_batched_equal_one_at_a_time(shape):
+    """The batched sampler gives each sample exactly the field its own generator gives alone (replay by seed)."""
+    seeds = [5, 11, 5]
+    batched = sample_displacements(shape, [torch.Generator().manual_seed(s) for s in seeds],
+                                   control_points=4, max_displacement=3.0)
+    alone = [sample_displacement(shape, batch=1, control_points=4, max_displacement=3.0,
+                                 generator=torch.Generator().manual_seed(s)) for s in seeds]
+    assert batched.shape == (3, len(shape), *shape)
+    assert torch.equal(batched, torch.cat(alone))
+    assert torch.equal(batched[0], batched[2]) and not torch.equal(batched[0], batched[1])
+    assert batched.abs().max() <= 3.0
+
+
+def test_batched_fields_land_on_the_requested_device_and_dtype():
+    d = sample_displacements((8, 8), [torch.Generator()], device="cpu", dtype=torch.float64)
+    assert d.device.type == "cpu" and d.dtype == torch.float64
