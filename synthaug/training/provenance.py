@@ -1,14 +1,16 @@
-"""The machine line and date every model card and results file carries."""
+"""The machine line and date every model card and results file carries, and a card's common training facts."""
 
 from __future__ import annotations
 
 import os
 import platform
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-__all__ = ["machine_line", "today"]
+__all__ = ["machine_line", "today", "training_facts"]
 
 
 def machine_line() -> str:
@@ -22,3 +24,11 @@ def machine_line() -> str:
 
 def today() -> str:
     return time.strftime("%Y-%m-%d")
+
+
+def training_facts(config: Mapping[str, Any], *, iterations: int, seconds: float) -> dict[str, Any]:
+    """What every training script records in its card's ``training`` section: the configuration it ran, its
+    length, wall-clock seconds, the machine line and the date. A script adds its own facts beside these
+    (held-out cases, label source, ...): ``{**training_facts(config, ...), "heldout_cases": [...]}``."""
+    return {"config": dict(config), "iterations": int(iterations), "seconds": round(float(seconds), 1),
+            "machine": machine_line(), "date": today()}

@@ -27,7 +27,7 @@ from synthaug.training.context import ContextLossWeights, ContextStep, measure_f
 from synthaug.training.datasets import get_training_data
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
-from synthaug.training.provenance import machine_line, today
+from synthaug.training.provenance import training_facts
 from synthaug.training.slices import SliceSet, cut_slices
 from synthaug.visualize import write_grid
 from synthaug.weights.card import FeatureSpec, InferenceSpec, ModelCard
@@ -275,13 +275,9 @@ def train_context(cfg: ContextConfig, out_dir: Path | str, *, resume: bool = Tru
         inference=InferenceSpec(canvas=(cfg.size, cfg.size)),
         training_cases=data.training_cases,
         training={
-            "config": config,
-            "iterations": cfg.iterations,
-            "seconds": round(result.seconds, 1),
-            "machine": machine_line(),
+            **training_facts(config, iterations=cfg.iterations, seconds=result.seconds),
             "heldout_cases": list(data.heldout_cases),
             "label_source": data.label_source,
-            "date": today(),
         },
         notes=f"ConText-GAN {cfg.variant.upper()} trained by synthaug on {cfg.data}. Labels: {data.label_source}.",
     )

@@ -43,7 +43,7 @@ from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data, is_nnunet_raw
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
-from synthaug.training.provenance import machine_line, today
+from synthaug.training.provenance import training_facts
 from synthaug.training.slices import SliceSet, Volume, cut_slices
 from synthaug.visualize import write_grid
 from synthaug.weights.card import InferenceSpec, ModelCard
@@ -275,13 +275,9 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: Path | str, *, resume: bool =
         modality=data.modality,
         training_cases=data.training_cases,
         training={
-            "config": config,
-            "iterations": cfg.iterations,
-            "seconds": round(result.seconds, 1),
-            "machine": machine_line(),
+            **training_facts(config, iterations=cfg.iterations, seconds=result.seconds),
             "heldout_cases": list(data.heldout_cases),
             "label_source": data.label_source,
-            "date": today(),
         },
         metrics={"heldout_dice": per_class, "heldout_mean_dice": round(mean_fg, 4),
                  "note": "Dice on real held-out slices; labels are TotalSegmentator predictions, not ground truth."},

@@ -47,7 +47,7 @@ from synthaug.training.config import config_to_dict
 from synthaug.training.datasets import case_id, get_training_data, image_data, is_nnunet_raw
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
-from synthaug.training.provenance import machine_line, today
+from synthaug.training.provenance import training_facts
 from synthaug.training.slices import SliceSet, Volume, cut_slices
 from synthaug.training.style import (
     DISCRIMINATORS,
@@ -374,17 +374,13 @@ def train_style(cfg: StyleConfig, out_dir: Path | str, *, resume: bool = True, p
         features=FeatureSpec(body_mask=BodyMaskSpec(threshold=cfg.mask_threshold, value_range=(-1.0, 1.0),
                                                      opening_size=3, largest_component=True, slice_axis=2)),
         training={
+            **training_facts(config, iterations=cfg.iterations, seconds=result.seconds),
             "mode": cfg.mode,
-            "config": config,
-            "iterations": cfg.iterations,
-            "seconds": round(result.seconds, 1),
-            "machine": machine_line(),
             "heldout_cases": list(data.heldout_cases),
             "patients": list(data.patient_cases),
             "content_intensity": data.content_intensity.to_dict(),
             "segmenter": seg_info,
             "label_source": data.label_source,
-            "date": today(),
         },
         notes=(
             f"Per-organ style swap generator ({cfg.mode}) trained by synthaug: "

@@ -40,7 +40,7 @@ from synthaug.training.config import config_to_dict
 from synthaug.training.eval_translate import slice_metrics, translate_volume
 from synthaug.training.export import export_weights
 from synthaug.training.loop import LoopConfig, TrainResult, run_training
-from synthaug.training.provenance import machine_line, today
+from synthaug.training.provenance import training_facts
 from synthaug.training.translate import (
     MODES,
     PAIRED_MODES,
@@ -435,15 +435,11 @@ def train_translate(cfg: TranslateConfig, out_dir: Path | str, *, resume: bool =
         target_modality=data.target_modality,
         training_cases=data.training_cases(paired_training),
         training={
-            "config": config,
+            **training_facts(config, iterations=cfg.iterations, seconds=result.seconds),
             "mode": cfg.mode,
             "data": cfg.data,
             "paired_training": paired_training,
             "simulated": data.simulated,
-            "iterations": cfg.iterations,
-            "seconds": round(result.seconds, 1),
-            "machine": machine_line(),
-            "date": today(),
             "selection": {
                 "by": select,
                 "best_step": best_step,
