@@ -44,6 +44,7 @@ from synthaug.errors import DataError, ValidationError
 
 __all__ = [
     "HEADLINE_CLASSES",
+    "read_report",
     "Interval",
     "ClaimRule",
     "Claim",
@@ -561,6 +562,22 @@ def _mean(v: Sequence[float]) -> float:
     return sum(v) / len(v) if v else math.nan
 
 
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A downstream report's JSON (``benchmark`` meta + ``results``); ``path`` may name its ``.md``."""
+    p = Path(path)
+    if p.suffix != ".json":
+        p = p.with_suffix(".json")
+    try:
+        payload = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise DataError(f"report {p} does not exist; give the report's .json (written beside its .md).") from None
+    except ValueError as exc:
+        raise DataError(f"report {p} is not valid JSON ({exc}).") from None
+    if not isinstance(payload, Mapping) or "benchmark" not in payload or "results" not in payload:
+        raise DataError(f"{p} is not a downstream report JSON (it has no 'benchmark' and 'results').")
+    return dict(payload)
+
+
 def default_never_predicted(path: str | Path) -> dict[str, list[str]]:
     """Classes the ``default`` arm never predicts, per held-out group, in another report (its JSON, or a
     work folder): used to say which classes default never learns in-domain."""
@@ -570,14 +587,7 @@ def default_never_predicted(path: str | Path) -> dict[str, list[str]]:
 
         meta, results = load_results(p)
     else:
-        try:
-            payload = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise DataError(f"{p} does not exist; give the in-domain report's JSON or its work folder.") from None
-        except ValueError as exc:
-            raise DataError(f"{p} is not valid JSON ({exc}); give the in-domain report's JSON.") from None
-        if not isinstance(payload, Mapping) or "benchmark" not in payload or "results" not in payload:
-            raise DataError(f"{p} is not a downstream report JSON (no 'benchmark' and 'results').")
+        payload = read_report(p)
         meta, results = payload["benchmark"], payload["results"]
     s = summarise(meta, results)
     held = [g for g, v in s["groups"].items() if v["held_out"]]

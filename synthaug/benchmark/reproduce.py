@@ -15,7 +15,6 @@ says whether the difference lies within the run-to-run spread the report states:
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug._validate import check_folder
+from synthaug.benchmark.report import read_report
 from synthaug.errors import DataError, ValidationError
 
 __all__ = ["GroupCheck", "compare", "reproduce", "reproduction_markdown", "read_report", "output_path"]
@@ -60,22 +60,6 @@ class GroupCheck:
         if self.within is None:
             return f"spread unknown (the report has {self.n_seeds} seed(s) of this arm; 2 are needed)"
         return "within the run-to-run spread" if self.within else "OUTSIDE the run-to-run spread"
-
-
-def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A downstream report's JSON (``benchmark`` meta + ``results``)."""
-    p = Path(path)
-    if p.suffix != ".json":
-        p = p.with_suffix(".json")
-    try:
-        payload = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DataError(f"report {p} does not exist; give the report's .json (written beside its .md).") from None
-    except ValueError as exc:
-        raise DataError(f"report {p} is not valid JSON ({exc}).") from None
-    if not isinstance(payload, Mapping) or "benchmark" not in payload or "results" not in payload:
-        raise DataError(f"{p} is not a downstream report JSON (it has no 'benchmark' and 'results').")
-    return dict(payload)
 
 
 def compare(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]], rerun: Mapping[str, Any], *,

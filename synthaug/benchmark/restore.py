@@ -76,7 +76,7 @@ class StoredSettings:
 def stored_settings(report: str | os.PathLike[str]) -> StoredSettings:
     """The :class:`StoredSettings` of ``report``'s JSON; :class:`DataError` for a report written before its
     JSON recorded them (rebuild it once with ``--title``/``--note``/options given by hand)."""
-    from synthaug.benchmark.reproduce import read_report
+    from synthaug.benchmark.report import read_report
 
     payload = read_report(report)
     options = payload.get("options")
@@ -104,7 +104,8 @@ def _old_work(meta: Mapping[str, Any]) -> str:
 def restore_work(report: str | os.PathLike[str], work: str | os.PathLike[str], *, log: Log = print) -> Restored:
     """Write ``report``'s ``benchmark.json`` and runs into ``work`` (see the module docstring)."""
     from synthaug.benchmark.downstream import RESULT_FILE, _atomic_json, _read_json, _same_run, arm_from_dict
-    from synthaug.benchmark.reproduce import _remap, read_report
+    from synthaug.benchmark.report import read_report
+    from synthaug.benchmark.reproduce import _remap
 
     payload = read_report(report)
     meta = {k: v for k, v in payload["benchmark"].items() if k != "ignored_runs"}
