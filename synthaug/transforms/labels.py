@@ -215,13 +215,18 @@ def check_image_label_batch(images: torch.Tensor, labels: torch.Tensor, *, purpo
                             allow_empty: bool = False) -> torch.Tensor:
     """Validate ``images`` (B, 1, *spatial) float and ``labels`` (B, 1, *spatial); return labels as int64.
 
-    Refuses NaN images, non-integer labels, shape mismatches and (unless ``allow_empty``: transforms that render
+    Refuses NaN images, non-integer labels, batch and shape mismatches and (unless ``allow_empty``: transforms that render
     background too) empty label maps (naming the sample).
     """
     check_image(images, "image", spatial_dims=(2, 3), channels=1, batched=True)
     if labels.ndim != images.ndim or labels.shape[1] != 1:
         raise ShapeError(
             f"label must have shape (B, 1, *spatial) matching image {tuple(images.shape)}, got {tuple(labels.shape)}."
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise ShapeError(
+            f"image batch {tuple(images.shape)} and label batch {tuple(labels.shape)} hold different numbers of "
+            "samples; give one label map per image (same first dimension)."
         )
     if labels.shape[2:] != images.shape[2:]:
         raise ShapeError(

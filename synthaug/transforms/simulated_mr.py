@@ -120,10 +120,11 @@ class SimulatedMRSynth(OptionsTransform):
     def apply_batch(self, images: torch.Tensor, labels: torch.Tensor, *, seeds: Sequence[int]
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``images`` (B, 1, *spatial) (read for their range only), ``labels`` (B, 1, *spatial); one seed per sample.
+        Negative label values (nnU-Net's ``-1`` padding outside the cropped region) render as background.
         Returns the simulated images (the input's device and dtype) and ``labels`` untouched (the same object)."""
         from synthaug.appearance.physics import simulate_abdominal_mr
 
-        lab = check_image_label_batch(images, labels, purpose="render", allow_empty=True).clamp_min(0)
+        lab = check_image_label_batch(images, labels, purpose="render", allow_empty=True).clamp_min(0)  # padding (-1) is background
         if len(seeds) != images.shape[0]:
             raise ValidationError(f"seeds must have one entry per sample ({images.shape[0]}), got {len(seeds)}.")
         table = self._table if self._known else self._classes()  # raises naming the three fixes
