@@ -31,7 +31,7 @@ from synthaug.data.abdominal_tissues import FIELDS_T
 from synthaug.data.mr_simulator import abdominal_presets
 from synthaug.errors import ValidationError
 from synthaug.features import normalise_features, region_features
-from synthaug.features.region import check_label_map
+from synthaug.features.checks import check_label_map
 from synthaug.intensity import IntensityConvention
 from synthaug.weights.card import FeatureStats
 

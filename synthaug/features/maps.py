@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from synthaug.errors import ShapeError, ValidationError
-from synthaug.features.region import check_feature_names, check_histogram_options, check_label_map
-from synthaug.features.registry import get_feature
+from synthaug.features.checks import check_feature_names, check_histogram_options, check_label_map
+from synthaug.features.registry import _REGISTRY, get_feature
 
 __all__ = ["feature_maps", "normalise_features", "denormalise_features", "feature_bounds"]
 
@@ -90,8 +90,6 @@ _BOUNDS: dict[tuple, tuple[tuple[float, float], ...]] = {}
 
 
 def _registry_version() -> tuple[int, ...]:
-    from synthaug.features.registry import _REGISTRY
-
     return tuple(id(spec) for spec in _REGISTRY.values())
 
 
