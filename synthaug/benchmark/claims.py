@@ -1,12 +1,14 @@
-"""When a seed-level interval carries a claim word: the rule, declared once for the harness and the report."""
+"""When a seed-level interval carries a claim word: the rule, declared once for the harness and the report, and
+the word an interval earns under it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from synthaug.benchmark.statistics import Interval
 from synthaug.errors import ValidationError
 
-__all__ = ["ClaimRule"]
+__all__ = ["ClaimRule", "Claim", "claim"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,48 @@ class ClaimRule:
             f"{self.key_seeds} for default, for the best synthaug arm and for the best non-learned arm, "
             f"{self.other_seeds} for every other arm; fewer gives \"not shown (n seeds < k)\"."
         )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim word (``gain``, ``loss``, ``no harm``, ``not shown`` or ``reference``) and why."""
+
+    word: str
+    reason: str
+
+    def text(self) -> str:
+        if self.word == "not shown":
+            return f"not shown ({self.reason})"
+        if self.word == "no harm":
+            return f"no harm ({self.reason})"
+        return self.word
+
+    def to_dict(self) -> dict[str, str]:
+        return {"word": self.word, "reason": self.reason, "text": self.text()}
+
+
+def _p(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def claim(interval: Interval, *, required: int, reference_seeds: int, rule: ClaimRule | None = None) -> Claim:
+    """The claim ``interval`` (a :func:`seed_interval`) supports under ``rule``.
+
+    ``required``: paired seeds this arm needs; ``reference_seeds``: seeds the ``default`` arm has (it needs
+    ``rule.key_seeds``). Too few seeds always give ``not shown (n seeds < k)``, whatever the interval.
+    """
+    rule = rule or ClaimRule()
+    need = max(required, rule.min_paired)
+    if interval.n < need:
+        return Claim("not shown", f"{interval.n} seeds < {need}")
+    if reference_seeds < rule.key_seeds:
+        return Claim("not shown", f"default: {reference_seeds} seeds < {rule.key_seeds}")
+    if not interval.defined:
+        return Claim("not shown", "no interval")
+    if interval.low > 0:
+        return Claim("gain", f"interval [{_p(interval.low)}, {_p(interval.high)}] above 0")
+    if interval.high < 0:
+        return Claim("loss", f"interval [{_p(interval.low)}, {_p(interval.high)}] below 0")
+    if interval.low > -rule.no_harm_margin:
+        return Claim("no harm", f"lower bound {_p(interval.low)} > -{100 * rule.no_harm_margin:g}")
+    return Claim("not shown", f"interval crosses 0, lower bound {_p(interval.low)} <= -{100 * rule.no_harm_margin:g}")

@@ -10,7 +10,7 @@ fresh copy.
 :func:`compare` (pure) puts the rerun's per-seed mean Dice (per evaluation group) beside the stored one and
 says whether the difference lies within the run-to-run spread the report states: at most
 ``sqrt(2) * t(0.975, n - 1) * SD``, with SD the standard deviation of the arm's per-seed means over its
-``n`` seeds in the report (:func:`synthaug.benchmark.report.spread_bound`).
+``n`` seeds in the report (:func:`synthaug.benchmark.statistics.spread_bound`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class GroupCheck:
 def compare(meta: Mapping[str, Any], results: Sequence[Mapping[str, Any]], rerun: Mapping[str, Any], *,
             arm: str, seed: int, level: float = 0.95) -> list[GroupCheck]:
     """The rerun ``rerun`` (a ``result.json``) of (``arm``, ``seed``) against the report's ``results``."""
-    from synthaug.benchmark.report import per_seed_means, seed_sd, spread_bound
+    from synthaug.benchmark.report import per_seed_means
+    from synthaug.benchmark.statistics import seed_sd, spread_bound
 
     mine = [r for r in results if r["arm"] == arm]
     stored_run = [r for r in mine if int(r["seed"]) == seed]
