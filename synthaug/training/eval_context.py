@@ -61,6 +61,20 @@ def _mean_std(x: torch.Tensor) -> list[float]:
 
 
 @torch.no_grad()
+def load_with_held_out(weights: str | Path, data: str | None = None) -> tuple[torch.nn.Module, Any, Any, Any]:
+    """A context generator, its card, its training data (``data`` or the card's) and that data's held-out
+    slices cut as the generator saw its training slices; refuses a card whose training cases overlap the
+    held-out ones."""
+    g, card = load(weights)
+    td = get_training_data(data or card.training["config"]["data"])
+    check_no_overlap(card.training_cases, td.heldout_cases, what="generator training")
+    cfg = card.training["config"]
+    size = int(cfg["size"])
+    held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,
+                      size=(size, size), axis=int(cfg.get("axis", 2)))
+    return g, card, td, held
+
+
 def evaluate_context(
     weights: str | Path,
     *,
@@ -70,14 +84,9 @@ def evaluate_context(
     max_displacement: float = 6.0,
     batch_size: int = 32,
 ) -> dict[str, Any]:
-    g, card = load(weights)
+    g, card, td, held = load_with_held_out(weights, data)
     data_name = data or card.training["config"]["data"]
-    td = get_training_data(data_name)
-    check_no_overlap(card.training_cases, td.heldout_cases, what="generator training")
-    cfg = card.training["config"]
-    size = int(cfg["size"])
-    held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,
-                      size=(size, size), axis=int(cfg.get("axis", 2)))
+    size = int(card.training["config"]["size"])
     names, bins, n_labels = card.features.names, card.features.bins, card.n_labels
     gen = torch.Generator().manual_seed(seed)
     l1s, psnrs, ssims, ssims_smooth, ctrl, real_imgs, fake_imgs, ctrl_per_feature = [], [], [], [], [], [], [], []

@@ -29,13 +29,9 @@ from synthaug.appearance.remap import (
     sample_appearance,
 )
 from synthaug.appearance.requests import measure_requests
-from synthaug.data.scenarios import check_no_overlap
 from synthaug.features.calibrate import calibrate_regions
 from synthaug.losses.structural import psnr, ssim
-from synthaug.training.datasets import get_training_data
-from synthaug.training.eval_context import sample_random_context
-from synthaug.training.slices import cut_slices
-from synthaug.weights.registry import load
+from synthaug.training.eval_context import load_with_held_out, sample_random_context
 
 __all__ = ["evaluate_appearance_control", "appearance_ranges_of", "MEAN_BINS"]
 
@@ -68,13 +64,7 @@ def evaluate_appearance_control(
     ``ranges`` defaults to the card's training ranges; ``stats`` (per-class ``min``/``max``) to the card's
     ``feature_stats``. Pass another card's ranges and stats to compare two generators on the same requests.
     """
-    g, card = load(weights)
-    td = get_training_data(data or card.training["config"]["data"])
-    check_no_overlap(card.training_cases, td.heldout_cases, what="generator training")
-    cfg = card.training["config"]
-    size = int(cfg["size"])
-    held = cut_slices(td.heldout, intensity=card.intensity_convention, spacing=cfg.get("spacing") or td.spacing,
-                      size=(size, size), axis=int(cfg.get("axis", 2)))
+    g, card, td, held = load_with_held_out(weights, data)
     names, bins, n_labels = card.features.names, card.features.bins, card.n_labels
     ranges = ranges if ranges is not None else appearance_ranges_of(card)
     stats = stats if stats is not None else card.features.stats
