@@ -83,7 +83,7 @@ def _p(x: float) -> str:
 
 
 def claim(interval: Interval, *, required: int, reference_seeds: int, rule: ClaimRule | None = None) -> Claim:
-    """The claim ``interval`` (a :func:`seed_interval`) supports under ``rule``.
+    """The claim ``interval`` (a :func:`~synthaug.benchmark.statistics.seed_interval`) supports under ``rule``.
 
     ``required``: paired seeds this arm needs; ``reference_seeds``: seeds the ``default`` arm has (it needs
     ``rule.key_seeds``). Too few seeds always give ``not shown (n seeds < k)``, whatever the interval.
