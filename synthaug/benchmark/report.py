@@ -155,12 +155,7 @@ def load_ceiling(path: str | Path) -> dict[str, Ceiling]:
     Groups the report does not have are ignored (one file may cover every scenario).
     """
     p = Path(path)
-    try:
-        raw = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DataError(f"ceiling file {p} does not exist.") from None
-    except ValueError as exc:
-        raise DataError(f"ceiling file {p} is not valid JSON ({exc}).") from None
+    raw = _read_json(p, "ceiling file")
     if isinstance(raw, Mapping) and isinstance(raw.get("scenarios"), list):  # synthaug data label-ceiling
         raw = {str(g["group"]): {"mean": g["mean"], "per_class": g.get("per_class", {})}
                for sc in raw["scenarios"] if isinstance(sc, Mapping) and sc.get("available")
@@ -441,17 +436,22 @@ def _mean(v: Sequence[float]) -> float:
     return sum(v) / len(v) if v else math.nan
 
 
+def _read_json(p: Path, what: str, missing_hint: str = "") -> Any:
+    """The JSON in ``p``; a missing or unparsable file is a :class:`DataError` naming ``what`` it should be."""
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{what} {p} does not exist{missing_hint}.") from None
+    except ValueError as exc:
+        raise DataError(f"{what} {p} is not valid JSON ({exc}).") from None
+
+
 def read_report(path: str | Path) -> dict[str, Any]:
     """A downstream report's JSON (``benchmark`` meta + ``results``); ``path`` may name its ``.md``."""
     p = Path(path)
     if p.suffix != ".json":
         p = p.with_suffix(".json")
-    try:
-        payload = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise DataError(f"report {p} does not exist; give the report's .json (written beside its .md).") from None
-    except ValueError as exc:
-        raise DataError(f"report {p} is not valid JSON ({exc}).") from None
+    payload = _read_json(p, "report", "; give the report's .json (written beside its .md)")
     if not isinstance(payload, Mapping) or "benchmark" not in payload or "results" not in payload:
         raise DataError(f"{p} is not a downstream report JSON (it has no 'benchmark' and 'results').")
     return dict(payload)
