@@ -66,9 +66,9 @@ _LABEL_NOTE = "Labels are TotalSegmentator model predictions (super-classes), no
 
 
 def _generator(weights: str | Path) -> tuple[StyleSwapGenerator, Any]:
-    net, card = load(weights)
-    if card.family != "style" or not isinstance(net, StyleSwapGenerator):
-        raise WeightsError(f"weights {str(weights)!r} are a {card.family!r} model, not a 'style' generator.")
+    net, card = load(weights, family="style")
+    if not isinstance(net, StyleSwapGenerator):
+        raise WeightsError(f"weights {str(weights)!r} build a {type(net).__name__}, not a StyleSwapGenerator.")
     return net, card
 
 

@@ -61,6 +61,7 @@ from synthaug.training.translate_data import (
     subject_of,
 )
 from synthaug.weights.card import InferenceSpec, ModelCard
+from synthaug.weights.registry import check_family
 
 __all__ = [
     "Segmenter",
@@ -200,8 +201,7 @@ def _mean_std(x: torch.Tensor) -> list[float]:
 
 def check_card_for_data(card: ModelCard, data: TranslationData, *, split: str = "test") -> None:
     """Raise unless ``card`` is a translation card for ``data``'s modalities that never trained on ``split``."""
-    if card.family != "translate":
-        raise WeightsError(f"weights {card.name!r} are a {card.family!r} model, not a modality translation model.")
+    check_family(card, "translate")
     if not card.source_modality or not card.target_modality:
         raise WeightsError(
             f"model card {card.name!r} does not state its source_modality/target_modality "

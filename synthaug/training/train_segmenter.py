@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from synthaug._validate import closest
-from synthaug.errors import ValidationError, WeightsError
+from synthaug.errors import ValidationError
 from synthaug.intensity import IntensityConvention
 from synthaug.losses.adversarial import class_balance_weights
 from synthaug.networks.discriminators import SegmentationDiscriminator
@@ -227,9 +227,7 @@ def load_segmenter(name_or_path: str | Path, *, device: torch.device | str | Non
     """A frozen segmenter and its card (refuses weights of another family)."""
     from synthaug.weights.registry import load
 
-    net, card = load(name_or_path, device=device)
-    if card.family != "segmenter":
-        raise WeightsError(f"weights {str(name_or_path)!r} are a {card.family!r} model, not a 'segmenter'.")
+    net, card = load(name_or_path, device=device, family="segmenter")
     return net, card
 
 

@@ -187,9 +187,7 @@ class ContextTextureSynth(LabelVocabulary, OptionsTransform):
     options: ContextTextureOptions
 
     def _setup(self) -> None:
-        self.card = card_of(self.weights)
-        if self.card.family != "context":
-            raise ValidationError(f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'context' one.")
+        self.card = card_of(self.weights, family="context")
         self.names = self.card.features.names
         self.bins = self.card.features.bins
         self.n_labels = self.card.n_labels

@@ -203,12 +203,7 @@ class ModalityTranslate(OptionsTransform):
     options: ModalityTranslateOptions
 
     def _setup(self) -> None:
-        self.card = card_of(self.weights)
-        if self.card.family != "translate":
-            raise ValidationError(
-                f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'translate' one; known translation "
-                f"weights: {_directions()}."
-            )
+        self.card = card_of(self.weights, family="translate")
         self.source, self.target = _check_modalities(self.card, self.weights, self.options.source, self.options.target)
         dims = self.card.spatial_dims
         if self.options.mode == "slices" and dims == 3:

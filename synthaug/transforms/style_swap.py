@@ -455,9 +455,7 @@ class StyleSwap(LabelVocabulary, OptionsTransform):
     options: StyleSwapOptions
 
     def _setup(self) -> None:
-        self.card = card_of(self.weights)
-        if self.card.family != "style":
-            raise ValidationError(f"weights {str(self.weights)!r} are a {self.card.family!r} model, not a 'style' one.")
+        self.card = card_of(self.weights, family="style")
         bank = self.options.bank
         if isinstance(bank, (str, os.PathLike)):
             bank = StyleBank.from_folder(bank, test_cases=self.test_cases)

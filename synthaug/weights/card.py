@@ -34,9 +34,10 @@ from synthaug.errors import WeightsError
 from synthaug.intensity import IntensityConvention
 
 __all__ = ["ModelCard", "InferenceSpec", "NoiseSpec", "FeatureSpec", "FeatureStats", "BodyMaskSpec", "UsageSpec",
-           "DataSource", "migrate", "CARD_FORMAT"]
+           "DataSource", "migrate", "CARD_FORMAT", "FAMILIES"]
 
-_FAMILIES = ("context", "style", "translate", "segmenter")
+#: The model families a card may state (which network it builds and which transform uses it).
+FAMILIES = ("context", "style", "translate", "segmenter")
 #: Version of the card layout; 2 = typed inference and feature sections; 3 = typed usage and training-data
 #: sections, weights licence and the tensor content hash.
 CARD_FORMAT = 3
@@ -320,8 +321,8 @@ class ModelCard:
         if self.format != CARD_FORMAT:
             raise WeightsError(f"model card {self.name!r}: format {self.format!r} is not {CARD_FORMAT}; read it through "
                                "ModelCard.from_dict, which migrates older cards.")
-        if self.family not in _FAMILIES:
-            raise WeightsError(f"model card {self.name!r}: family {self.family!r} is not one of {_FAMILIES}.")
+        if self.family not in FAMILIES:
+            raise WeightsError(f"model card {self.name!r}: family {self.family!r} is not one of {FAMILIES}.")
         if self.spatial_dims not in (2, 3):
             raise WeightsError(f"model card {self.name!r}: spatial_dims must be 2 or 3, got {self.spatial_dims}.")
         if len(self.spacing) not in (0, self.spatial_dims) or any(not v > 0 for v in self.spacing):

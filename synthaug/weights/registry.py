@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 
 from synthaug._validate import closest
-from synthaug.errors import WeightsError
-from synthaug.weights.card import ModelCard
+from synthaug.errors import ValidationError, WeightsError
+from synthaug.weights.card import FAMILIES, ModelCard
 from synthaug.weights.store import (
     ALLOW_UNVERIFIED_ENV,
     Integrity,
@@ -55,6 +55,7 @@ __all__ = [
     "load",
     "clear_cache",
     "card_of",
+    "check_family",
     "publish",
     "reseal",
     "verify",
@@ -234,12 +235,16 @@ def load(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     allow_unverified: bool | None = None,
+    family: str | None = None,
 ) -> tuple[nn.Module, ModelCard]:
     """The frozen network and its card, loaded (and verified) once per (weights, device, dtype) in this process.
 
     ``allow_unverified`` (default: the ``SYNTHAUG_ALLOW_UNVERIFIED_WEIGHTS`` environment variable) accepts a card
     without a sha256 or a file with nothing to check; a mismatching checksum or tensor hash is always refused.
+    ``family`` refuses weights of another model family (checked on the card, before any tensor is read).
     """
+    if family is not None:
+        card_of(name_or_path, family=family)
     path, expected = resolve(name_or_path, allow_unverified=allow_unverified)
     dev = torch.device(device) if device is not None else torch.device("cpu")
     key_sha = expected or f"path:{path.resolve()}:{path.stat().st_mtime_ns}"
@@ -257,11 +262,33 @@ def clear_cache() -> None:
         _CARDS_CACHE.clear()
 
 
-def card_of(name_or_path: str | Path) -> ModelCard:
-    """The card for a name or a file, without loading tensors (nothing is verified: see :func:`load`)."""
+def card_of(name_or_path: str | Path, *, family: str | None = None) -> ModelCard:
+    """The card for a name or a file, without loading tensors (nothing is verified: see :func:`load`).
+
+    ``family`` (one of :data:`~synthaug.weights.card.FAMILIES`) refuses a card of another family with a
+    :class:`~synthaug.errors.WeightsError` that lists the registered weights of the wanted family.
+    """
     path, described, _ = _locate(name_or_path)
     card = read_card(path)
-    return card.replace(sha256=(described.sha256 if described is not None else "") or card.sha256)
+    card = card.replace(sha256=(described.sha256 if described is not None else "") or card.sha256)
+    if family is not None:
+        check_family(card, family, name_or_path)
+    return card
+
+
+def check_family(card: ModelCard, family: str, name_or_path: str | Path | None = None) -> None:
+    """Raise :class:`~synthaug.errors.WeightsError` unless ``card`` is a ``family`` model (the message names the
+    weights, their family, and the registered weights of the wanted family)."""
+    if family not in FAMILIES:
+        raise ValidationError(f"family={family!r} is not one of {FAMILIES}.")
+    if card.family == family:
+        return
+    known = sorted(c.name for c in list_weights() if c.family == family)
+    label = str(name_or_path) if name_or_path is not None else card.name
+    raise WeightsError(
+        f"weights {label!r} are a {card.family!r} model, not a {family!r} one. Registered {family!r} weights: "
+        f"{', '.join(known) or 'none'} (`synthaug weights list` shows every entry with its family)."
+    )
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,7 @@ def test_leakage_and_modality_mismatch_are_refused(tmp_path, paired, unpaired):
     with pytest.raises(WeightsError, match="source_modality"):
         evaluate_translation([blank], data="fake_t1_t2")
     ctx = save_fake(tmp_path, "ctx", family="context")
-    with pytest.raises(WeightsError, match="not a modality translation model"):
+    with pytest.raises(WeightsError, match="'context' model, not a 'translate' one"):
         evaluate_translation([ctx], data="fake_t1_t2")
     with pytest.raises(ValidationError, match="nothing to evaluate"):
         evaluate_translation([], data="fake_t1_t2", baseline=False)

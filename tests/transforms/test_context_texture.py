@@ -157,6 +157,8 @@ def test_bad_inputs_raise_clear_errors(tiny_weights):
 def test_unknown_and_corrupted_weights(tiny_weights):
     with pytest.raises(WeightsError, match="Did you mean 'tiny_ct'"):
         ContextTextureSynth("tiny_cat")
+    with pytest.raises(WeightsError, match="'style' model, not a 'context' one.*tiny_ct"):
+        ContextTextureSynth("style_ct_a")
     path = tiny_weights / "files" / "tiny_ct.safetensors"
     data = bytearray(path.read_bytes())
     data[-3] ^= 0xFF

@@ -44,3 +44,23 @@ def test_corrupted_registry_file_is_caught(user_dir):
 def test_load_by_path(user_dir):
     net, card = registry.load(user_dir / "files" / "user_tiny.safetensors")
     assert card.name == "user_tiny"
+
+
+def test_family_is_checked_on_the_card_before_any_tensor_is_read(user_dir):
+    assert registry.card_of("user_tiny", family="context").family == "context"
+    with pytest.raises(WeightsError, match=r"'user_tiny' are a 'context' model, not a 'style' one\. "
+                                           r"Registered 'style' weights: .*style_ct_a"):
+        registry.card_of("user_tiny", family="style")
+    path = user_dir / "files" / "user_tiny.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # a corrupt file: the family refusal comes first, without reading it
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="not a 'segmenter' one"):
+        registry.load("user_tiny", family="segmenter")
+
+
+def test_unknown_family_is_a_validation_error(user_dir):
+    from synthaug.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="family='contxt' is not one of"):
+        registry.card_of("user_tiny", family="contxt")
