@@ -154,6 +154,14 @@ TISSUE_PARAMETERS: tuple[TissueParameters, ...] = (
 )
 
 
+def _check_timing(what: str, tr_ms: float, te_ms: float) -> None:
+    """A sequence's TR and TE: both positive, TE < TR."""
+    check_positive(f"{what}.tr_ms", tr_ms)
+    check_positive(f"{what}.te_ms", te_ms)
+    if te_ms >= tr_ms:
+        raise ValidationError(f"{what} needs te_ms < tr_ms, got TE={te_ms} and TR={tr_ms}.")
+
+
 @dataclass(frozen=True)
 class SequencePreset:
     """A spin-echo sequence: repetition time and echo time in ms (typical 1.5 T clinical values)."""
@@ -164,12 +172,7 @@ class SequencePreset:
     description: str = ""
 
     def __post_init__(self) -> None:
-        check_positive(f"SequencePreset({self.name!r}).tr_ms", self.tr_ms)
-        check_positive(f"SequencePreset({self.name!r}).te_ms", self.te_ms)
-        if self.te_ms >= self.tr_ms:
-            raise ValidationError(
-                f"SequencePreset({self.name!r}) needs te_ms < tr_ms, got TE={self.te_ms} and TR={self.tr_ms}."
-            )
+        _check_timing(f"SequencePreset({self.name!r})", self.tr_ms, self.te_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -205,12 +208,7 @@ class GradientEchoPreset:
     description: str = ""
 
     def __post_init__(self) -> None:
-        check_positive(f"GradientEchoPreset({self.name!r}).tr_ms", self.tr_ms)
-        check_positive(f"GradientEchoPreset({self.name!r}).te_ms", self.te_ms)
-        if self.te_ms >= self.tr_ms:
-            raise ValidationError(
-                f"GradientEchoPreset({self.name!r}) needs te_ms < tr_ms, got TE={self.te_ms} and TR={self.tr_ms}."
-            )
+        _check_timing(f"GradientEchoPreset({self.name!r})", self.tr_ms, self.te_ms)
         if not 0.0 < float(self.flip_deg) <= 180.0:
             raise ValidationError(
                 f"GradientEchoPreset({self.name!r}).flip_deg must lie in (0, 180] degrees, got {self.flip_deg!r}."
