@@ -1,7 +1,11 @@
+import json
+
+import numpy as np
 import pytest
 import torch
 
 import synthaug.training.translate_data as td
+from synthaug.data.nnunet_export import write_nifti
 from synthaug.training.slices import SliceSet
 
 
@@ -18,6 +22,24 @@ def synthetic_slices(n: int = 16, size: int = 32, seed: int = 0) -> SliceSet:
     noise = torch.tensor([0.02, 0.15, 0.05])
     images = means[labels] + noise[labels] * torch.randn(labels.shape, generator=g)
     return SliceSet(images[:, None].clamp(-1, 1), labels, ["synthetic"] * n, list(range(n)))
+
+
+def toy_raw_dataset(root, *, background: float):
+    """A 4-case nnU-Net raw CT dataset (organ 40 HU, lesion 200 HU, ``background`` elsewhere; noise SD 15)."""
+    for sub in ("imagesTr", "labelsTr"):
+        (root / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        lab = np.zeros((32, 32, 6), np.uint8)
+        lab[4 + i : 20 + i, 6:24] = 1
+        lab[10:16, 10 + i : 18 + i] = 2
+        img = np.array([background, 40.0, 200.0])[lab] + rng.normal(0, 15, lab.shape)
+        write_nifti(root / "imagesTr" / f"toy_{i:03d}_0000.nii.gz", img.astype(np.float32), np.eye(4))
+        write_nifti(root / "labelsTr" / f"toy_{i:03d}.nii.gz", lab, np.eye(4))
+    (root / "dataset.json").write_text(json.dumps({
+        "channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1, "lesion": 2},
+        "numTraining": 4, "file_ending": ".nii.gz"}))
+    return root
 
 
 @pytest.fixture

@@ -1,36 +1,20 @@
 """End to end: train a tiny ConText-GAN on a user's nnU-Net raw dataset, export, evaluate, resume."""
 
-import json
 
-import numpy as np
 import pytest
 
 from synthaug.cli.main import main
-from synthaug.data.nnunet_export import write_nifti
 from synthaug.errors import ValidationError
 from synthaug.training.config import apply_overrides, config_from_dict
 from synthaug.training.eval_context import evaluate_context, markdown_table
 from synthaug.training.train_context import ContextConfig, parse_intensity
 from synthaug.weights.store import read_card
+from tests.training.conftest import toy_raw_dataset
 
 
 @pytest.fixture
 def raw_dataset(tmp_path):
-    root = tmp_path / "Dataset900_Toy"
-    for sub in ("imagesTr", "labelsTr"):
-        (root / sub).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        lab = np.zeros((32, 32, 6), np.uint8)
-        lab[4 + i : 20 + i, 6:24] = 1
-        lab[10:16, 10 + i : 18 + i] = 2
-        img = np.array([-300.0, 40.0, 200.0])[lab] + rng.normal(0, 15, lab.shape)
-        write_nifti(root / "imagesTr" / f"toy_{i:03d}_0000.nii.gz", img.astype(np.float32), np.eye(4))
-        write_nifti(root / "labelsTr" / f"toy_{i:03d}.nii.gz", lab, np.eye(4))
-    (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1, "lesion": 2},
-        "numTraining": 4, "file_ending": ".nii.gz"}))
-    return root
+    return toy_raw_dataset(tmp_path / "Dataset900_Toy", background=-300.0)
 
 
 def test_cli_trains_on_a_user_dataset_and_eval_runs(raw_dataset, tmp_path, capsys):

@@ -1,6 +1,5 @@
 """Appearance-randomised ConText training: batches, card ranges, evaluation under randomised appearance."""
 
-import json
 
 import numpy as np
 import pytest
@@ -8,31 +7,16 @@ import torch
 
 from synthaug.appearance.remap import AppearanceRanges
 from synthaug.cli.main import main
-from synthaug.data.nnunet_export import write_nifti
 from synthaug.errors import ValidationError
 from synthaug.training.eval_dr import appearance_ranges_of, evaluate_appearance_control
 from synthaug.training.train_context import ContextConfig, appearance_batches, randomised_slices
 from synthaug.weights.store import read_card
-from tests.training.conftest import synthetic_slices
+from tests.training.conftest import synthetic_slices, toy_raw_dataset
 
 
 @pytest.fixture
 def raw_dataset(tmp_path):
-    root = tmp_path / "Dataset901_ToyDR"
-    for sub in ("imagesTr", "labelsTr"):
-        (root / sub).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        lab = np.zeros((32, 32, 6), np.uint8)
-        lab[4 + i : 20 + i, 6:24] = 1
-        lab[10:16, 10 + i : 18 + i] = 2
-        img = np.array([-150.0, 40.0, 200.0])[lab] + rng.normal(0, 15, lab.shape)
-        write_nifti(root / "imagesTr" / f"toy_{i:03d}_0000.nii.gz", img.astype(np.float32), np.eye(4))
-        write_nifti(root / "labelsTr" / f"toy_{i:03d}.nii.gz", lab, np.eye(4))
-    (root / "dataset.json").write_text(json.dumps({
-        "channel_names": {"0": "CT"}, "labels": {"background": 0, "organ": 1, "lesion": 2},
-        "numTraining": 4, "file_ending": ".nii.gz"}))
-    return root
+    return toy_raw_dataset(tmp_path / "Dataset901_ToyDR", background=-150.0)
 
 
 def test_appearance_batches_remap_targets_keep_labels_and_replay():
