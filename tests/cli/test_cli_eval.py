@@ -3,22 +3,13 @@
 import json
 
 import pytest
-import torch
 
 from synthaug.cli.main import build_parser, main
 from synthaug.training.translate_data import TRANSLATION_DATA
-from synthaug.weights.registry import clear_cache
 from tests.training.test_eval_translate import save_fake
 from tests.training.test_train_translate import fake_translation_data
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_eval_commands_are_registered():

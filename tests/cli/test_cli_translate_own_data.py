@@ -6,23 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from synthaug.cli.main import main
-from synthaug.weights.registry import clear_cache
 from tests.training.test_translate_spec import paired_folders
 
 TINY = ["g_width=4", "g_blocks=1", "g_downsample=1", "unet_widths=[4,8]", "d_width=4", "d_layers=1", "batch_size=2",
         "iterations=4", "validate_every=2", "log_every=2", "sample_every=4", "checkpoint_every=4", "threads=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _train_and_eval(tmp_path, capsys, data: str, *extra: str, eval_args: tuple[str, ...] = ()) -> dict:

@@ -8,13 +8,7 @@ import torch
 from synthaug.errors import ShapeError, ValidationError
 from synthaug.inference import patch_starts, patch_weight, slice_inference, sliding_window_inference
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.75, 0.9])

@@ -16,18 +16,10 @@ from synthaug.training.eval_translate import (
 )
 from synthaug.training.translate_data import TRANSLATION_DATA
 from synthaug.weights.card import InferenceSpec, ModelCard
-from synthaug.weights.registry import clear_cache
 from synthaug.weights.store import save_weights
 from tests.training.test_train_translate import fake_translation_data
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture

@@ -19,13 +19,7 @@ from synthaug.training.translate_data import (
 )
 from synthaug.weights.store import load_network
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _subject(i: int, shape=(24, 28, 12), seed=0):

@@ -4,25 +4,16 @@ dataset and a simulator pair other than the built-ins, then evaluate the weights
 from __future__ import annotations
 
 import pytest
-import torch
 
 from synthaug.errors import LeakageError, ValidationError
 from synthaug.training.eval_translate import check_card_for_data, evaluate_translation
 from synthaug.training.train_translate import train_translate
 from synthaug.training.translate_data import get_translation_data
 from synthaug.training.translate_spec import parse_translation_spec
-from synthaug.weights.registry import clear_cache
 from tests.training.test_train_translate import tiny
 from tests.training.test_translate_spec import nnunet_dataset, paired_folders
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _subjects(ids) -> set[str]:

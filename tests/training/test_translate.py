@@ -17,14 +17,7 @@ from synthaug.training.translate import (
     ResGANWeights,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine's cores are shared: one intra-op thread is much faster than two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def phantoms(n: int, size: int, *, dims: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
