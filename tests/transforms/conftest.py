@@ -62,3 +62,24 @@ def assert_matches_up_to_rounding(batched: torch.Tensor, single: torch.Tensor) -
     """
     scale = float(single.abs().max())
     torch.testing.assert_close(batched, single, rtol=1e-5, atol=max(1e-4, 1e-6 * scale))
+
+
+def assert_refuses_bad_image_and_label(t, img: torch.Tensor, lab: torch.Tensor, params) -> None:
+    """The bad inputs every label-reading transform refuses by name: an unknown label value (``lab`` holds class 3),
+    a NaN voxel, an empty label map, mismatched spatial shapes, a missing channel/batch, a non-integer label."""
+    from synthaug.errors import LabelError, ShapeError, ValidationError
+
+    with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
+        t.apply(img, torch.where(lab == 3, 9, lab), params)
+    bad = img.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValidationError, match="NaN"):
+        t.apply(bad, lab, params)
+    with pytest.raises(LabelError, match="empty"):
+        t.apply(img, torch.zeros_like(lab), params)
+    with pytest.raises(ShapeError, match="spatial"):
+        t.apply(img, lab[..., :-1], params)
+    with pytest.raises(ShapeError):
+        t.apply(img[0, 0, 0], lab[0, 0, 0], params)
+    with pytest.raises(LabelError, match="integer"):
+        t.apply(img, lab.float() + 0.5, params)

@@ -1,10 +1,14 @@
 import pytest
 import torch
 
-from synthaug.errors import LabelError, ShapeError, ValidationError, WeightsError
+from synthaug.errors import LabelError, ValidationError, WeightsError
 from synthaug.transforms.context_texture import ContextTextureParams, ContextTextureSynth
 from synthaug.transforms.elastic import sample_displacement, warp_labels
-from tests.transforms.conftest import assert_matches_up_to_rounding, phantom
+from tests.transforms.conftest import (
+    assert_matches_up_to_rounding,
+    assert_refuses_bad_image_and_label,
+    phantom,
+)
 
 
 def test_same_seed_same_output_and_different_seed_differs(tiny_weights):
@@ -134,20 +138,7 @@ def test_bad_inputs_raise_clear_errors(tiny_weights):
     img, lab = phantom()
     t = ContextTextureSynth("tiny_ct", labels_are_classes=True)
     p = ContextTextureParams(0, True)
-    with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
-        t.apply(img, torch.where(lab == 3, 9, lab), p)
-    with pytest.raises(ValidationError, match="NaN"):
-        bad = img.clone()
-        bad[0, 0, 0, 0] = float("nan")
-        t.apply(bad, lab, p)
-    with pytest.raises(LabelError, match="empty"):
-        t.apply(img, torch.zeros_like(lab), p)
-    with pytest.raises(ShapeError, match="spatial"):
-        t.apply(img, lab[..., :-1], p)
-    with pytest.raises(ShapeError):
-        t.apply(img[0, 0, 0], lab[0, 0, 0], p)
-    with pytest.raises(ValidationError, match="integer"):
-        t.apply(img, lab.float() + 0.5, p)
+    assert_refuses_bad_image_and_label(t, img, lab, p)
     with pytest.raises(LabelError, match="label_map does not cover"):
         ContextTextureSynth("tiny_ct", label_map={0: 0, 1: 1}).apply(img, lab, p)
     with pytest.raises(ValidationError, match="features"):

@@ -11,6 +11,7 @@ from synthaug.transforms.style_swap import StyleBank, StyleCase, StyleSwap, Styl
 from synthaug.weights import registry
 from synthaug.weights.card import BodyMaskSpec, FeatureSpec, ModelCard
 from synthaug.weights.store import save_weights
+from tests.transforms.conftest import assert_refuses_bad_image_and_label
 
 LABELS = ("background", "a", "b", "c")
 
@@ -269,20 +270,7 @@ def test_bad_inputs_raise_clear_errors(tiny_style_weights):
     img, lab = volume()
     t = StyleSwap("tiny_style", labels_are_classes=True, bank=bank())
     p = StyleSwapParams(0, True)
-    with pytest.raises(LabelError, match=r"value\(s\) \[9\].*does not know"):
-        t.apply(img, torch.where(lab == 3, 9, lab), p)
-    with pytest.raises(ValidationError, match="NaN"):
-        bad = img.clone()
-        bad[0, 0, 0, 0] = float("nan")
-        t.apply(bad, lab, p)
-    with pytest.raises(LabelError, match="empty"):
-        t.apply(img, torch.zeros_like(lab), p)
-    with pytest.raises(ShapeError, match="spatial"):
-        t.apply(img, lab[..., :-1], p)
-    with pytest.raises(ShapeError):
-        t.apply(img[0, 0, 0], lab[0, 0, 0], p)
-    with pytest.raises(LabelError, match="integer"):
-        t.apply(img, lab.float() + 0.5, p)
+    assert_refuses_bad_image_and_label(t, img, lab, p)
     with pytest.raises(LabelError, match="label_map does not cover"):
         StyleSwap("tiny_style", None, label_map={0: 0, 1: 1}).apply(img, lab, p)
     with pytest.raises(LabelError, match="style case"):
