@@ -32,16 +32,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class TrainingData:
-    name: str
+class _CaseSplit:
+    """Case ids of a dataset's ``train`` and ``heldout`` volumes (the ids cards and leakage checks read)."""
+
     train: tuple[Volume, ...]
     heldout: tuple[Volume, ...]
-    labels: tuple[str, ...]
-    intensity: IntensityConvention
-    modality: str
-    spacing: float | None
-    label_source: str
 
     @property
     def training_cases(self) -> tuple[str, ...]:
@@ -50,6 +45,18 @@ class TrainingData:
     @property
     def heldout_cases(self) -> tuple[str, ...]:
         return tuple(v.case_id for v in self.heldout)
+
+
+@dataclass(frozen=True)
+class TrainingData(_CaseSplit):
+    name: str
+    train: tuple[Volume, ...]
+    heldout: tuple[Volume, ...]
+    labels: tuple[str, ...]
+    intensity: IntensityConvention
+    modality: str
+    spacing: float | None
+    label_source: str
 
 
 def case_id(subject: str, start: int, stop: int) -> str:
@@ -191,7 +198,7 @@ def is_nnunet_raw(name: str | Path) -> bool:
 
 
 @dataclass(frozen=True)
-class ImageData:
+class ImageData(_CaseSplit):
     """Unlabelled images of one domain (e.g. the target modality of an unpaired style model).
 
     ``train`` / ``heldout`` volumes carry all-zero labels: nothing downstream may read them.
@@ -202,14 +209,6 @@ class ImageData:
     heldout: tuple[Volume, ...]
     intensity: IntensityConvention
     modality: str
-
-    @property
-    def training_cases(self) -> tuple[str, ...]:
-        return tuple(v.case_id for v in self.train)
-
-    @property
-    def heldout_cases(self) -> tuple[str, ...]:
-        return tuple(v.case_id for v in self.heldout)
 
 
 def image_data(folder: str | Path, *, heldout_fraction: float = 0.2) -> ImageData:
