@@ -7,7 +7,7 @@
 """
 
 from synthaug.features.maps import denormalise_features, feature_bounds, feature_maps, normalise_features
-from synthaug.features.region import RegionFeatures, RegionStats, region_features  # registers built-ins
+from synthaug.features.region import RegionFeatures, region_features  # registers built-ins
 from synthaug.features.registry import (
     FeatureSpec,
     available_features,
@@ -15,6 +15,7 @@ from synthaug.features.registry import (
     register_feature,
     unregister_feature,
 )
+from synthaug.features.stats import RegionStats
 
 __all__ = [
     "FeatureSpec",

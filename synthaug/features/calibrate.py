@@ -26,8 +26,9 @@ from collections.abc import Sequence
 import torch
 
 from synthaug.errors import ValidationError
+from synthaug.features.checks import check_image_and_labels
 from synthaug.features.maps import denormalise_features
-from synthaug.features.region import RegionStats, check_image_and_labels
+from synthaug.features.stats import RegionStats
 
 __all__ = ["calibrate_regions", "calibrate_with_stats"]
 

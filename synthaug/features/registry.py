@@ -1,7 +1,7 @@
 """A small registry of named per-region features (no string if/elif factories).
 
 Each feature is a typed :class:`FeatureSpec`: its ``compute`` receives the shared, lazily computed
-:class:`synthaug.features.region.RegionStats` of one call and returns a ``(B, N_L)`` tensor; its
+:class:`synthaug.features.stats.RegionStats` of one call and returns a ``(B, N_L)`` tensor; its
 ``natural_range`` says which interval maps to 0..100 when features are normalised for
 controllability (see :func:`synthaug.features.maps.normalise_features`).
 
@@ -28,7 +28,7 @@ from synthaug._validate import closest
 from synthaug.errors import ValidationError
 
 if TYPE_CHECKING:
-    from synthaug.features.region import RegionStats
+    from synthaug.features.stats import RegionStats
 
 __all__ = [
     "FeatureSpec",

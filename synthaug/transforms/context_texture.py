@@ -45,7 +45,8 @@ from synthaug._validate import check_axis, check_choice, check_int, check_positi
 from synthaug.errors import ValidationError, WeightsError
 from synthaug.features import normalise_features
 from synthaug.features.calibrate import calibrate_with_stats
-from synthaug.features.region import RegionStats, features_of
+from synthaug.features.region import features_of
+from synthaug.features.stats import RegionStats
 from synthaug.inference.phases import phase
 from synthaug.networks.inference import infer
 from synthaug.transforms.acquisition import AcquisitionOptions, simulate_acquisition

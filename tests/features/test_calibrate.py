@@ -52,7 +52,7 @@ def test_calibrate_with_shared_stats_matches_calibrate_regions():
     import torch
 
     from synthaug.features.calibrate import calibrate_regions, calibrate_with_stats
-    from synthaug.features.region import RegionStats
+    from synthaug.features.stats import RegionStats
 
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (3, 12, 10), generator=g)
