@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ import numpy as np
 
 from synthaug.errors import DataError, ValidationError
 
-__all__ = ["PredictionCheck", "find_run", "predict"]
+__all__ = ["PredictionCheck", "check_inputs", "find_run", "predict"]
 
 Log = Callable[[str], None]
 
@@ -82,6 +81,100 @@ def _training_stats(raw: Path, labels: dict[str, int]) -> dict[str, tuple[float,
     return {n: (float(np.concatenate(v).mean()), float(np.concatenate(v).std())) for n, v in sums.items() if v}
 
 
+@dataclass(frozen=True)
+class _Input:
+    """One checked input: its file, its image as loaded and in RAS+, where its outputs go, what was noticed."""
+
+    path: Path
+    case: str
+    image: Any  # nibabel image as given
+    canonical: Any  # the same in RAS+ (nnU-Net's training orientation)
+    data: np.ndarray  # float32 voxels of ``canonical``
+    output: Path
+    check: Path
+    warnings: tuple[str, ...]
+
+
+def _stem(path: Path) -> str:
+    return path.name.split(".")[0]
+
+
+def check_inputs(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    channel: str,
+    training_spacing: Sequence[float],
+    spacing_factor: float = 2.0,
+) -> list[_Input]:
+    """Read and check every input before anything runs or is written; the errors name the file and the fix.
+
+    Refused: a missing or unreadable file, anything but a 3D single-channel image, NaN or infinite voxels, CT
+    without fat- or air-like values for a CT model (not in HU), two inputs with one output name, and an output
+    (or its check file) that already exists (a prediction is never overwritten). Noticed as warnings: another
+    orientation than RAS+ (reoriented and back), a spacing more than ``spacing_factor`` from the training one, MR
+    intensities reaching CT air.
+    """
+    import nibabel as nib
+
+    from synthaug.transforms.guards import AIR_HU, FAT_HU
+
+    out_dir = Path(out_dir)
+    if not inputs:
+        raise ValidationError("no input image: give one or more NIfTI files with -i.")
+    seen: dict[str, Path] = {}
+    checked = []
+    for i, path in enumerate(Path(p) for p in inputs):
+        if not path.is_file():
+            raise DataError(f"{path}: no such file.")
+        if _stem(path) in seen:
+            raise ValidationError(
+                f"{seen[_stem(path)]} and {path} would both be written as {out_dir / path.name}: give inputs with "
+                "distinct file names (or predict them into separate -o folders).")
+        seen[_stem(path)] = path
+        output, check = out_dir / path.name, out_dir / f"{_stem(path)}_synthaug_check.json"
+        for target in (output, check):
+            if target.exists():
+                raise DataError(f"{target} already exists; synthaug never overwrites a prediction. Choose another -o "
+                                "folder or move the earlier prediction away.")
+        try:
+            img = nib.load(str(path))
+            canon = nib.as_closest_canonical(img)
+            data = np.asarray(canon.dataobj, np.float32)
+        except Exception as exc:  # nibabel raises several types for unreadable or truncated files
+            raise DataError(f"{path}: not a NIfTI image nibabel can read ({type(exc).__name__}: {exc}).") from None
+        if data.ndim != 3:
+            raise ValidationError(f"{path}: expected a 3D single-channel image, got shape {data.shape}.")
+        if not np.isfinite(data).all():
+            raise ValidationError(f"{path}: the image holds NaN or infinite values.")
+        if channel.upper() == "CT" and float(data.min()) > FAT_HU:
+            raise ValidationError(
+                f"{path}: the model was trained on CT in Hounsfield units, but the image has no fat- or air-like "
+                f"value (minimum {float(data.min()):.1f} > {FAT_HU:g}); give CT in HU (or use a model trained on "
+                "your modality)."
+            )
+        warnings = []
+        axcodes = "".join(nib.aff2axcodes(img.affine))
+        if axcodes != "RAS":
+            warnings.append(f"orientation {axcodes}: reoriented to RAS (the training orientation) and back")
+        spacing = tuple(float(z) for z in canon.header.get_zooms()[:3])
+        far = [a for a, (sp, t) in enumerate(zip(sorted(spacing), sorted(training_spacing)))
+               if max(sp / t, t / sp) > spacing_factor]
+        if far:
+            warnings.append(f"spacing {spacing} mm is more than {spacing_factor}x from the training spacing "
+                            f"{tuple(training_spacing)} mm: nnU-Net resamples, but this resolution was never seen in "
+                            "training")
+        if channel.upper() != "CT" and float(data.min()) < AIR_HU:
+            warnings.append("intensities reach CT air (< -400): the model was trained on MR (z-scored per image)")
+        checked.append(_Input(path, f"case_{i:04d}", img, canon, data, output, check, tuple(warnings)))
+    return checked
+
+
+def _tmp(target: Path) -> Path:
+    """A temporary name beside ``target`` with its extension (written first, then renamed: never half a file)."""
+    return target.with_name(f".tmp-{os.getpid()}-{target.name}")
+
+
 def predict(
     work: str | Path,
     arm: str,
@@ -93,12 +186,15 @@ def predict(
     spacing_factor: float = 2.0,
     log: Log = print,
 ) -> list[PredictionCheck]:
-    """Predict ``inputs`` (NIfTI files, one channel) with the model of run (arm, seed); see the module docstring."""
+    """Predict ``inputs`` (NIfTI files, one channel) with the model of run (arm, seed); see the module docstring.
+
+    Every input is checked (:func:`check_inputs`) before nnU-Net runs; each output is written whole (temporary
+    file, then renamed) and never over an existing file.
+    """
     import nibabel as nib
 
     from synthaug.benchmark.downstream import _bin, _Env, open_dataset, run_logged
     from synthaug.benchmark.profiles import Profile
-    from synthaug.transforms.guards import AIR_HU, FAT_HU
 
     result, folder = find_run(work, arm, seed)
     meta = json.loads((Path(work) / "benchmark.json").read_text())
@@ -109,6 +205,8 @@ def predict(
     cfg = plans["configurations"][profile.configuration]
     train_spacing = tuple(float(s) for s in plans.get("original_median_spacing_after_transp", cfg["spacing"]))
     channel = str(ds.dataset_json.get("channel_names", {}).get("0", ""))
+    checked = check_inputs(inputs, out_dir, channel=channel, training_spacing=train_spacing,
+                           spacing_factor=spacing_factor)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = _training_stats(raw_train, ds.labels)
@@ -117,39 +215,9 @@ def predict(
     with tempfile.TemporaryDirectory(prefix="synthaug_predict_") as tmp:
         tmp = Path(tmp)
         (tmp / "in").mkdir()
-        orig = {}
-        warnings: dict[str, list[str]] = {}
-        for i, path in enumerate(inputs):
-            img = nib.load(str(path))
-            axcodes = "".join(nib.aff2axcodes(img.affine))
-            canon = nib.as_closest_canonical(img)
-            data = np.asarray(canon.dataobj, np.float32)
-            if data.ndim != 3:
-                raise ValidationError(f"{path}: expected a 3D single-channel image, got shape {data.shape}.")
-            if not np.isfinite(data).all():
-                raise ValidationError(f"{path}: the image holds NaN or infinite values.")
-            w = []
-            if axcodes != "RAS":
-                w.append(f"orientation {axcodes}: reoriented to RAS (the training orientation) and back")
-            spacing = tuple(float(z) for z in canon.header.get_zooms()[:3])
-            far = [a for a, (s, t) in enumerate(zip(sorted(spacing), sorted(train_spacing)))
-                   if max(s / t, t / s) > spacing_factor]
-            if far:
-                w.append(f"spacing {spacing} mm is more than {spacing_factor}x from the training spacing "
-                         f"{train_spacing} mm: nnU-Net resamples, but this resolution was never seen in training")
-            if channel.upper() == "CT" and float(data.min()) > FAT_HU:
-                raise ValidationError(
-                    f"{path}: the model was trained on CT in Hounsfield units, but the image has no fat- or air-like "
-                    f"value (minimum {float(data.min()):.1f} > {FAT_HU:g}); give CT in HU (or use a model trained on "
-                    "your modality)."
-                )
-            if channel.upper() != "CT" and float(data.min()) < AIR_HU:
-                warnings.setdefault(str(path), []).append(
-                    "intensities reach CT air (< -400): the model was trained on MR (z-scored per image)")
-            case = f"case_{i:04d}"
-            nib.save(nib.Nifti1Image(data, canon.affine, canon.header), str(tmp / "in" / f"{case}_0000.nii.gz"))
-            orig[case] = (Path(path), img)
-            warnings.setdefault(str(path), []).extend(w)
+        for item in checked:
+            nib.save(nib.Nifti1Image(item.data, item.canonical.affine, item.canonical.header),
+                     str(tmp / "in" / f"{item.case}_0000.nii.gz"))
         cmd = [_bin("nnUNetv2_predict"), "-i", str(tmp / "in"), "-o", str(tmp / "out"), "-d",
                str(result["train_dataset_id"]), "-c", profile.configuration, "-f", "all", "-tr",
                "nnUNetTrainerSynthAug", "-p", profile.plans, "-device", device, "-npp", "1", "-nps", "1",
@@ -160,38 +228,40 @@ def predict(
         log(f"[predict] {' '.join(cmd)}")
         run_logged(cmd, renv, tmp / "predict.log")
         names = {v: k for k, v in ds.labels.items()}
-        for case, (path, img) in orig.items():
-            pred_img = nib.load(str(tmp / "out" / f"{case}.nii.gz"))
-            pred = np.asarray(pred_img.dataobj).astype(np.int16)
-            canon = nib.as_closest_canonical(img)
-            data = np.asarray(canon.dataobj, np.float32)
+        for item in checked:
+            pred = np.asarray(nib.load(str(tmp / "out" / f"{item.case}.nii.gz")).dataobj).astype(np.int16)
+            warnings = list(item.warnings)
             intensity = {}
             for v in np.unique(pred):
                 if int(v) == 0 or names.get(int(v)) not in stats:
                     continue
                 n = names[int(v)]
-                mean = float(data[pred == v].mean())
+                mean = float(item.data[pred == v].mean())
                 t_mean, t_std = stats[n]
                 intensity[n] = {"mean": mean, "training_mean": t_mean, "training_std": t_std}
                 if abs(mean - t_mean) > 3 * max(t_std, 1e-6) and abs(mean - t_mean) > 50:
-                    warnings[str(path)].append(
+                    warnings.append(
                         f"predicted {n} has mean intensity {mean:.0f}, {abs(mean - t_mean) / max(t_std, 1e-6):.1f} training "
                         f"standard deviations from training ({t_mean:.0f} +- {t_std:.0f}): either out of the training domain "
                         "(e.g. contrast-enhanced vessels for a model trained on non-contrast CT) or mis-segmented; "
                         "check this class")
             # back to the input's own orientation and grid
-            ornt = nib.orientations.ornt_transform(nib.io_orientation(canon.affine), nib.io_orientation(img.affine))
+            img = item.image
+            ornt = nib.orientations.ornt_transform(nib.io_orientation(item.canonical.affine),
+                                                   nib.io_orientation(img.affine))
             back = nib.orientations.apply_orientation(pred, ornt)
-            target = out_dir / path.name
-            tmp_out = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+            tmp_out = _tmp(item.output)
             nib.save(nib.Nifti1Image(back.astype(np.int16), img.affine), str(tmp_out))
-            shutil.move(str(tmp_out), str(target))
-            spacing = tuple(float(z) for z in canon.header.get_zooms()[:3])
-            check = PredictionCheck(input=str(path), output=str(target), orientation="".join(nib.aff2axcodes(img.affine)),
-                                    spacing=spacing, training_spacing=train_spacing,
-                                    warnings=tuple(warnings[str(path)]), class_intensity=intensity)
-            (out_dir / f"{path.name.split('.')[0]}_synthaug_check.json").write_text(json.dumps(asdict(check), indent=2))
+            os.replace(tmp_out, item.output)
+            spacing = tuple(float(z) for z in item.canonical.header.get_zooms()[:3])
+            check = PredictionCheck(input=str(item.path), output=str(item.output),
+                                    orientation="".join(nib.aff2axcodes(img.affine)), spacing=spacing,
+                                    training_spacing=train_spacing, warnings=tuple(warnings),
+                                    class_intensity=intensity)
+            tmp_check = _tmp(item.check)
+            tmp_check.write_text(json.dumps(asdict(check), indent=2))
+            os.replace(tmp_check, item.check)
             for msg in check.warnings:
-                log(f"[predict] warning: {path.name}: {msg}")
+                log(f"[predict] warning: {item.path.name}: {msg}")
             checks.append(check)
     return checks

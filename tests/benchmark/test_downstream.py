@@ -4,6 +4,7 @@ end-to-end run on a tiny dataset with the ``smoke`` profile (real nnU-Net comman
 import json
 import os
 
+import numpy as np
 import pytest
 
 from synthaug.benchmark.arms import Arm, arms_from_file, builtin_arms, select_arms
@@ -248,6 +249,29 @@ def test_harness_end_to_end_on_a_tiny_dataset_then_resumes(tmp_path, tiny_weight
     meta, stored = load_results(work)
     assert len(stored) == 3 and meta["test_cases"] == ["case_006", "case_007"]
     assert os.path.islink(work / "raw" / folder.name)
+    # the trained model segments new images; one given in another orientation comes back in its own grid
+    import nibabel as nib
+
+    from synthaug.benchmark.predict import predict
+
+    given = nib.load(str(folder / "imagesTs" / "case_006_0000.nii.gz"))
+    ras = np.asarray(given.dataobj, np.float32)
+    (tmp_path / "new").mkdir()
+    nib.save(nib.Nifti1Image(ras, given.affine), str(tmp_path / "new" / "ras.nii.gz"))
+    lps_affine = given.affine @ np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps_affine[:2, 3] = given.affine[:2, :2] @ (np.array(ras.shape[:2]) - 1)  # same voxels in space, flipped axes
+    nib.save(nib.Nifti1Image(ras[::-1, ::-1].copy(), lps_affine), str(tmp_path / "new" / "lps.nii.gz"))
+    inputs = [tmp_path / "new" / "ras.nii.gz", tmp_path / "new" / "lps.nii.gz"]
+    checks = predict(work, "default", 0, inputs, tmp_path / "pred", log=lines.append)
+    assert [c.orientation for c in checks] == ["RAS", "LPS"] and "reoriented" in " ".join(checks[1].warnings)
+    out_ras, out_lps = (nib.load(str(tmp_path / "pred" / n)) for n in ("ras.nii.gz", "lps.nii.gz"))
+    np.testing.assert_allclose(out_lps.affine, lps_affine)
+    seg_ras, seg_lps = np.asarray(out_ras.dataobj), np.asarray(out_lps.dataobj)
+    assert seg_lps.shape == ras.shape and set(np.unique(seg_ras)) <= {0, 1, 2, 3}
+    np.testing.assert_array_equal(seg_lps, seg_ras[::-1, ::-1])
+    assert json.loads((tmp_path / "pred" / "lps_synthaug_check.json").read_text())["orientation"] == "LPS"
+    with pytest.raises(DataError, match="never overwrites a prediction"):
+        predict(work, "default", 0, inputs[:1], tmp_path / "pred", log=lines.append)
     # another seed only adds runs: the finished seed-0 runs stay
     lines.clear()
     more = get_profile("smoke").with_(seeds=(0, 1))
