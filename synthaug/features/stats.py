@@ -20,7 +20,7 @@ __all__ = ["RegionStats"]
 class RegionStats:
     """Shared, lazily computed per-region statistics handed to each feature's ``compute``.
 
-    Built by :func:`region_features` from validated inputs: ``image`` ``(B, 1, *spatial)`` float
+    Built by :func:`synthaug.features.region.region_features` from validated inputs: ``image`` ``(B, 1, *spatial)`` float
     and ``labels`` ``(B, *spatial)`` int64 in ``0..n_labels-1``. Custom features should use
     :meth:`region_sum` / :meth:`region_mean` / :meth:`gather` to stay vectorised.
     """
