@@ -81,19 +81,19 @@ class Checker:
 
 def load_checker(name: str, *, device: torch.device | str | None = None, slice_axis: int = 2) -> Checker:
     """Load frozen ``segmenter`` weights by registry name for the gate."""
-    from synthaug.weights.registry import get_card, load
+    from synthaug.weights.registry import check_family, get_card, list_weights, load
 
+    need = (f"recipe gate.checker={name!r}: the gate needs a 'segmenter' model trained on the training cases only "
+            "(`synthaug train segmenter --out DIR --set data=...`, registered through SYNTHAUG_WEIGHTS_PATH); remove "
+            "'gate' from the recipe otherwise.")
     try:
         card = get_card(name)
     except WeightsError as exc:
-        raise WeightsError(
-            f"recipe gate.checker={name!r}: no segmenter weights of that name. synthaug ships no 'segmenter' "
-            "weights yet (the checker family is reserved for a small segmenter trained on the training cases only). "
-            f"Remove 'gate' from the recipe, or register segmenter weights through SYNTHAUG_WEIGHTS_PATH. ({exc})"
-        ) from None
-    if card.family != "segmenter":
-        raise WeightsError(
-            f"recipe gate.checker={name!r} names {card.family!r} weights; the gate needs a 'segmenter' model."
-        )
+        known = sorted(c.name for c in list_weights() if c.family == "segmenter")
+        raise WeightsError(f"{need} {exc} Registered 'segmenter' weights: {', '.join(known) or 'none'}.") from None
+    try:
+        check_family(card, "segmenter", name)
+    except WeightsError as exc:
+        raise WeightsError(f"{need} {exc}") from None
     net, card = load(name, device=device)
     return Checker(net, card, slice_axis=slice_axis)

@@ -308,7 +308,7 @@ def test_label_dice_matches_hand_computation():
 
 
 def test_checker_by_name_gives_a_clear_error(tiny_weights):
-    with pytest.raises(WeightsError, match="ships no 'segmenter' weights yet"):
+    with pytest.raises(WeightsError, match="gate needs a 'segmenter' model.*Registered 'segmenter' weights: "):
         load_checker("segmenter_ct_a")
     with pytest.raises(WeightsError, match="needs a 'segmenter' model"):
         load_checker("tiny_ct")
